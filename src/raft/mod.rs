@@ -1,0 +1,6 @@
+//! Consensus: openraft wired to redb storage and a tonic transport.
+
+pub mod codec;
+pub mod snapshot;
+pub mod state_machine;
+pub mod types;
