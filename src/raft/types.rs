@@ -83,3 +83,18 @@ impl fmt::Display for Command {
         }
     }
 }
+
+/// Whose data a store holds. Both redb files record it when created and refuse to open for
+/// anyone else, so a data directory copied from another member or another lab is never
+/// silently adopted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreIdentity {
+    pub cluster_id: u64,
+    pub member_id: NodeId,
+}
+
+impl fmt::Display for StoreIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "member {:x} of cluster {:x}", self.member_id, self.cluster_id)
+    }
+}
