@@ -1,6 +1,7 @@
 //! Consensus: openraft wired to redb storage and a tonic transport.
 
 pub mod codec;
+pub mod log_store;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
