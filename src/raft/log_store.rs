@@ -3,7 +3,7 @@
 //!
 //! # Group commit
 //!
-//! Write throughput comes from sharing fsyncs. [`LogStore::append`] puts the new entries in an
+//! Write throughput comes from sharing fsyncs. `LogStore::append` puts the new entries in an
 //! in-memory cache, where every log reader sees them at once (openraft requires it), and queues
 //! them for a dedicated writer thread. The writer takes everything that is queued, writes it in
 //! one redb transaction, commits it with one fsync, and only then tells each append of the
@@ -610,8 +610,14 @@ impl Core {
         }
     }
 
+    /// The file holds something it should not: an entry that does not decode, or a hole.
     fn read_error(&self, what: impl fmt::Display) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, format!("reading the Raft log {}: {what}", self.path.display()))
+    }
+
+    /// redb could not do what was asked.
+    fn storage_error(&self, e: impl Into<redb::Error>) -> io::Error {
+        io::Error::other(format!("reading the Raft log {}: {}", self.path.display(), e.into()))
     }
 
     /// Splits a read into the entries the cache holds and a read of older ones from disk.
@@ -648,7 +654,7 @@ impl Core {
             .map(|c| c.entry.clone())
             .collect();
         let disk = if start < cache_start {
-            let txn = self.db.begin_read().map_err(|e| self.read_error(e))?;
+            let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
             Some(DiskRead { txn, indexes: start..cache_start })
         } else {
             None
@@ -658,11 +664,11 @@ impl Core {
 
     fn read_from_disk(&self, read: DiskRead) -> io::Result<Vec<Entry>> {
         let DiskRead { txn, indexes } = read;
-        let table = txn.open_table(LOG).map_err(|e| self.read_error(e))?;
+        let table = txn.open_table(LOG).map_err(|e| self.storage_error(e))?;
         let mut entries = Vec::with_capacity(usize::try_from(indexes.end - indexes.start).unwrap_or(0));
         let mut expected = indexes.start;
-        for item in table.range(indexes.clone()).map_err(|e| self.read_error(e))? {
-            let (key, value) = item.map_err(|e| self.read_error(e))?;
+        for item in table.range(indexes.clone()).map_err(|e| self.storage_error(e))? {
+            let (key, value) = item.map_err(|e| self.storage_error(e))?;
             let index = key.value();
             if index != expected {
                 return Err(self.read_error(format_args!("entry {expected} is missing")));
@@ -685,16 +691,16 @@ impl Core {
         let core = self.clone();
         let mut entries = tokio::task::spawn_blocking(move || core.read_from_disk(disk))
             .await
-            .map_err(|e| self.read_error(format_args!("the read task failed: {e}")))??;
+            .map_err(|e| io::Error::other(format!("reading the Raft log {}: the read task failed: {e}", self.path.display())))??;
         entries.extend(cached);
         Ok(entries)
     }
 
     #[cfg(test)]
     fn last_index_on_disk(&self) -> io::Result<Option<u64>> {
-        let txn = self.db.begin_read().map_err(|e| self.read_error(e))?;
-        let table = txn.open_table(LOG).map_err(|e| self.read_error(e))?;
-        let last = table.last().map_err(|e| self.read_error(e))?;
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(LOG).map_err(|e| self.storage_error(e))?;
+        let last = table.last().map_err(|e| self.storage_error(e))?;
         Ok(last.map(|(key, _)| key.value()))
     }
 
