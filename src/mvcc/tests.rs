@@ -1,0 +1,1 @@
+//! Tests of the MVCC store against etcd 3.4 rules.
