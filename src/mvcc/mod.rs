@@ -67,6 +67,8 @@ pub(crate) mod view;
 pub(crate) mod write;
 
 #[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
 mod tests;
 
 pub use error::StoreError;

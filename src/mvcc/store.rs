@@ -109,8 +109,14 @@ pub struct MvccStore {
     identity: StoreIdentity,
     db: Database,
     state: RwLock<State>,
-    last_durable: Mutex<Instant>,
+    durability: Mutex<DurableClock>,
     feed: broadcast::Sender<WatchFeed>,
+}
+
+/// When the last durable commit was, and how long non-durable ones may pile up after it.
+struct DurableClock {
+    last: Instant,
+    every: Duration,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -127,6 +133,8 @@ impl MvccStore {
         let exists = path.try_exists().map_err(|e| StoreError::io(path, e))?;
         if !exists {
             create(path, identity)?;
+        } else {
+            check_owner_without_writing(path, identity)?;
         }
         let db = Database::builder().open(path).map_err(|e| open_error(path, e))?;
         let state = load(&db, path, identity)?;
@@ -136,7 +144,7 @@ impl MvccStore {
             identity,
             db,
             state: RwLock::new(state),
-            last_durable: Mutex::new(Instant::now()),
+            durability: Mutex::new(DurableClock { last: Instant::now(), every: DURABLE_EVERY }),
             feed,
         })
     }
@@ -281,17 +289,26 @@ impl MvccStore {
 
     /// Makes everything applied so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let mut last = self.last_durable.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clock = self.clock();
         self.durable_commit()?;
-        *last = Instant::now();
+        clock.last = Instant::now();
         Ok(())
     }
 
+    /// Changes how long applied batches may stay non-durable ([`DURABLE_EVERY`] by default).
+    pub fn set_durable_interval(&self, every: Duration) {
+        self.clock().every = every;
+    }
+
+    fn clock(&self) -> std::sync::MutexGuard<'_, DurableClock> {
+        self.durability.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn flush_if_due(&self) -> Result<(), StoreError> {
-        let mut last = self.last_durable.lock().unwrap_or_else(|p| p.into_inner());
-        if last.elapsed() >= DURABLE_EVERY {
+        let mut clock = self.clock();
+        if clock.last.elapsed() >= clock.every {
             self.durable_commit()?;
-            *last = Instant::now();
+            clock.last = Instant::now();
         }
         Ok(())
     }
@@ -361,7 +378,7 @@ impl MvccStore {
         let (revision, compact_revision) = (fresh.revision, fresh.compact_revision);
         *state = fresh;
         drop(state);
-        *self.last_durable.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.clock().last = Instant::now();
         let _ = self.feed.send(WatchFeed::Restored { revision, compact_revision });
         Ok(())
     }
@@ -627,22 +644,41 @@ fn open_meta(rtx: &ReadTransaction, path: &Path) -> Result<ReadOnlyTable<&'stati
     })
 }
 
+/// Opening a redb file read-write and closing it rewrites its header, so a file that turns
+/// out to be someone else's is first looked at read-only: it stays byte for byte as it was.
+/// (A file that was not closed cleanly cannot be opened read-only; its owner is then checked
+/// after the read-write open has recovered it, which only ever rolls back to its last
+/// durable commit.)
+fn check_owner_without_writing(path: &Path, identity: StoreIdentity) -> Result<(), StoreError> {
+    match redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => {
+            let rtx = db.begin_read().at(path)?;
+            check_owner(&rtx, path, identity)
+        }
+        Err(redb::DatabaseError::RepairAborted) => Ok(()),
+        Err(e) => Err(open_error(path, e)),
+    }
+}
+
+fn check_owner(rtx: &ReadTransaction, path: &Path, identity: StoreIdentity) -> Result<(), StoreError> {
+    let meta = open_meta(rtx, path)?;
+    let bytes = meta
+        .get(IDENTITY_KEY)
+        .at(path)?
+        .ok_or_else(|| StoreError::damaged(path, "no owner recorded"))?;
+    let found = StoreIdentityRecord::decode(bytes.value())
+        .map_err(|e| StoreError::damaged(path, format!("owner record: {e}")))?;
+    let found = StoreIdentity { cluster_id: found.cluster_id, member_id: found.member_id };
+    if found != identity {
+        return Err(StoreError::Foreign { path: path.to_path_buf(), found, expected: identity });
+    }
+    Ok(())
+}
+
 /// Reads a state file back into memory, checking whose it is first.
 fn load(db: &Database, path: &Path, identity: StoreIdentity) -> Result<State, StoreError> {
     let rtx = db.begin_read().at(path)?;
-    {
-        let meta = open_meta(&rtx, path)?;
-        let bytes = meta
-            .get(IDENTITY_KEY)
-            .at(path)?
-            .ok_or_else(|| StoreError::damaged(path, "no owner recorded"))?;
-        let found = StoreIdentityRecord::decode(bytes.value())
-            .map_err(|e| StoreError::damaged(path, format!("owner record: {e}")))?;
-        let found = StoreIdentity { cluster_id: found.cluster_id, member_id: found.member_id };
-        if found != identity {
-            return Err(StoreError::Foreign { path: path.to_path_buf(), found, expected: identity });
-        }
-    }
+    check_owner(&rtx, path, identity)?;
     let stored = read_state(&rtx, path)?;
     let mut state = State::empty();
     state.revision = stored.revision;

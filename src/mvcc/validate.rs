@@ -218,11 +218,12 @@ mod tests {
         let wide = TxnRequest { compare: (0..128).map(|i| cmp(&format!("c{i}"))).collect(), success: many(128), failure: many(128) };
         assert_eq!(txn(&wide), Ok(()));
         // a nested txn gets what is left: 128 - 100 = 28
+        let nested = |n: usize| txn_op((0..n).map(|i| put_op(&format!("n{i}"))).collect(), vec![]);
         let mut ops = many(99);
-        ops.push(txn_op(many(28), vec![]));
+        ops.push(nested(28));
         assert_eq!(txn(&txn_of(ops.clone())), Ok(()));
         ops.pop();
-        ops.push(txn_op(many(29), vec![]));
+        ops.push(nested(29));
         assert_eq!(txn(&txn_of(ops)), Err(EtcdError::TooManyOps));
     }
 
