@@ -69,6 +69,8 @@ pub(crate) mod write;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::StoreError;
