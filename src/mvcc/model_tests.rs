@@ -322,7 +322,12 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    // failing cases are remembered next to this file (src/mvcc/model_tests.txt)
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::SourceParallel("txt"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_store_behaves_like_the_model(steps in prop::collection::vec(step(), 1..40)) {
