@@ -6,6 +6,9 @@
 
 use std::ops::Bound;
 
+/// Bounds of a key range over byte-string keys.
+pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySpan<'a> {
     One(&'a [u8]),
@@ -32,7 +35,7 @@ impl<'a> KeySpan<'a> {
 
     /// Bounds for a `BTreeMap::range` over the span, or `None` when the span is empty
     /// (`BTreeMap::range` panics on an inverted range, and a client may well send one).
-    pub fn bounds(&self) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+    pub fn bounds(&self) -> Option<KeyBounds<'a>> {
         match *self {
             KeySpan::One(key) => Some((Bound::Included(key), Bound::Included(key))),
             KeySpan::From(start) => Some((Bound::Included(start), Bound::Unbounded)),

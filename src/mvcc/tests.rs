@@ -607,7 +607,7 @@ fn a_foreign_or_damaged_state_file_is_refused_and_left_alone() {
 
 #[test]
 fn the_same_commands_give_the_same_results_and_history_in_one_batch_or_many() {
-    let script = vec![
+    let script = [
         put("a", "1"),
         grant(1, 10),
         put_with(PutRequest { lease: 1, ..put_req("b", "2") }),
