@@ -668,3 +668,50 @@ fn a_restore_replaces_everything_and_tells_watchers() {
     assert!(target.store.restore(snap.state(), broken).is_err());
     assert_eq!(target.store.hash_kv(0).unwrap(), before);
 }
+
+#[test]
+fn readers_never_see_half_a_batch_or_a_compacted_record() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::Ordering;
+
+    let s = TestStore::new();
+    let store = Arc::new(s.store);
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !done.load(Ordering::Relaxed) {
+                    // both keys are always written together: a consistent view has them equal
+                    let served = store.range(&range_req("a", "c")).expect("read current");
+                    let values: Vec<_> = served.response.kvs.iter().map(|kv| kv.value.clone()).collect();
+                    assert!(values.is_empty() || (values.len() == 2 && values[0] == values[1]), "{values:?}");
+                    // an old revision is either readable or compacted, never missing
+                    let old = served.revision - 3;
+                    match store.range(&RangeRequest { revision: old.max(1), ..range_req("a", "c") }) {
+                        Ok(r) => assert!(r.response.kvs.len() != 1, "half a revision at {old}"),
+                        Err(e) => assert_eq!(e, EtcdError::Compacted),
+                    }
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for i in 0..400i64 {
+        let both = TxnRequest { success: vec![op_put("a", &i.to_string()), op_put("b", &i.to_string())], ..Default::default() };
+        let mut batch = vec![txn(both)];
+        if i % 10 == 9 {
+            batch.push(compact(store.revision() - 1));
+        }
+        applied += batch.len() as u64;
+        store.apply(batch.iter(), &applied_at(applied)).unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+}
