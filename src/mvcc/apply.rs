@@ -38,13 +38,16 @@ pub(crate) fn apply_command(
         }
         Err(Failure::Storage(e)) => return Err(e),
     };
-    Ok(CommandResult { revision: w.state.revision, result: Some(outcome) })
+    Ok(CommandResult {
+        revision: w.state.revision,
+        result: Some(outcome),
+    })
 }
 
 fn execute(w: &mut Writer<'_, '_>, cmd: &Command) -> Result<Outcome, Failure> {
     // The API layer validated this already; checking again keeps a malformed entry (which no
     // raftty member would propose) from doing anything but failing the same way everywhere.
-    validate::command(cmd)?;
+    validate::check_command(cmd)?;
     Ok(match &cmd.op {
         Some(Op::Put(req)) => {
             if req.lease != 0 && !w.lease_exists(req.lease) {

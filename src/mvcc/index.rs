@@ -42,7 +42,9 @@ pub fn latest_at(history: &[IndexEntry], at: i64) -> Option<IndexEntry> {
 
 /// The revision holding the key's value at `at`, if the key exists then.
 pub fn live_at(history: &[IndexEntry], at: i64) -> Option<Revision> {
-    latest_at(history, at).filter(|e| !e.tombstone).map(|e| e.rev)
+    latest_at(history, at)
+        .filter(|e| !e.tombstone)
+        .map(|e| e.rev)
 }
 
 /// How many leading entries a compaction at `at` removes from a history.
@@ -91,7 +93,11 @@ impl KeyIndex {
     ) -> Box<dyn Iterator<Item = (&'s Bytes, &'s [IndexEntry])> + 's> {
         match span.bounds() {
             None => Box::new(std::iter::empty()),
-            Some(bounds) => Box::new(self.keys.range::<[u8], _>(bounds).map(|(k, h)| (k, h.as_slice()))),
+            Some(bounds) => Box::new(
+                self.keys
+                    .range::<[u8], _>(bounds)
+                    .map(|(k, h)| (k, h.as_slice())),
+            ),
         }
     }
 
@@ -119,7 +125,10 @@ impl KeyIndex {
     /// The revisions holding each key's value at `at` (etcd's `Keep`): of the history at or
     /// below a compaction point, the part a hash at `at` covers.
     pub fn live_revisions_at(&self, at: i64) -> HashSet<Revision> {
-        self.keys.values().filter_map(|history| live_at(history, at)).collect()
+        self.keys
+            .values()
+            .filter_map(|history| live_at(history, at))
+            .collect()
     }
 
     pub fn key_count(&self) -> usize {
@@ -137,10 +146,16 @@ mod tests {
     use super::*;
 
     fn put(main: i64) -> IndexEntry {
-        IndexEntry { rev: Revision::new(main, 0), tombstone: false }
+        IndexEntry {
+            rev: Revision::new(main, 0),
+            tombstone: false,
+        }
     }
     fn tomb(main: i64) -> IndexEntry {
-        IndexEntry { rev: Revision::new(main, 0), tombstone: true }
+        IndexEntry {
+            rev: Revision::new(main, 0),
+            tombstone: true,
+        }
     }
 
     #[test]

@@ -67,9 +67,9 @@ pub(crate) mod view;
 pub(crate) mod write;
 
 #[cfg(test)]
-pub(crate) mod testkit;
-#[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
@@ -86,6 +86,5 @@ pub use store::LeaseInfo;
 pub use store::MvccStore;
 pub use store::RestoreItem;
 pub use store::STATE_FILE;
-pub use store::Served;
 pub use store::StoreSnapshot;
 pub use txn::is_read_only;

@@ -25,9 +25,14 @@ use crate::proto::mvccpb::KeyValue;
 /// (what etcd puts in responses nested in a txn); the server replaces it at the top level.
 pub(crate) fn range(view: &impl ReadView, req: &RangeRequest) -> Result<RangeResponse, Failure> {
     let at = resolve_read_revision(view, req.revision)?;
-    let live = view.index().live(KeySpan::new(&req.key, &req.range_end), at);
+    let live = view
+        .index()
+        .live(KeySpan::new(&req.key, &req.range_end), at);
     let mut resp = RangeResponse {
-        header: Some(ResponseHeader { revision: view.read_revision(), ..Default::default() }),
+        header: Some(ResponseHeader {
+            revision: view.read_revision(),
+            ..Default::default()
+        }),
         count: live.len() as i64,
         ..Default::default()
     };
