@@ -26,5 +26,6 @@
 //! - `proto.rs`: the generated protobuf code (`proto/` holds the definitions).
 
 pub mod errors;
+pub mod mvcc;
 pub mod proto;
 pub mod raft;
