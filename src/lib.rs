@@ -23,9 +23,19 @@
 //! - `pki.rs`: the lab's certificate authority and the TLS settings of every port.
 //! - `client.rs`: an etcd client over mTLS, used by the lab, the benchmark and the tests.
 //! - `errors.rs`: the errors clients see, with etcd's codes and messages.
+//! - `bench/`: `raftty bench`, a load generator run against raftty and, side by side, etcd.
 //! - `proto.rs`: the generated protobuf code (`proto/` holds the definitions).
 
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod commands;
 pub mod errors;
+pub mod lab;
+pub mod member;
 pub mod mvcc;
+pub mod node;
+pub mod pki;
 pub mod proto;
 pub mod raft;

@@ -215,6 +215,53 @@ pub fn snapshot_meta_from_pb(m: &pb::SnapshotMeta) -> Result<(Vote, SnapshotMeta
     Ok((vote, meta))
 }
 
+pub fn transfer_leader_request_from_pb(r: &pb::TransferLeaderRequest) -> Result<TransferLeaderRequest, DecodeError> {
+    Ok(TransferLeaderRequest::new(
+        required_vote(&r.from_leader, "transfer-leader request")?,
+        r.to_node_id,
+        opt_log_id_from_pb(&r.last_log_id),
+    ))
+}
+
+pub fn transfer_leader_response_to_pb(r: &TransferLeaderResponse) -> pb::TransferLeaderResponse {
+    use openraft::raft::TransferLeaderError;
+    use pb::transfer_leader_response::Outcome;
+    let mut out = pb::TransferLeaderResponse::default();
+    match r {
+        Ok(()) => out.set_outcome(Outcome::Ok),
+        Err(TransferLeaderError::VoteChanged { expected, actual }) => {
+            out.set_outcome(Outcome::VoteChanged);
+            out.expected_vote = Some(vote_to_pb(expected));
+            out.actual_vote = Some(vote_to_pb(actual));
+        }
+        Err(TransferLeaderError::LogNotFlushed { expected, actual }) => {
+            out.set_outcome(Outcome::LogNotFlushed);
+            out.expected_log_id = opt_log_id_to_pb(expected);
+            out.actual_log_id = opt_log_id_to_pb(actual);
+        }
+    }
+    out
+}
+
+pub fn transfer_leader_response_from_pb(r: &pb::TransferLeaderResponse) -> Result<TransferLeaderResponse, DecodeError> {
+    use openraft::raft::TransferLeaderError;
+    use pb::transfer_leader_response::Outcome;
+    let what = "transfer-leader response";
+    let outcome = Outcome::try_from(r.outcome)
+        .map_err(|_| DecodeError { what, why: format!("unknown outcome {}", r.outcome) })?;
+    Ok(match outcome {
+        Outcome::Ok => Ok(()),
+        Outcome::VoteChanged => Err(TransferLeaderError::VoteChanged {
+            expected: required_vote(&r.expected_vote, what)?,
+            actual: required_vote(&r.actual_vote, what)?,
+        }),
+        Outcome::LogNotFlushed => Err(TransferLeaderError::LogNotFlushed {
+            expected: opt_log_id_from_pb(&r.expected_log_id),
+            actual: opt_log_id_from_pb(&r.actual_log_id),
+        }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

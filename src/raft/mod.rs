@@ -2,6 +2,8 @@
 
 pub mod codec;
 pub mod log_store;
+pub mod network;
+pub mod peer_service;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;

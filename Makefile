@@ -1,0 +1,37 @@
+# raftty: `make run` to start, `make test` to prove it works.
+
+CARGO ?= cargo
+
+.PHONY: run test bench torture lint build etcdctl
+
+## Build in release mode and start raftty.
+run:
+	$(CARGO) build --release
+	./target/release/raftty
+
+## Run every test (unit, integration with real member processes, etcdctl, short torture).
+test: etcdctl
+	$(CARGO) test --all-targets
+
+## Release-mode benchmark: raftty side by side with etcd when `etcd` is on PATH.
+bench:
+	$(CARGO) build --release
+	./target/release/raftty bench
+
+## fmt and clippy, warnings are errors.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --release
+
+## The integration tests drive the real etcdctl (3.4, Debian package etcd-client).
+etcdctl:
+	@if command -v etcdctl >/dev/null 2>&1; then exit 0; fi; \
+	echo "etcdctl not found: installing the Debian package etcd-client"; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi; \
+	if [ "$$SUDO" != none ] && command -v apt-get >/dev/null 2>&1 && \
+	   $$SUDO apt-get update && $$SUDO apt-get install -y etcd-client && command -v etcdctl >/dev/null 2>&1; then exit 0; fi; \
+	echo "error: the tests need etcdctl 3.4. Install it (Debian/Ubuntu: apt-get install etcd-client) and run make test again." >&2; \
+	exit 1

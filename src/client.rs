@@ -1,0 +1,70 @@
+//! An etcd v3 client over mTLS: what the lab supervisor, the benchmark and the tests use to
+//! talk to members exactly as etcdctl would.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use anyhow::Result;
+use tonic::transport::Channel;
+use tonic::transport::Endpoint;
+
+use crate::pki::CertFiles;
+use crate::proto::etcdserverpb::cluster_client::ClusterClient;
+use crate::proto::etcdserverpb::kv_client::KvClient;
+use crate::proto::etcdserverpb::lease_client::LeaseClient;
+use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use crate::proto::etcdserverpb::watch_client::WatchClient;
+
+/// One connection to one member, with a stub per etcd service.
+#[derive(Clone)]
+pub struct EtcdClient {
+    pub endpoint: String,
+    pub kv: KvClient<Channel>,
+    pub maintenance: MaintenanceClient<Channel>,
+    pub cluster: ClusterClient<Channel>,
+    pub lease: LeaseClient<Channel>,
+    pub watch: WatchClient<Channel>,
+}
+
+impl EtcdClient {
+    /// Connects to `endpoint` (an `https://host:port` URL) with the given certificate.
+    pub async fn connect(endpoint: &str, cert: &CertFiles, timeout: Duration) -> Result<EtcdClient> {
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .with_context(|| format!("bad endpoint {endpoint}"))?
+            .tls_config(cert.client_tls()?)?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {endpoint}"))?;
+        Ok(EtcdClient::from_channel(endpoint, channel))
+    }
+
+    /// Like `connect`, but the connection is made on first use: for fan-out clients that
+    /// must not fail just because one member is down right now.
+    pub fn connect_lazy(endpoint: &str, cert: &CertFiles, timeout: Duration) -> Result<EtcdClient> {
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .with_context(|| format!("bad endpoint {endpoint}"))?
+            .tls_config(cert.client_tls()?)?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(EtcdClient::from_channel(endpoint, channel))
+    }
+
+    fn from_channel(endpoint: &str, channel: Channel) -> EtcdClient {
+        // etcd allows requests up to 1.5 MiB plus gRPC overhead; raise tonic's 4 MiB decode
+        // limit for responses, which can be larger than any request (a big range).
+        const MAX_RESPONSE: usize = 512 * 1024 * 1024;
+        EtcdClient {
+            endpoint: endpoint.to_string(),
+            kv: KvClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE),
+            maintenance: MaintenanceClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE),
+            cluster: ClusterClient::new(channel.clone()),
+            lease: LeaseClient::new(channel.clone()),
+            watch: WatchClient::new(channel).max_decoding_message_size(MAX_RESPONSE),
+        }
+    }
+}

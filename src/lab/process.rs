@@ -1,0 +1,176 @@
+//! Member processes: starting them detached, finding them again, signalling them.
+//!
+//! A member outlives the command that started it (so `etcdctl` keeps working after `raftty
+//! up` returns), so the supervisor knows its members only through pid files. A pid is
+//! trusted only if `/proc/<pid>/cmdline` shows that very member of that very lab: pids get
+//! reused.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::Instant;
+
+use anyhow::Context;
+use anyhow::Result;
+use nix::sys::signal::Signal;
+use nix::sys::signal::{self};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::lab::Lab;
+
+/// What the operating system says about a member's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    Running,
+    /// Stopped by SIGSTOP: frozen like a VM stall or a long GC pause.
+    Paused,
+    Exited,
+}
+
+impl std::fmt::Display for ProcessState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProcessState::Running => "running",
+            ProcessState::Paused => "paused",
+            ProcessState::Exited => "exited",
+        })
+    }
+}
+
+/// The process of one member, as found on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberProcess {
+    pub pid: Option<i32>,
+    pub state: ProcessState,
+}
+
+impl Lab {
+    fn pid_file(&self, member: &str) -> PathBuf {
+        self.run_dir().join(format!("{member}.pid"))
+    }
+
+    pub fn log_file(&self, member: &str) -> PathBuf {
+        self.logs_dir().join(format!("{member}.log"))
+    }
+
+    /// Finds the process of `member`, if it is alive.
+    pub fn process(&self, member: &str) -> MemberProcess {
+        let exited = MemberProcess { pid: None, state: ProcessState::Exited };
+        let Some(pid) = fs::read_to_string(self.pid_file(member)).ok().and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return exited;
+        };
+        if !self.is_member_process(pid, member) {
+            return exited;
+        }
+        match proc_state(pid) {
+            Some('Z') | Some('X') | None => exited,
+            Some('T') | Some('t') => MemberProcess { pid: Some(pid), state: ProcessState::Paused },
+            Some(_) => MemberProcess { pid: Some(pid), state: ProcessState::Running },
+        }
+    }
+
+    fn is_member_process(&self, pid: i32, member: &str) -> bool {
+        let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let has = |s: &str| args.iter().any(|a| *a == s.as_bytes());
+        has("node") && has(member) && has(&self.dir.display().to_string())
+    }
+
+    /// Starts `member` detached from this process: own session, output to its log file.
+    pub fn spawn_member(&self, member: &str) -> Result<i32> {
+        let exe = std::env::current_exe().context("finding the raftty executable")?;
+        fs::create_dir_all(self.run_dir())?;
+        fs::create_dir_all(self.logs_dir())?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file(member))
+            .with_context(|| format!("opening {}", self.log_file(member).display()))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("node")
+            .arg("--lab-dir")
+            .arg(&self.dir)
+            .arg("--name")
+            .arg(member)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // A new session: Ctrl-C in the terminal that ran `raftty up`, or closing it, must not
+        // take the cluster down with it.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        // Dropping the handle neither waits for nor kills the member: it runs on its own.
+        let child = cmd.spawn().with_context(|| format!("starting member {member}"))?;
+        let pid = child.id() as i32;
+        fs::write(self.pid_file(member), pid.to_string())?;
+        Ok(pid)
+    }
+
+    /// Sends `signal` to `member`; false when it is not running.
+    pub fn signal_member(&self, member: &str, sig: Signal) -> Result<bool> {
+        let proc = self.process(member);
+        let Some(pid) = proc.pid else { return Ok(false) };
+        signal::kill(Pid::from_raw(pid), sig).with_context(|| format!("sending {sig} to {member} (pid {pid})"))?;
+        Ok(true)
+    }
+
+    /// Stops `member` gracefully (SIGTERM, and SIGKILL if it has not exited within `grace`).
+    /// Returns whether it was running.
+    pub fn stop_member(&self, member: &str, grace: Duration) -> Result<bool> {
+        let proc = self.process(member);
+        let Some(pid) = proc.pid else { return Ok(false) };
+        let pid = Pid::from_raw(pid);
+        if proc.state == ProcessState::Paused {
+            // A stopped process cannot act on SIGTERM until it runs again.
+            let _ = signal::kill(pid, Signal::SIGCONT);
+        }
+        let _ = signal::kill(pid, Signal::SIGTERM);
+        if !self.wait_exit(member, grace) {
+            let _ = signal::kill(pid, Signal::SIGKILL);
+            self.wait_exit(member, Duration::from_secs(5));
+        }
+        let _ = fs::remove_file(self.pid_file(member));
+        Ok(true)
+    }
+
+    /// Waits until `member` is no longer running; false on timeout.
+    pub fn wait_exit(&self, member: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.process(member).state == ProcessState::Exited {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last lines a member wrote to its log: what to show when it fails to start.
+    pub fn log_tail(&self, member: &str, lines: usize) -> String {
+        let text = fs::read_to_string(self.log_file(member)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// The one-letter state in `/proc/<pid>/stat` (R, S, D, T, Z, ...).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces; the state follows it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}

@@ -1,0 +1,151 @@
+//! Bringing a lab up and down: the same code behind `raftty up`/`down` and the terminal app.
+
+use std::path::Path;
+use std::time::Duration;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::client::EtcdClient;
+use crate::lab::Lab;
+use crate::lab::Tempo;
+use crate::lab::process::ProcessState;
+use crate::lab::status;
+use crate::proto::etcdserverpb::RangeRequest;
+
+/// How long `up` waits for a cluster to elect a leader and answer before giving up.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct UpReport {
+    pub created: bool,
+    /// Members this call started.
+    pub started: Vec<String>,
+    /// Members that were already running and were left alone.
+    pub already_running: Vec<String>,
+}
+
+/// Creates the lab if needed and starts every member that is not running.
+pub async fn up(home: &Path, name: &str, nodes: Option<usize>, tempo: Option<Tempo>) -> Result<(Lab, UpReport)> {
+    let created = !Lab::exists(home, name);
+    let mut lab = if created {
+        Lab::create(home, name, nodes.unwrap_or(3), tempo.unwrap_or(Tempo::ETCD))?
+    } else {
+        let lab = Lab::open(home, name)?;
+        let members = lab.config.active_members().count();
+        if let Some(n) = nodes {
+            anyhow::ensure!(
+                n == members,
+                "lab {name:?} already has {members} members; grow or shrink it with `raftty member add/remove`, \
+                 or start afresh with `raftty down --purge`"
+            );
+        }
+        if let Some(t) = tempo {
+            anyhow::ensure!(
+                t == lab.config.tempo,
+                "lab {name:?} already runs at another tempo; change it with `raftty tempo`"
+            );
+        }
+        lab
+    };
+
+    let mut report = UpReport { created, started: Vec::new(), already_running: Vec::new() };
+    let members: Vec<String> = lab.config.active_members().map(|m| m.name.clone()).collect();
+    for member in &members {
+        if lab.process(member).state == ProcessState::Exited {
+            lab.spawn_member(member)?;
+            report.started.push(member.clone());
+        } else {
+            report.already_running.push(member.clone());
+        }
+    }
+    if !report.started.is_empty() {
+        wait_ready(&lab, READY_TIMEOUT).await?;
+    }
+    if !lab.config.bootstrapped {
+        lab.config.bootstrapped = true;
+        lab.config.save(&lab.dir)?;
+    }
+    lab.reload()?;
+    Ok((lab, report))
+}
+
+/// Waits until every running member knows the same leader and a linearizable read succeeds.
+/// On timeout, the error says what was still missing and shows the members' last log lines.
+pub async fn wait_ready(lab: &Lab, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let cert = lab.root_cert();
+    let mut last_problem;
+    loop {
+        let status = status::gather(lab, Duration::from_secs(1)).await?;
+        last_problem = match status.agreed_leader() {
+            None => {
+                let seen: Vec<String> = status
+                    .nodes
+                    .iter()
+                    .map(|n| format!("{}: {}", n.name, n.leader.as_deref().or(n.error.as_deref()).unwrap_or("no leader")))
+                    .collect();
+                format!("the members do not agree on a leader yet ({})", seen.join(", "))
+            }
+            Some(leader) => {
+                let url = lab.config.member(leader)?.client_url();
+                let read = async {
+                    let mut c = EtcdClient::connect(&url, &cert, Duration::from_secs(2)).await?;
+                    c.kv.range(RangeRequest { key: "health".into(), ..Default::default() }).await?;
+                    anyhow::Ok(())
+                };
+                match read.await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => format!("leader {leader} does not answer reads yet: {e:#}"),
+                }
+            }
+        };
+        let dead: Vec<&str> =
+            status.nodes.iter().filter(|n| n.state == ProcessState::Exited).map(|n| n.name.as_str()).collect();
+        if Instant::now() >= deadline || (!dead.is_empty() && dead.len() == status.nodes.len()) {
+            let mut msg = format!("lab {} is not ready after {:?}: {last_problem}", lab.name(), timeout);
+            for n in &status.nodes {
+                if n.state == ProcessState::Exited {
+                    msg.push_str(&format!("\n\n{} exited; last lines of {}:\n{}", n.name, lab.log_file(&n.name).display(), lab.log_tail(&n.name, 15)));
+                }
+            }
+            anyhow::bail!(msg);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops every member of the lab; with `purge`, deletes the lab's folder too.
+pub fn down(home: &Path, name: &str, purge: bool) -> Result<Vec<String>> {
+    let lab = Lab::open(home, name)?;
+    let mut stopped = Vec::new();
+    for m in &lab.config.members {
+        if lab.stop_member(&m.name, Duration::from_secs(10))? {
+            stopped.push(m.name.clone());
+        }
+    }
+    if purge {
+        std::fs::remove_dir_all(&lab.dir)?;
+    }
+    Ok(stopped)
+}
+
+/// `export` lines that point etcdctl at the lab (`eval "$(raftty env)"`).
+pub fn env_exports(lab: &Lab) -> String {
+    let cert = lab.root_cert();
+    let quote = |p: &Path| shell_quote(&p.display().to_string());
+    format!(
+        "export ETCDCTL_API=3\nexport ETCDCTL_ENDPOINTS={}\nexport ETCDCTL_CACERT={}\nexport ETCDCTL_CERT={}\nexport ETCDCTL_KEY={}\n",
+        shell_quote(&lab.endpoints().join(",")),
+        quote(&cert.ca),
+        quote(&cert.cert),
+        quote(&cert.key),
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,190 @@
+//! `raftty node`: one cluster member, in its own process.
+//!
+//! It opens its storage (refusing data that is damaged or belongs to someone else), starts
+//! Raft, binds its ports (all mTLS), bootstraps the cluster together with the other initial
+//! members the first time, and serves until SIGTERM or SIGINT.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use anyhow::Result;
+use openraft::Config;
+use openraft::SnapshotPolicy;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::api;
+use crate::lab::Lab;
+use crate::lab::Tempo;
+use crate::member::Member;
+use crate::pki;
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::rafttypb::raft_peer_server::RaftPeerServer;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::PeerChannels;
+use crate::raft::network::PeerNetwork;
+use crate::raft::peer_service::PeerService;
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::types::*;
+
+/// Entries between snapshots. etcd 3.4 snapshots every 100,000; a smaller number keeps
+/// restarts fast and lets people see snapshots happen in a lab.
+const SNAPSHOT_EVERY: u64 = 10_000;
+/// Entries kept after a snapshot so a briefly lagging follower catches up from the log.
+const LOG_KEPT_AFTER_SNAPSHOT: u64 = 5_000;
+const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
+pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(serve(lab_dir, name));
+    if let Err(e) = &result {
+        tracing::error!("member {name} stops: {e:#}");
+    }
+    result
+}
+
+/// openraft's settings for a lab's tempo. Like etcd, the election timeout is randomized
+/// between one and two times the configured value so that candidates rarely collide.
+pub fn raft_config(lab_name: &str, tempo: Tempo) -> Result<Arc<Config>> {
+    let config = Config {
+        cluster_name: lab_name.to_string(),
+        heartbeat_interval: tempo.heartbeat_ms,
+        election_timeout_min: tempo.election_timeout_ms,
+        election_timeout_max: tempo.election_timeout_ms * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
+        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
+        install_snapshot_timeout: 10_000,
+        // A member that comes back from a partition first checks that it could win
+        // before bumping its term, so it does not depose a healthy leader (etcd 3.5's default).
+        enable_pre_vote: Some(true),
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate().context("invalid Raft timing")?))
+}
+
+async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
+    pki::install_crypto_provider();
+    let lab = Lab::open_dir(lab_dir)?;
+    let me = lab.config.member(name)?.clone();
+    anyhow::ensure!(!me.removed, "member {name} was removed from lab {}; a removed member never starts again", lab.name());
+    let cert = lab.member_cert(name);
+    let identity = StoreIdentity { cluster_id: lab.config.cluster_id, member_id: me.id };
+    let data_dir = lab.member_data_dir(name);
+    let fresh = !data_dir.exists();
+    pki::create_private_dir(&data_dir)?;
+    tracing::info!("member {name} ({:x}) of lab {} starting in {}", me.id, lab.name(), data_dir.display());
+
+    let log_store = LogStore::open(&data_dir, identity)
+        .with_context(|| format!("member {name} cannot use its Raft log in {}", data_dir.display()))?;
+    let state_machine = StateMachineStore::open(&data_dir, identity)
+        .with_context(|| format!("member {name} cannot use its state in {}", data_dir.display()))?;
+
+    // Bind before joining: a member that cannot serve should not take part in elections.
+    let client_listener = bind(me.client_port, "client").await?;
+    let peer_listener = bind(me.peer_port, "peer").await?;
+
+    let channels = PeerChannels::new(me.id, cert.clone());
+    let config = raft_config(lab.name(), lab.config.tempo)?;
+    let raft = Raft::new(me.id, config, PeerNetwork::new(channels.clone()), log_store, state_machine.clone())
+        .await
+        .context("starting Raft")?;
+    let request_timeout = Duration::from_secs(5) + 2 * Duration::from_millis(lab.config.tempo.election_timeout_ms);
+    let member = Arc::new(Member {
+        id: me.id,
+        name: name.to_string(),
+        cluster_id: lab.config.cluster_id,
+        raft: raft.clone(),
+        state_machine,
+        peers: channels,
+        request_timeout,
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let peer_server = Server::builder()
+        .tls_config(cert.server_tls()?)?
+        .tcp_nodelay(true)
+        .add_service(
+            RaftPeerServer::new(PeerService::new(member.clone()))
+                .max_decoding_message_size(MAX_PEER_MESSAGE)
+                .max_encoding_message_size(MAX_PEER_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), stopped(stop_rx.clone()));
+    let client_server = Server::builder()
+        .tls_config(cert.server_tls()?)?
+        .tcp_nodelay(true)
+        .add_service(KvServer::new(api::kv::KvService::new(member.clone())).max_decoding_message_size(api::MAX_GRPC_MESSAGE))
+        .add_service(
+            ClusterServer::new(api::cluster::ClusterService::new(member.clone()))
+                .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
+        )
+        .add_service(
+            MaintenanceServer::new(api::maintenance::MaintenanceService::new(member.clone()))
+                .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), stopped(stop_rx.clone()));
+    let peer_task = tokio::spawn(peer_server);
+    let client_task = tokio::spawn(client_server);
+
+    if fresh && me.initial && !lab.config.bootstrapped {
+        // Every initial member proposes the same first configuration; openraft accepts the
+        // identical initialization from each of them.
+        let initial: BTreeMap<NodeId, MemberNode> = lab
+            .config
+            .members
+            .iter()
+            .filter(|m| m.initial && !m.removed)
+            .map(|m| (m.id, MemberNode { name: m.name.clone(), peer_url: m.peer_url(), client_url: m.client_url() }))
+            .collect();
+        if let Err(e) = raft.initialize(initial).await {
+            tracing::warn!("cluster bootstrap: {e}");
+        }
+    }
+    tracing::info!("member {name} serving clients on {} and peers on {}", me.client_url(), me.peer_url());
+
+    wait_for_stop_signal().await?;
+    tracing::info!("member {name} stopping");
+    let _ = stop_tx.send(true);
+    raft.shutdown().await.map_err(|e| anyhow::anyhow!("stopping Raft: {e}"))?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = peer_task.await;
+        let _ = client_task.await;
+    })
+    .await;
+    Ok(())
+}
+
+async fn bind(port: u16, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen on the {what} port 127.0.0.1:{port}; is something else using it?"))
+}
+
+async fn wait_for_stop_signal() -> Result<()> {
+    use tokio::signal::unix::SignalKind;
+    use tokio::signal::unix::signal;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

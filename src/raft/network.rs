@@ -1,0 +1,254 @@
+//! The sending end of the peer port: how a member's Raft reaches the others, over gRPC
+//! with mutual TLS (each member dials with its own member certificate).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use openraft::AnyError;
+use openraft::OptionalSend;
+use openraft::RaftNetworkFactory;
+use openraft::errors::NetworkError;
+use openraft::errors::ReplicationClosed;
+use openraft::errors::Unreachable;
+use openraft::network::Backoff;
+use openraft::network::RPCOption;
+use openraft::network::v2::RaftNetworkV2;
+use tokio::io::AsyncReadExt;
+use tonic::transport::Channel;
+use tonic::transport::Endpoint;
+
+use crate::pki::CertFiles;
+use crate::proto::rafttypb as pb;
+use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
+use crate::raft::codec;
+use crate::raft::types::*;
+
+/// Snapshots travel in chunks of this size.
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+/// Raft messages can carry many entries of up to 1.5 MiB each.
+const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Channels to the other members, shared by Raft's replication tasks and by the client path
+/// (forwarding writes and read-index requests to the leader). One HTTP/2 connection per
+/// peer: tonic multiplexes concurrent calls over it.
+#[derive(Clone)]
+pub struct PeerChannels {
+    self_id: NodeId,
+    cert: CertFiles,
+    channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+}
+
+impl PeerChannels {
+    pub fn new(self_id: NodeId, cert: CertFiles) -> PeerChannels {
+        PeerChannels { self_id, cert, channels: Arc::default() }
+    }
+
+    pub fn self_id(&self) -> NodeId {
+        self.self_id
+    }
+
+    /// A client for the peer port of `target` at `peer_url`; connects lazily.
+    pub fn client(&self, target: NodeId, peer_url: &str) -> Result<RaftPeerClient<Channel>, String> {
+        Ok(RaftPeerClient::new(self.channel(target, peer_url)?)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE))
+    }
+
+    /// Waits until the connection to `target` is up: until then nothing sent on it can have
+    /// reached the peer.
+    pub async fn connected(&self, target: NodeId, peer_url: &str) -> bool {
+        use tonic::codegen::Service;
+        let Ok(mut channel) = self.channel(target, peer_url) else { return false };
+        std::future::poll_fn(|cx| channel.poll_ready(cx)).await.is_ok()
+    }
+
+    fn channel(&self, target: NodeId, peer_url: &str) -> Result<Channel, String> {
+        let key = (target, peer_url.to_string());
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = match channels.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let tls = self.cert.client_tls().map_err(|e| format!("{e:#}"))?;
+                let channel = Endpoint::from_shared(peer_url.to_string())
+                    .map_err(|e| format!("bad peer URL {peer_url}: {e}"))?
+                    .tls_config(tls)
+                    .map_err(|e| format!("TLS settings for {peer_url}: {e}"))?
+                    .connect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(1))
+                    .keep_alive_timeout(Duration::from_secs(3))
+                    .connect_lazy();
+                channels.insert(key, channel.clone());
+                channel
+            }
+        };
+        Ok(channel)
+    }
+}
+
+/// openraft's factory of connections to other members.
+pub struct PeerNetwork {
+    channels: PeerChannels,
+}
+
+impl PeerNetwork {
+    pub fn new(channels: PeerChannels) -> PeerNetwork {
+        PeerNetwork { channels }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &MemberNode) -> PeerConnection {
+        PeerConnection {
+            target,
+            client: self.channels.client(target, &node.peer_url),
+        }
+    }
+}
+
+/// A connection to one other member, as openraft uses it.
+pub struct PeerConnection {
+    target: NodeId,
+    client: Result<RaftPeerClient<Channel>, String>,
+}
+
+impl PeerConnection {
+    fn client(&self) -> Result<RaftPeerClient<Channel>, RPCError> {
+        self.client
+            .clone()
+            .map_err(|why| RPCError::Unreachable(Unreachable::new(&AnyError::error(why))))
+    }
+}
+
+fn request<T>(message: T, option: &RPCOption) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.set_timeout(option.hard_ttl());
+    req
+}
+
+/// A failed call: unreachable if the peer could not be contacted at all (openraft then
+/// backs off), a network error otherwise.
+fn rpc_error(target: NodeId, status: tonic::Status) -> RPCError {
+    let err = AnyError::error(format!("peer {target:x}: {}: {}", status.code(), status.message()));
+    match status.code() {
+        tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&err)),
+        _ => RPCError::Network(NetworkError::new(&err)),
+    }
+}
+
+fn decode_error(e: codec::DecodeError) -> RPCError {
+    RPCError::Network(NetworkError::new(&AnyError::error(e.to_string())))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError> {
+        let mut client = self.client()?;
+        let resp = client
+            .append_entries(request(codec::append_request_to_pb(&rpc), &option))
+            .await
+            .map_err(|s| rpc_error(self.target, s))?;
+        codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
+        let mut client = self.client()?;
+        let resp = client
+            .vote(request(codec::vote_request_to_pb(&rpc), &option))
+            .await
+            .map_err(|s| rpc_error(self.target, s))?;
+        codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    async fn pre_vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
+        let mut client = self.client()?;
+        let resp = client
+            .pre_vote(request(codec::vote_request_to_pb(&rpc), &option))
+            .await
+            .map_err(|s| rpc_error(self.target, s))?;
+        codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse, StreamingError> {
+        let mut client = self.client().map_err(StreamingError::from)?;
+        let meta = codec::snapshot_meta_to_pb(&vote, &snapshot.meta);
+        let path = snapshot.snapshot.path.clone();
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+            StreamingError::from(RPCError::Network(NetworkError::new(&AnyError::error(format!(
+                "opening snapshot {}: {e}",
+                path.display()
+            )))))
+        })?;
+        let chunks = async_stream::stream! {
+            yield pb::SnapshotChunk { payload: Some(pb::snapshot_chunk::Payload::Meta(meta)) };
+            loop {
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+                match file.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        yield pb::SnapshotChunk { payload: Some(pb::snapshot_chunk::Payload::Data(buf.into())) };
+                    }
+                    Err(e) => {
+                        // Ending the stream early makes the receiver reject the snapshot.
+                        tracing::warn!("reading snapshot {}: {e}", path.display());
+                        break;
+                    }
+                }
+            }
+        };
+        let mut req = tonic::Request::new(chunks);
+        req.set_timeout(option.hard_ttl());
+        let target = self.target;
+        let send = async move {
+            client.install_snapshot(req).await.map_err(|s| StreamingError::from(rpc_error(target, s)))
+        };
+        let resp = tokio::select! {
+            resp = send => resp?,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        let vote = resp.get_ref().vote.as_ref().map(codec::vote_from_pb).ok_or_else(|| {
+            StreamingError::from(decode_error(codec::DecodeError {
+                what: "snapshot response",
+                why: "missing field `vote`".into(),
+            }))
+        })?;
+        Ok(SnapshotResponse { vote })
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse, RPCError> {
+        let mut client = self.client()?;
+        let msg = pb::TransferLeaderRequest {
+            from_leader: Some(codec::vote_to_pb(req.from_leader())),
+            to_node_id: *req.to_node_id(),
+            last_log_id: req.last_log_id().map(codec::log_id_to_pb),
+        };
+        let resp = client.transfer_leader(request(msg, &option)).await.map_err(|s| rpc_error(self.target, s))?;
+        codec::transfer_leader_response_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        // A dead peer is retried often enough to notice its return within a heartbeat or two.
+        Some(Backoff::new(std::iter::repeat(Duration::from_millis(100))))
+    }
+}
