@@ -56,6 +56,7 @@ fn acknowledged_writes_survive_kill_9_of_a_follower_then_the_leader() {
     let lab = TestLab::up(3);
     let cert = root_cert(&lab);
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = runtime.enter();
     let members = ["n1", "n2", "n3"];
     let clients: Vec<EtcdClient> = members
         .iter()

@@ -57,9 +57,20 @@ fn endpoint_status_and_health_across_the_cluster() {
     let leader_lines = table.lines().filter(|l| l.contains(", true, ")).count();
     assert_eq!(leader_lines, 1, "exactly one endpoint says IS LEADER true:\n{table}");
 
-    let health = lab.etcdctl_ok(&["endpoint", "health", "--cluster"]);
+    // etcdctl 3.4 prints health reports on stderr.
+    let out = lab.etcdctl(&["endpoint", "health", "--cluster"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let health = String::from_utf8_lossy(&out.stderr);
     let healthy = health.lines().filter(|l| l.contains("is healthy")).count();
     assert_eq!(healthy, 3, "{health}");
+}
+
+/// etcdctl for a connection expected to fail: short timeouts, so the test does not wait
+/// out etcdctl's retries.
+fn etcdctl_refused(args: &[&str]) -> std::process::Output {
+    let mut full = vec!["--dial-timeout", "1s", "--command-timeout", "2s"];
+    full.extend_from_slice(args);
+    std::process::Command::new("etcdctl").args(full).output().expect("etcdctl")
 }
 
 #[test]
@@ -70,22 +81,21 @@ fn clients_without_a_lab_certificate_are_refused() {
     let ca = path_str(&pki.join("ca.crt"));
 
     // No client certificate at all.
-    let no_cert = etcdctl_with_env(&[], &["--endpoints", &url, "--cacert", &ca, "get", "x"]);
+    let no_cert = etcdctl_refused(&["--endpoints", &url, "--cacert", &ca, "get", "x"]);
     assert!(!no_cert.status.success(), "a client without a certificate was served:\n{}", describe(&no_cert));
 
     // A certificate from another CA.
     let other = tempfile::tempdir().unwrap();
     let foreign = raftty::pki::Pki::create(&other.path().join("pki")).unwrap();
     let f = foreign.files(raftty::pki::ROOT_NAME);
-    let foreign_ca = etcdctl_with_env(
-        &[],
+    let foreign_ca = etcdctl_refused(
         &["--endpoints", &url, "--cacert", &ca, "--cert", &path_str(&f.cert), "--key", &path_str(&f.key), "get", "x"],
     );
     assert!(!foreign_ca.status.success(), "a certificate of another CA was accepted:\n{}", describe(&foreign_ca));
 
     // Plain HTTP: there is no plaintext listener.
     let plain_url = url.replace("https://", "http://");
-    let plaintext = etcdctl_with_env(&[], &["--endpoints", &plain_url, "get", "x"]);
+    let plaintext = etcdctl_refused(&["--endpoints", &plain_url, "get", "x"]);
     assert!(!plaintext.status.success(), "plaintext was served:\n{}", describe(&plaintext));
 
     // And the lab's own root certificate works.
