@@ -28,6 +28,10 @@ pub enum Command {
         /// (ten times slower), or HEARTBEAT_MS/ELECTION_MS.
         #[arg(long, value_parser = crate::lab::Tempo::parse)]
         tempo: Option<crate::lab::Tempo>,
+        /// Members of a new lab snapshot their state every this many log entries (default
+        /// 10000); the log before a snapshot is purged.
+        #[arg(long)]
+        snapshot_every: Option<u64>,
     },
     /// Stop the lab's members.
     Down {

@@ -11,7 +11,7 @@ use crate::lab;
 use crate::lab::Lab;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Up { nodes: None, tempo: None });
+    let command = cli.command.unwrap_or(Command::Up { nodes: None, tempo: None, snapshot_every: None });
     if let Command::Node { lab_dir, name } = &command {
         return crate::node::run(lab_dir, name).map(|()| ExitCode::SUCCESS);
     }
@@ -22,8 +22,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
     let home = lab::home()?;
     match command {
-        Command::Up { nodes, tempo } => {
-            let (lab, report) = lab::supervisor::up(&home, lab_name, nodes, tempo).await?;
+        Command::Up { nodes, tempo, snapshot_every } => {
+            let shape = lab::supervisor::LabShape { nodes, tempo, snapshot_every };
+            let (lab, report) = lab::supervisor::up(&home, lab_name, shape).await?;
             if report.started.is_empty() {
                 println!("lab {} is already running ({} members); nothing changed", lab.name(), report.already_running.len());
             } else {

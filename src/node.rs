@@ -19,6 +19,7 @@ use tonic::transport::Server;
 
 use crate::api;
 use crate::lab::Lab;
+use crate::lab::SnapshotSettings;
 use crate::lab::Tempo;
 use crate::member::Member;
 use crate::pki;
@@ -33,11 +34,6 @@ use crate::raft::peer_service::PeerService;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::types::*;
 
-/// Entries between snapshots. etcd 3.4 snapshots every 100,000; a smaller number keeps
-/// restarts fast and lets people see snapshots happen in a lab.
-const SNAPSHOT_EVERY: u64 = 10_000;
-/// Entries kept after a snapshot so a briefly lagging follower catches up from the log.
-const LOG_KEPT_AFTER_SNAPSHOT: u64 = 5_000;
 const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 
 pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
@@ -59,14 +55,14 @@ pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
 
 /// openraft's settings for a lab's tempo. Like etcd, the election timeout is randomized
 /// between one and two times the configured value so that candidates rarely collide.
-pub fn raft_config(lab_name: &str, tempo: Tempo) -> Result<Arc<Config>> {
+pub fn raft_config(lab_name: &str, tempo: Tempo, snapshots: SnapshotSettings) -> Result<Arc<Config>> {
     let config = Config {
         cluster_name: lab_name.to_string(),
         heartbeat_interval: tempo.heartbeat_ms,
         election_timeout_min: tempo.election_timeout_ms,
         election_timeout_max: tempo.election_timeout_ms * 2,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
-        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshots.every),
+        max_in_snapshot_log_to_keep: snapshots.keep_log,
         install_snapshot_timeout: 10_000,
         // A member that comes back from a partition first checks that it could win
         // before bumping its term, so it does not depose a healthy leader (etcd 3.5's default).
@@ -98,7 +94,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     let peer_listener = bind(me.peer_port, "peer").await?;
 
     let channels = PeerChannels::new(me.id, cert.clone());
-    let config = raft_config(lab.name(), lab.config.tempo)?;
+    let config = raft_config(lab.name(), lab.config.tempo, lab.config.snapshots)?;
     let raft = Raft::new(me.id, config, PeerNetwork::new(channels.clone()), log_store, state_machine.clone())
         .await
         .context("starting Raft")?;
@@ -163,6 +159,9 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     tracing::info!("member {name} stopping");
     let _ = stop_tx.send(true);
     raft.shutdown().await.map_err(|e| anyhow::anyhow!("stopping Raft: {e}"))?;
+    // Applies are made durable lazily; a clean stop makes them durable now, so the next
+    // start does not have to replay them.
+    member.state_machine.mvcc().flush().context("flushing the state to disk")?;
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = peer_task.await;
         let _ = client_task.await;

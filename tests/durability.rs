@@ -12,24 +12,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use nix::sys::signal::Signal;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
 use raftty::client::EtcdClient;
-use raftty::pki::CertFiles;
 use raftty::proto::etcdserverpb::HashKvRequest;
 use raftty::proto::etcdserverpb::PutRequest;
 use raftty::proto::etcdserverpb::RangeRequest;
-
-fn root_cert(lab: &TestLab) -> CertFiles {
-    raftty::pki::Pki::at(&lab.pki()).files(raftty::pki::ROOT_NAME)
-}
-
-fn kill9(lab: &TestLab, member: &str) {
-    let pid = lab.node(member)["pid"].as_i64().expect("a running member has a pid");
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
-    wait_for(Duration::from_secs(10), &format!("{member} to exit"), || lab.node(member)["state"] == "exited");
-}
 
 /// Writes `key-<n>` for n = 0, 1, 2... round-robin through the members, recording each
 /// write the cluster acknowledged. A failed write is retried under a new key (its outcome

@@ -88,6 +88,15 @@ impl Kv for KvService {
         let req = req.into_inner();
         check_size(&req)?;
         validate::check_txn(&req)?;
+        if crate::mvcc::is_read_only(&req) {
+            // Like etcd, a transaction that writes nothing is served without a Raft entry.
+            if !is_serializable(&req) {
+                self.member.linearizable_barrier().await?;
+            }
+            let (mut resp, revision) = self.member.state_machine.mvcc().txn_read(&req)?;
+            fill_txn_headers(&mut resp, &self.member.header(revision));
+            return Ok(Response::new(resp));
+        }
         match self.write(Op::Txn(req)).await? {
             (Outcome::Txn(mut resp), revision) => {
                 fill_txn_headers(&mut resp, &self.member.header(revision));
@@ -107,6 +116,14 @@ impl Kv for KvService {
             (other, _) => Err(Self::unexpected(&other)),
         }
     }
+}
+
+/// etcd's rule: a read-only transaction may skip the read barrier only if every operation on
+/// both branches is a serializable range.
+fn is_serializable(txn: &TxnRequest) -> bool {
+    txn.success.iter().chain(&txn.failure).all(|op| {
+        matches!(&op.request, Some(request_op::Request::RequestRange(r)) if r.serializable)
+    })
 }
 
 /// etcd gives every response inside a txn the txn's header too.

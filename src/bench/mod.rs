@@ -52,7 +52,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
 
     println!("raftty bench: 3 members each, {} s per workload, {} keys, {} byte values", options.duration.as_secs(), options.keys, options.value_size);
     let started = Instant::now();
-    let (lab, _) = lab::supervisor::up(&home, LAB, Some(3), Some(Tempo::ETCD)).await?;
+    let (lab, _) = lab::supervisor::up(&home, LAB, lab::supervisor::LabShape { nodes: Some(3), tempo: Some(Tempo::ETCD), snapshot_every: None }).await?;
     let raftty_cold = started.elapsed();
     let result = bench_raftty(&lab, &space, &options, raftty_cold).await;
     let _ = lab::supervisor::down(&home, LAB, false);

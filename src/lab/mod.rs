@@ -26,6 +26,7 @@ use rand::Rng;
 
 pub use config::LabConfig;
 pub use config::MemberConfig;
+pub use config::SnapshotSettings;
 pub use config::Tempo;
 
 use crate::pki::CertFiles;
@@ -74,7 +75,7 @@ impl Lab {
     }
 
     /// Creates a new lab of `nodes` members: folder, certificates, ports, config.
-    pub fn create(home: &Path, name: &str, nodes: usize, tempo: Tempo) -> Result<Lab> {
+    pub fn create(home: &Path, name: &str, nodes: usize, tempo: Tempo, snapshots: SnapshotSettings) -> Result<Lab> {
         anyhow::ensure!(nodes >= 1, "a cluster needs at least one member");
         anyhow::ensure!(
             !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
@@ -92,6 +93,7 @@ impl Lab {
                 tempo,
                 members: Vec::new(),
                 bootstrapped: false,
+                snapshots,
             },
         };
         for _ in 0..nodes {

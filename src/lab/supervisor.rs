@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::client::EtcdClient;
 use crate::lab::Lab;
+use crate::lab::SnapshotSettings;
 use crate::lab::Tempo;
 use crate::lab::process::ProcessState;
 use crate::lab::status;
@@ -24,11 +25,21 @@ pub struct UpReport {
     pub already_running: Vec<String>,
 }
 
+/// How a new lab is made; an existing lab keeps what it was made with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LabShape {
+    pub nodes: Option<usize>,
+    pub tempo: Option<Tempo>,
+    pub snapshot_every: Option<u64>,
+}
+
 /// Creates the lab if needed and starts every member that is not running.
-pub async fn up(home: &Path, name: &str, nodes: Option<usize>, tempo: Option<Tempo>) -> Result<(Lab, UpReport)> {
+pub async fn up(home: &Path, name: &str, shape: LabShape) -> Result<(Lab, UpReport)> {
+    let LabShape { nodes, tempo, snapshot_every } = shape;
     let created = !Lab::exists(home, name);
     let mut lab = if created {
-        Lab::create(home, name, nodes.unwrap_or(3), tempo.unwrap_or(Tempo::ETCD))?
+        let snapshots = snapshot_every.map(SnapshotSettings::every).unwrap_or_default();
+        Lab::create(home, name, nodes.unwrap_or(3), tempo.unwrap_or(Tempo::ETCD), snapshots)?
     } else {
         let lab = Lab::open(home, name)?;
         let members = lab.config.active_members().count();
@@ -59,7 +70,7 @@ pub async fn up(home: &Path, name: &str, nodes: Option<usize>, tempo: Option<Tem
         }
     }
     if !report.started.is_empty() {
-        wait_ready(&lab, READY_TIMEOUT).await?;
+        wait_ready(&lab, &report.started, READY_TIMEOUT).await?;
     }
     if !lab.config.bootstrapped {
         lab.config.bootstrapped = true;
@@ -69,15 +80,28 @@ pub async fn up(home: &Path, name: &str, nodes: Option<usize>, tempo: Option<Tem
     Ok((lab, report))
 }
 
-/// Waits until every running member knows the same leader and a linearizable read succeeds.
-/// On timeout, the error says what was still missing and shows the members' last log lines.
-pub async fn wait_ready(lab: &Lab, timeout: Duration) -> Result<()> {
+/// Waits until the `started` members run, every running member knows the same leader, and
+/// a linearizable read through the leader succeeds. A started member that exits fails the
+/// wait at once, with the last lines of its log: usually the reason it refused to start.
+pub async fn wait_ready(lab: &Lab, started: &[String], timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let cert = lab.root_cert();
-    let mut last_problem;
     loop {
         let status = status::gather(lab, Duration::from_secs(1)).await?;
-        last_problem = match status.agreed_leader() {
+        let exited: Vec<&str> = status
+            .nodes
+            .iter()
+            .filter(|n| n.state == ProcessState::Exited && started.contains(&n.name))
+            .map(|n| n.name.as_str())
+            .collect();
+        if !exited.is_empty() {
+            let mut msg = format!("lab {}: {} failed to start", lab.name(), exited.join(", "));
+            for name in exited {
+                msg.push_str(&format!("\n\nlast lines of {}:\n{}", lab.log_file(name).display(), lab.log_tail(name, 15)));
+            }
+            anyhow::bail!(msg);
+        }
+        let problem = match status.agreed_leader() {
             None => {
                 let seen: Vec<String> = status
                     .nodes
@@ -99,17 +123,7 @@ pub async fn wait_ready(lab: &Lab, timeout: Duration) -> Result<()> {
                 }
             }
         };
-        let dead: Vec<&str> =
-            status.nodes.iter().filter(|n| n.state == ProcessState::Exited).map(|n| n.name.as_str()).collect();
-        if Instant::now() >= deadline || (!dead.is_empty() && dead.len() == status.nodes.len()) {
-            let mut msg = format!("lab {} is not ready after {:?}: {last_problem}", lab.name(), timeout);
-            for n in &status.nodes {
-                if n.state == ProcessState::Exited {
-                    msg.push_str(&format!("\n\n{} exited; last lines of {}:\n{}", n.name, lab.log_file(&n.name).display(), lab.log_tail(&n.name, 15)));
-                }
-            }
-            anyhow::bail!(msg);
-        }
+        anyhow::ensure!(Instant::now() < deadline, "lab {} is not ready after {timeout:?}: {problem}", lab.name());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

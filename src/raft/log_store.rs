@@ -404,6 +404,9 @@ impl LogStore {
         let path = data_dir.join(LOG_FILE_NAME);
         let fail = |reason| OpenError { path: path.clone(), reason };
         std::fs::create_dir_all(data_dir).map_err(|e| fail(OpenFailure::Io(e)))?;
+        if path.exists() {
+            check_owner_without_writing(&path, identity).map_err(fail)?;
+        }
         // The integrity check reads the whole file at every open; the log is purged after
         // every snapshot so it stays small, and without it a damaged file may panic redb.
         let db = Database::builder()
@@ -980,6 +983,33 @@ struct Recovered {
     last_purged: Option<LogId>,
     last_log_id: Option<LogId>,
     first_present: u64,
+}
+
+/// Opening a redb file read-write rewrites its header, so a file that may be someone else's is
+/// first looked at read-only and, if it is, left byte for byte as it was. (A file that was
+/// not closed cleanly cannot be opened read-only; `recover` checks its owner after redb's
+/// repair, which only ever rolls back to the last durable commit.)
+fn check_owner_without_writing(path: &Path, identity: StoreIdentity) -> Result<(), OpenFailure> {
+    let storage = |e: redb::Error| OpenFailure::Storage(e);
+    let db = match redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::RepairAborted) => return Ok(()),
+        Err(e) => return Err(storage(e.into())),
+    };
+    let txn = db.begin_read().map_err(|e| storage(e.into()))?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        // A file without the table is checked (and refused) by `recover`.
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(storage(e.into())),
+    };
+    if let Some(record) = meta.get(IDENTITY_KEY).map_err(|e| storage(e.into()))? {
+        let found = decode_identity(record.value()).map_err(OpenFailure::Damaged)?;
+        if found != identity {
+            return Err(OpenFailure::OtherOwner { found, expected: identity });
+        }
+    }
+    Ok(())
 }
 
 fn recover(db: &Database, identity: StoreIdentity) -> Result<Recovered, OpenFailure> {

@@ -150,6 +150,21 @@ impl Drop for TestLab {
     }
 }
 
+/// The lab's `root` client certificate, for tests that talk gRPC directly.
+pub fn root_cert(lab: &TestLab) -> raftty::pki::CertFiles {
+    raftty::pki::Pki::at(&lab.pki()).files(raftty::pki::ROOT_NAME)
+}
+
+/// Kills `member` with SIGKILL, as a power cut would, and waits until it is gone.
+pub fn kill9(lab: &TestLab, member: &str) {
+    use nix::sys::signal::Signal;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let pid = lab.node(member)["pid"].as_i64().expect("a running member has a pid");
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
+    wait_for(Duration::from_secs(10), &format!("{member} to exit"), || lab.node(member)["state"] == "exited");
+}
+
 pub fn etcdctl_with_env(env: &[(String, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(etcdctl_path());
     for (k, v) in env {
