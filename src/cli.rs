@@ -7,7 +7,11 @@ use clap::Parser;
 use clap::Subcommand;
 
 #[derive(Debug, Parser)]
-#[command(name = "raftty", version, about = "An etcd you can hold in your hands: a real Raft cluster on this machine")]
+#[command(
+    name = "raftty",
+    version,
+    about = "An etcd you can hold in your hands: a real Raft cluster on this machine"
+)]
 pub struct Cli {
     /// The lab to act on (a lab is one local cluster).
     #[arg(long, global = true, default_value = crate::lab::DEFAULT_LAB, env = "RAFTTY_LAB")]

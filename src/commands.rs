@@ -11,7 +11,11 @@ use crate::lab;
 use crate::lab::Lab;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Up { nodes: None, tempo: None, snapshot_every: None });
+    let command = cli.command.unwrap_or(Command::Up {
+        nodes: None,
+        tempo: None,
+        snapshot_every: None,
+    });
     if let Command::Node { lab_dir, name } = &command {
         return crate::node::run(lab_dir, name).map(|()| ExitCode::SUCCESS);
     }
@@ -22,17 +26,36 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
     let home = lab::home()?;
     match command {
-        Command::Up { nodes, tempo, snapshot_every } => {
-            let shape = lab::supervisor::LabShape { nodes, tempo, snapshot_every };
+        Command::Up {
+            nodes,
+            tempo,
+            snapshot_every,
+        } => {
+            let shape = lab::supervisor::LabShape {
+                nodes,
+                tempo,
+                snapshot_every,
+            };
             let (lab, report) = lab::supervisor::up(&home, lab_name, shape).await?;
             if report.started.is_empty() {
-                println!("lab {} is already running ({} members); nothing changed", lab.name(), report.already_running.len());
+                println!(
+                    "lab {} is already running ({} members); nothing changed",
+                    lab.name(),
+                    report.already_running.len()
+                );
             } else {
-                let verb = if report.created { "created and started" } else { "started" };
+                let verb = if report.created {
+                    "created and started"
+                } else {
+                    "started"
+                };
                 println!("lab {}: {verb} {}", lab.name(), report.started.join(", "));
             }
             println!("endpoints: {}", lab.endpoints().join(","));
-            println!("use it with etcdctl:  eval \"$(raftty env{})\"; etcdctl member list", lab_flag(lab_name));
+            println!(
+                "use it with etcdctl:  eval \"$(raftty env{})\"; etcdctl member list",
+                lab_flag(lab_name)
+            );
         }
         Command::Down { purge } => {
             let stopped = lab::supervisor::down(&home, lab_name, purge)?;
@@ -58,8 +81,19 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             let lab = Lab::open(&home, lab_name)?;
             print!("{}", lab::supervisor::env_exports(&lab));
         }
-        Command::Bench { duration, no_etcd, keys, value_size } => {
-            crate::bench::run(crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size }).await?;
+        Command::Bench {
+            duration,
+            no_etcd,
+            keys,
+            value_size,
+        } => {
+            crate::bench::run(crate::bench::BenchOptions {
+                duration,
+                with_etcd: !no_etcd,
+                keys,
+                value_size,
+            })
+            .await?;
         }
         Command::Node { .. } => unreachable!("handled before the runtime starts"),
     }
@@ -67,5 +101,9 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
 }
 
 fn lab_flag(lab_name: &str) -> String {
-    if lab_name == lab::DEFAULT_LAB { String::new() } else { format!(" --lab {lab_name}") }
+    if lab_name == lab::DEFAULT_LAB {
+        String::new()
+    } else {
+        format!(" --lab {lab_name}")
+    }
 }

@@ -90,20 +90,34 @@ impl EtcdError {
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExists | MemberExists | PeerUrlExists | MemberNotLearner | LearnerNotReady
-            | TooManyLearners | NotEnoughStartedMembers | AuthNotEnabled | BadLeaderTransferee => {
-                Code::FailedPrecondition
-            }
+            LeaseExists
+            | MemberExists
+            | PeerUrlExists
+            | MemberNotLearner
+            | LearnerNotReady
+            | TooManyLearners
+            | NotEnoughStartedMembers
+            | AuthNotEnabled
+            | BadLeaderTransferee => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
-            NoLeader | LeaderChanged | Timeout | TimeoutDueToLeaderFail | TimeoutWaitAppliedIndex
-            | Stopped | Unhealthy | NotSupportedForLearner => Code::Unavailable,
+            NoLeader
+            | LeaderChanged
+            | Timeout
+            | TimeoutDueToLeaderFail
+            | TimeoutWaitAppliedIndex
+            | Stopped
+            | Unhealthy
+            | NotSupportedForLearner => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
 
     /// The replicated form of an error decided by the state machine.
     pub fn to_apply_error(&self) -> ApplyError {
-        ApplyError { code: self.code() as i32, message: self.to_string() }
+        ApplyError {
+            code: self.code() as i32,
+            message: self.to_string(),
+        }
     }
 
     /// Turns a replicated error back into the error it was. Every member applies the same
@@ -151,7 +165,10 @@ mod tests {
     fn codes_and_messages_match_etcd() {
         let s: tonic::Status = EtcdError::Compacted.into();
         assert_eq!(s.code(), Code::OutOfRange);
-        assert_eq!(s.message(), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            s.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
         let s: tonic::Status = EtcdError::LeaseNotFound.into();
         assert_eq!(s.code(), Code::NotFound);
         assert_eq!(s.message(), "etcdserver: requested lease not found");

@@ -56,7 +56,10 @@ impl Member {
     fn leader_url(&self, leader: NodeId) -> Option<String> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
-        m.membership_config.membership().get_node(&leader).map(|n| n.peer_url.clone())
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.peer_url.clone())
     }
 
     /// Waits (until `deadline`) for some member to be known as the leader.
@@ -98,7 +101,10 @@ impl Member {
                     let _ = self
                         .raft
                         .wait(Some(Duration::from_millis(50)))
-                        .metrics(|m| m.current_leader.is_some_and(|l| l != leader), "a new leader")
+                        .metrics(
+                            |m| m.current_leader.is_some_and(|l| l != leader),
+                            "a new leader",
+                        )
                         .await;
                 }
             }
@@ -118,27 +124,45 @@ impl Member {
         }
     }
 
-    async fn propose_via(&self, leader: NodeId, command: Command, deadline: Instant) -> Attempt<CommandResult> {
-        let Some(url) = self.leader_url(leader) else { return Attempt::NotProposed };
-        let Ok(mut client) = self.peers.client(leader, &url) else { return Attempt::NotProposed };
+    async fn propose_via(
+        &self,
+        leader: NodeId,
+        command: Command,
+        deadline: Instant,
+    ) -> Attempt<CommandResult> {
+        let Some(url) = self.leader_url(leader) else {
+            return Attempt::NotProposed;
+        };
+        let Ok(mut client) = self.peers.client(leader, &url) else {
+            return Attempt::NotProposed;
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
         // Until the connection is up nothing has been sent, so failing here is safe to retry.
-        if !tokio::time::timeout(remaining, self.peers.connected(leader, &url)).await.unwrap_or(false) {
+        if !tokio::time::timeout(remaining, self.peers.connected(leader, &url))
+            .await
+            .unwrap_or(false)
+        {
             return Attempt::NotProposed;
         }
-        let mut req = tonic::Request::new(ProposeRequest { command: Some(command) });
+        let mut req = tonic::Request::new(ProposeRequest {
+            command: Some(command),
+        });
         req.set_timeout(deadline.saturating_duration_since(Instant::now()));
         match client.propose(req).await {
             Ok(resp) => {
                 let resp = resp.into_inner();
                 let Some(result) = resp.result else {
-                    return Attempt::Done(Err(EtcdError::Internal("the leader sent an empty result".into())));
+                    return Attempt::Done(Err(EtcdError::Internal(
+                        "the leader sent an empty result".into(),
+                    )));
                 };
                 // Read-your-writes on this member: answer once we have applied it too.
                 self.await_applied(resp.log_index, deadline).await;
                 Attempt::Done(Ok(result))
             }
-            Err(status) if status.code() == Code::FailedPrecondition && status.message() == NOT_LEADER => {
+            Err(status)
+                if status.code() == Code::FailedPrecondition && status.message() == NOT_LEADER =>
+            {
                 Attempt::NotProposed
             }
             Err(status) => Attempt::Done(Err(status_to_error(status))),
@@ -153,23 +177,35 @@ impl Member {
             let leader = self.await_leader(deadline).await?;
             let attempt = if leader == self.id {
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
+                match tokio::time::timeout(
+                    remaining,
+                    self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+                )
+                .await
+                {
                     Err(_) => Attempt::Done(Err(EtcdError::Timeout)),
                     Ok(Ok(_)) => Attempt::Done(Ok(())),
                     Ok(Err(e)) if e.forward_to_leader().is_some() => Attempt::NotProposed,
-                    Ok(Err(e)) => Attempt::Done(Err(EtcdError::Internal(format!("read index failed: {e}")))),
+                    Ok(Err(e)) => {
+                        Attempt::Done(Err(EtcdError::Internal(format!("read index failed: {e}"))))
+                    }
                 }
             } else {
                 self.read_index_via(leader, deadline).await
             };
             match attempt {
                 Attempt::Done(r) => return r,
-                Attempt::NotProposed if Instant::now() >= deadline => return Err(EtcdError::Timeout),
+                Attempt::NotProposed if Instant::now() >= deadline => {
+                    return Err(EtcdError::Timeout);
+                }
                 Attempt::NotProposed => {
                     let _ = self
                         .raft
                         .wait(Some(Duration::from_millis(50)))
-                        .metrics(|m| m.current_leader.is_some_and(|l| l != leader), "a new leader")
+                        .metrics(
+                            |m| m.current_leader.is_some_and(|l| l != leader),
+                            "a new leader",
+                        )
                         .await;
                 }
             }
@@ -177,20 +213,30 @@ impl Member {
     }
 
     async fn read_index_via(&self, leader: NodeId, deadline: Instant) -> Attempt<()> {
-        let Some(url) = self.leader_url(leader) else { return Attempt::NotProposed };
-        let Ok(mut client) = self.peers.client(leader, &url) else { return Attempt::NotProposed };
+        let Some(url) = self.leader_url(leader) else {
+            return Attempt::NotProposed;
+        };
+        let Ok(mut client) = self.peers.client(leader, &url) else {
+            return Attempt::NotProposed;
+        };
         let mut req = tonic::Request::new(ReadIndexRequest {});
         req.set_timeout(deadline.saturating_duration_since(Instant::now()));
         match client.read_index(req).await {
             Ok(resp) => {
-                if self.await_applied(resp.get_ref().read_index, deadline).await {
+                if self
+                    .await_applied(resp.get_ref().read_index, deadline)
+                    .await
+                {
                     Attempt::Done(Ok(()))
                 } else {
                     Attempt::Done(Err(EtcdError::TimeoutWaitAppliedIndex))
                 }
             }
             // Reads have no side effects: any failure to reach the leader may be retried.
-            Err(status) if status.code() == Code::FailedPrecondition || status.code() == Code::Unavailable => {
+            Err(status)
+                if status.code() == Code::FailedPrecondition
+                    || status.code() == Code::Unavailable =>
+            {
                 Attempt::NotProposed
             }
             Err(status) => Attempt::Done(Err(status_to_error(status))),
@@ -200,31 +246,52 @@ impl Member {
     /// Waits until this member has applied `index`; false if `deadline` passed first.
     pub async fn await_applied(&self, index: u64, deadline: Instant) -> bool {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        self.raft.wait(Some(remaining)).applied_index_at_least(Some(index), "read index").await.is_ok()
+        self.raft
+            .wait(Some(remaining))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .is_ok()
     }
 
     /// The leader's half of a forwarded write.
-    pub async fn serve_forwarded_proposal(&self, command: Command) -> Result<(CommandResult, u64), tonic::Status> {
+    pub async fn serve_forwarded_proposal(
+        &self,
+        command: Command,
+    ) -> Result<(CommandResult, u64), tonic::Status> {
         if self.current_leader() != Some(self.id) {
             return Err(tonic::Status::failed_precondition(NOT_LEADER));
         }
-        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await;
+        let write =
+            tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await;
         match write {
             Err(_) => Err(EtcdError::Timeout.into()),
             Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
-            Ok(Err(RErr::APIError(WriteErr::ForwardToLeader(_)))) => Err(tonic::Status::failed_precondition(NOT_LEADER)),
-            Ok(Err(RErr::APIError(WriteErr::LogEntryDiscarded(_)))) => Err(EtcdError::TimeoutDueToLeaderFail.into()),
+            Ok(Err(RErr::APIError(WriteErr::ForwardToLeader(_)))) => {
+                Err(tonic::Status::failed_precondition(NOT_LEADER))
+            }
+            Ok(Err(RErr::APIError(WriteErr::LogEntryDiscarded(_)))) => {
+                Err(EtcdError::TimeoutDueToLeaderFail.into())
+            }
             Ok(Err(e)) => Err(tonic::Status::internal(format!("proposal failed: {e}"))),
         }
     }
 
     /// The leader's half of a follower's linearizable read: the index to catch up to.
     pub async fn serve_read_index(&self) -> Result<u64, tonic::Status> {
-        match tokio::time::timeout(self.request_timeout, self.raft.get_read_linearizer(ReadPolicy::ReadIndex)).await {
+        match tokio::time::timeout(
+            self.request_timeout,
+            self.raft.get_read_linearizer(ReadPolicy::ReadIndex),
+        )
+        .await
+        {
             Err(_) => Err(EtcdError::Timeout.into()),
             Ok(Ok(linearizer)) => Ok(linearizer.read_log_id().log_id().index),
-            Ok(Err(e)) if e.forward_to_leader().is_some() => Err(tonic::Status::failed_precondition(NOT_LEADER)),
-            Ok(Err(e)) => Err(tonic::Status::unavailable(format!("read index failed: {e}"))),
+            Ok(Err(e)) if e.forward_to_leader().is_some() => {
+                Err(tonic::Status::failed_precondition(NOT_LEADER))
+            }
+            Ok(Err(e)) => Err(tonic::Status::unavailable(format!(
+                "read index failed: {e}"
+            ))),
         }
     }
 }

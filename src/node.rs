@@ -14,8 +14,8 @@ use anyhow::Result;
 use openraft::Config;
 use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api;
 use crate::lab::Lab;
@@ -45,7 +45,9 @@ pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(serve(lab_dir, name));
     if let Err(e) = &result {
         tracing::error!("member {name} stops: {e:#}");
@@ -55,7 +57,11 @@ pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
 
 /// openraft's settings for a lab's tempo. Like etcd, the election timeout is randomized
 /// between one and two times the configured value so that candidates rarely collide.
-pub fn raft_config(lab_name: &str, tempo: Tempo, snapshots: SnapshotSettings) -> Result<Arc<Config>> {
+pub fn raft_config(
+    lab_name: &str,
+    tempo: Tempo,
+    snapshots: SnapshotSettings,
+) -> Result<Arc<Config>> {
     let config = Config {
         cluster_name: lab_name.to_string(),
         heartbeat_interval: tempo.heartbeat_ms,
@@ -67,6 +73,9 @@ pub fn raft_config(lab_name: &str, tempo: Tempo, snapshots: SnapshotSettings) ->
         // A member that comes back from a partition first checks that it could win
         // before bumping its term, so it does not depose a healthy leader (etcd 3.5's default).
         enable_pre_vote: Some(true),
+        // Like etcd, the leader sends new entries to followers while its own fsync is still
+        // running: replication and the local write overlap instead of adding up.
+        broadcast_submitted_on_append: Some(true),
         ..Default::default()
     };
     Ok(Arc::new(config.validate().context("invalid Raft timing")?))
@@ -76,18 +85,38 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     pki::install_crypto_provider();
     let lab = Lab::open_dir(lab_dir)?;
     let me = lab.config.member(name)?.clone();
-    anyhow::ensure!(!me.removed, "member {name} was removed from lab {}; a removed member never starts again", lab.name());
+    anyhow::ensure!(
+        !me.removed,
+        "member {name} was removed from lab {}; a removed member never starts again",
+        lab.name()
+    );
     let cert = lab.member_cert(name);
-    let identity = StoreIdentity { cluster_id: lab.config.cluster_id, member_id: me.id };
+    let identity = StoreIdentity {
+        cluster_id: lab.config.cluster_id,
+        member_id: me.id,
+    };
     let data_dir = lab.member_data_dir(name);
     let fresh = !data_dir.exists();
     pki::create_private_dir(&data_dir)?;
-    tracing::info!("member {name} ({:x}) of lab {} starting in {}", me.id, lab.name(), data_dir.display());
+    tracing::info!(
+        "member {name} ({:x}) of lab {} starting in {}",
+        me.id,
+        lab.name(),
+        data_dir.display()
+    );
 
-    let log_store = LogStore::open(&data_dir, identity)
-        .with_context(|| format!("member {name} cannot use its Raft log in {}", data_dir.display()))?;
-    let state_machine = StateMachineStore::open(&data_dir, identity)
-        .with_context(|| format!("member {name} cannot use its state in {}", data_dir.display()))?;
+    let log_store = LogStore::open(&data_dir, identity).with_context(|| {
+        format!(
+            "member {name} cannot use its Raft log in {}",
+            data_dir.display()
+        )
+    })?;
+    let state_machine = StateMachineStore::open(&data_dir, identity).with_context(|| {
+        format!(
+            "member {name} cannot use its state in {}",
+            data_dir.display()
+        )
+    })?;
 
     // Bind before joining: a member that cannot serve should not take part in elections.
     let client_listener = bind(me.client_port, "client").await?;
@@ -95,10 +124,17 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
 
     let channels = PeerChannels::new(me.id, cert.clone());
     let config = raft_config(lab.name(), lab.config.tempo, lab.config.snapshots)?;
-    let raft = Raft::new(me.id, config, PeerNetwork::new(channels.clone()), log_store, state_machine.clone())
-        .await
-        .context("starting Raft")?;
-    let request_timeout = Duration::from_secs(5) + 2 * Duration::from_millis(lab.config.tempo.election_timeout_ms);
+    let raft = Raft::new(
+        me.id,
+        config,
+        PeerNetwork::new(channels.clone()),
+        log_store,
+        state_machine.clone(),
+    )
+    .await
+    .context("starting Raft")?;
+    let request_timeout =
+        Duration::from_secs(5) + 2 * Duration::from_millis(lab.config.tempo.election_timeout_ms);
     let member = Arc::new(Member {
         id: me.id,
         name: name.to_string(),
@@ -122,11 +158,14 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
                 .max_decoding_message_size(MAX_PEER_MESSAGE)
                 .max_encoding_message_size(MAX_PEER_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(incoming(peer_listener), stopped(stop_rx.clone()));
     let client_server = Server::builder()
         .tls_config(cert.server_tls()?)?
         .tcp_nodelay(true)
-        .add_service(KvServer::new(api::kv::KvService::new(member.clone())).max_decoding_message_size(api::MAX_GRPC_MESSAGE))
+        .add_service(
+            KvServer::new(api::kv::KvService::new(member.clone()))
+                .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
+        )
         .add_service(
             ClusterServer::new(api::cluster::ClusterService::new(member.clone()))
                 .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
@@ -135,7 +174,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
             MaintenanceServer::new(api::maintenance::MaintenanceService::new(member.clone()))
                 .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(incoming(client_listener), stopped(stop_rx.clone()));
     let peer_task = tokio::spawn(peer_server);
     let client_task = tokio::spawn(client_server);
 
@@ -147,21 +186,49 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
             .members
             .iter()
             .filter(|m| m.initial && !m.removed)
-            .map(|m| (m.id, MemberNode { name: m.name.clone(), peer_url: m.peer_url(), client_url: m.client_url() }))
+            .map(|m| {
+                (
+                    m.id,
+                    MemberNode {
+                        name: m.name.clone(),
+                        peer_url: m.peer_url(),
+                        client_url: m.client_url(),
+                    },
+                )
+            })
             .collect();
-        if let Err(e) = raft.initialize(initial).await {
-            tracing::warn!("cluster bootstrap: {e}");
+        let first = initial.keys().next() == Some(&me.id);
+        match raft.initialize(initial).await {
+            // A fresh cluster has no leader to wait for: rather than sit out a whole election
+            // timeout, one initial member campaigns at once (etcd fast-forwards its ticks).
+            Ok(()) if first => {
+                if let Err(e) = raft.trigger().elect(true).await {
+                    tracing::warn!("first election: {e}");
+                }
+            }
+            Ok(()) => {}
+            Err(e) => tracing::warn!("cluster bootstrap: {e}"),
         }
     }
-    tracing::info!("member {name} serving clients on {} and peers on {}", me.client_url(), me.peer_url());
+    tracing::info!(
+        "member {name} serving clients on {} and peers on {}",
+        me.client_url(),
+        me.peer_url()
+    );
 
     wait_for_stop_signal().await?;
     tracing::info!("member {name} stopping");
     let _ = stop_tx.send(true);
-    raft.shutdown().await.map_err(|e| anyhow::anyhow!("stopping Raft: {e}"))?;
+    raft.shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("stopping Raft: {e}"))?;
     // Applies are made durable lazily; a clean stop makes them durable now, so the next
     // start does not have to replay them.
-    member.state_machine.mvcc().flush().context("flushing the state to disk")?;
+    member
+        .state_machine
+        .mvcc()
+        .flush()
+        .context("flushing the state to disk")?;
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = peer_task.await;
         let _ = client_task.await;
@@ -173,7 +240,17 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
 async fn bind(port: u16, what: &str) -> Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", port))
         .await
-        .with_context(|| format!("cannot listen on the {what} port 127.0.0.1:{port}; is something else using it?"))
+        .with_context(|| {
+            format!(
+                "cannot listen on the {what} port 127.0.0.1:{port}; is something else using it?"
+            )
+        })
+}
+
+/// Accepted connections with Nagle's algorithm off: small gRPC frames would otherwise wait
+/// for the peer's delayed ACK, adding tens of milliseconds to every request.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn wait_for_stop_signal() -> Result<()> {

@@ -28,7 +28,8 @@ impl ClusterService {
     }
 
     fn header(&self) -> ResponseHeader {
-        self.member.header(self.member.state_machine.mvcc().current_revision())
+        self.member
+            .header(self.member.state_machine.mvcc().current_revision())
     }
 }
 
@@ -43,7 +44,11 @@ pub fn etcd_members(membership: &Membership) -> Vec<Member_> {
             id: *id,
             name: node.name.clone(),
             peer_ur_ls: vec![node.peer_url.clone()],
-            client_ur_ls: if node.client_url.is_empty() { vec![] } else { vec![node.client_url.clone()] },
+            client_ur_ls: if node.client_url.is_empty() {
+                vec![]
+            } else {
+                vec![node.client_url.clone()]
+            },
             is_learner: !voters.contains(id),
         })
         .collect()
@@ -51,26 +56,49 @@ pub fn etcd_members(membership: &Membership) -> Vec<Member_> {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_list(&self, _req: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
-        Ok(Response::new(MemberListResponse { header: Some(self.header()), members: self.members() }))
+    async fn member_list(
+        &self,
+        _req: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        Ok(Response::new(MemberListResponse {
+            header: Some(self.header()),
+            members: self.members(),
+        }))
     }
 
-    async fn member_add(&self, _req: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
-        Err(Status::unimplemented("membership changes through the etcd API are not available yet"))
+    async fn member_add(
+        &self,
+        _req: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
+        Err(Status::unimplemented(
+            "membership changes through the etcd API are not available yet",
+        ))
     }
 
-    async fn member_remove(&self, _req: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(Status::unimplemented("membership changes through the etcd API are not available yet"))
+    async fn member_remove(
+        &self,
+        _req: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        Err(Status::unimplemented(
+            "membership changes through the etcd API are not available yet",
+        ))
     }
 
-    async fn member_update(&self, _req: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(Status::unimplemented("membership changes through the etcd API are not available yet"))
+    async fn member_update(
+        &self,
+        _req: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        Err(Status::unimplemented(
+            "membership changes through the etcd API are not available yet",
+        ))
     }
 
     async fn member_promote(
         &self,
         _req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(Status::unimplemented("membership changes through the etcd API are not available yet"))
+        Err(Status::unimplemented(
+            "membership changes through the etcd API are not available yet",
+        ))
     }
 }

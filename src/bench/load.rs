@@ -75,7 +75,10 @@ impl KeySpace {
     pub fn new(keys: u64, value_size: usize) -> KeySpace {
         let mut value = vec![0u8; value_size];
         rand::rng().fill(&mut value[..]);
-        KeySpace { keys, value: value.into() }
+        KeySpace {
+            keys,
+            value: value.into(),
+        }
     }
 
     fn key(&self, n: u64) -> Bytes {
@@ -93,7 +96,12 @@ fn connection_count(clients: usize) -> usize {
     clients.clamp(1, 16)
 }
 
-pub async fn run(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>, w: Workload) -> Result<Outcome> {
+pub async fn run(
+    endpoint: &str,
+    cert: &CertFiles,
+    space: &Arc<KeySpace>,
+    w: Workload,
+) -> Result<Outcome> {
     let mut connections = Vec::new();
     for _ in 0..connection_count(w.clients) {
         connections.push(EtcdClient::connect(endpoint, cert, Duration::from_secs(10)).await?);
@@ -105,14 +113,19 @@ pub async fn run(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>, w: Wor
         let mut client = connections[i % connections.len()].clone();
         let space = space.clone();
         tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut latency =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut ops, mut errors) = (0u64, 0u64);
             while Instant::now() < deadline {
                 let began = Instant::now();
                 let ok = match w.op {
                     Op::Put => client
                         .kv
-                        .put(PutRequest { key: space.random_key(), value: space.value.clone(), ..Default::default() })
+                        .put(PutRequest {
+                            key: space.random_key(),
+                            value: space.value.clone(),
+                            ..Default::default()
+                        })
                         .await
                         .is_ok(),
                     Op::GetLinearizable | Op::GetSerializable => client
@@ -162,7 +175,14 @@ pub async fn fill(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>) -> Re
         tasks.push(tokio::spawn(async move {
             let mut n = c;
             while n < space.keys {
-                client.kv.put(PutRequest { key: space.key(n), value: space.value.clone(), ..Default::default() }).await?;
+                client
+                    .kv
+                    .put(PutRequest {
+                        key: space.key(n),
+                        value: space.value.clone(),
+                        ..Default::default()
+                    })
+                    .await?;
                 n += clients;
             }
             anyhow::Ok(())

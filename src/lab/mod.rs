@@ -71,18 +71,34 @@ impl Lab {
     }
 
     pub fn open_dir(dir: &Path) -> Result<Lab> {
-        Ok(Lab { dir: dir.to_path_buf(), config: LabConfig::load(dir)? })
+        Ok(Lab {
+            dir: dir.to_path_buf(),
+            config: LabConfig::load(dir)?,
+        })
     }
 
     /// Creates a new lab of `nodes` members: folder, certificates, ports, config.
-    pub fn create(home: &Path, name: &str, nodes: usize, tempo: Tempo, snapshots: SnapshotSettings) -> Result<Lab> {
+    pub fn create(
+        home: &Path,
+        name: &str,
+        nodes: usize,
+        tempo: Tempo,
+        snapshots: SnapshotSettings,
+    ) -> Result<Lab> {
         anyhow::ensure!(nodes >= 1, "a cluster needs at least one member");
         anyhow::ensure!(
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "a lab name may hold only letters, digits, '-' and '_' (got {name:?})"
         );
         let dir = Lab::dir_for(home, name);
-        anyhow::ensure!(!dir.join(config::CONFIG_FILE).exists(), "lab {name:?} already exists in {}", dir.display());
+        anyhow::ensure!(
+            !dir.join(config::CONFIG_FILE).exists(),
+            "lab {name:?} already exists in {}",
+            dir.display()
+        );
         crate::pki::create_private_dir(&dir)?;
         Pki::create(&dir.join("pki"))?;
         let mut lab = Lab {
@@ -180,7 +196,10 @@ impl Lab {
 
     /// Client URLs of the members that are part of the cluster.
     pub fn endpoints(&self) -> Vec<String> {
-        self.config.active_members().map(MemberConfig::client_url).collect()
+        self.config
+            .active_members()
+            .map(MemberConfig::client_url)
+            .collect()
     }
 }
 
@@ -192,7 +211,9 @@ fn random_id() -> u64 {
 /// Ports recorded by every lab under `labs_dir`, running or not.
 fn ports_in_use(labs_dir: &Path) -> HashSet<u16> {
     let mut ports = HashSet::new();
-    let Ok(entries) = std::fs::read_dir(labs_dir) else { return ports };
+    let Ok(entries) = std::fs::read_dir(labs_dir) else {
+        return ports;
+    };
     for entry in entries.flatten() {
         if let Ok(config) = LabConfig::load(&entry.path()) {
             for m in config.members {

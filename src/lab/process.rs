@@ -60,8 +60,13 @@ impl Lab {
 
     /// Finds the process of `member`, if it is alive.
     pub fn process(&self, member: &str) -> MemberProcess {
-        let exited = MemberProcess { pid: None, state: ProcessState::Exited };
-        let Some(pid) = fs::read_to_string(self.pid_file(member)).ok().and_then(|s| s.trim().parse::<i32>().ok())
+        let exited = MemberProcess {
+            pid: None,
+            state: ProcessState::Exited,
+        };
+        let Some(pid) = fs::read_to_string(self.pid_file(member))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
         else {
             return exited;
         };
@@ -70,8 +75,14 @@ impl Lab {
         }
         match proc_state(pid) {
             Some('Z') | Some('X') | None => exited,
-            Some('T') | Some('t') => MemberProcess { pid: Some(pid), state: ProcessState::Paused },
-            Some(_) => MemberProcess { pid: Some(pid), state: ProcessState::Running },
+            Some('T') | Some('t') => MemberProcess {
+                pid: Some(pid),
+                state: ProcessState::Paused,
+            },
+            Some(_) => MemberProcess {
+                pid: Some(pid),
+                state: ProcessState::Running,
+            },
         }
     }
 
@@ -80,7 +91,7 @@ impl Lab {
             return false;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let has = |s: &str| args.iter().any(|a| *a == s.as_bytes());
+        let has = |s: &str| args.contains(&s.as_bytes());
         has("node") && has(member) && has(&self.dir.display().to_string())
     }
 
@@ -112,7 +123,9 @@ impl Lab {
             });
         }
         // Dropping the handle neither waits for nor kills the member: it runs on its own.
-        let child = cmd.spawn().with_context(|| format!("starting member {member}"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting member {member}"))?;
         let pid = child.id() as i32;
         fs::write(self.pid_file(member), pid.to_string())?;
         Ok(pid)
@@ -121,8 +134,11 @@ impl Lab {
     /// Sends `signal` to `member`; false when it is not running.
     pub fn signal_member(&self, member: &str, sig: Signal) -> Result<bool> {
         let proc = self.process(member);
-        let Some(pid) = proc.pid else { return Ok(false) };
-        signal::kill(Pid::from_raw(pid), sig).with_context(|| format!("sending {sig} to {member} (pid {pid})"))?;
+        let Some(pid) = proc.pid else {
+            return Ok(false);
+        };
+        signal::kill(Pid::from_raw(pid), sig)
+            .with_context(|| format!("sending {sig} to {member} (pid {pid})"))?;
         Ok(true)
     }
 
@@ -130,7 +146,9 @@ impl Lab {
     /// Returns whether it was running.
     pub fn stop_member(&self, member: &str, grace: Duration) -> Result<bool> {
         let proc = self.process(member);
-        let Some(pid) = proc.pid else { return Ok(false) };
+        let Some(pid) = proc.pid else {
+            return Ok(false);
+        };
         let pid = Pid::from_raw(pid);
         if proc.state == ProcessState::Paused {
             // A stopped process cannot act on SIGTERM until it runs again.

@@ -64,7 +64,11 @@ pub struct LabStatus {
 impl LabStatus {
     /// The name of the member every answering member agrees is the leader, if they agree.
     pub fn agreed_leader(&self) -> Option<&str> {
-        let mut leaders = self.nodes.iter().filter(|n| n.state == ProcessState::Running).map(|n| n.leader.as_deref());
+        let mut leaders = self
+            .nodes
+            .iter()
+            .filter(|n| n.state == ProcessState::Running)
+            .map(|n| n.leader.as_deref());
         let first = leaders.next()??;
         leaders.all(|l| l == Some(first)).then_some(first)
     }
@@ -83,14 +87,27 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                 return (process, Err("not running".to_string()));
             }
             let status = async {
-                let mut client = EtcdClient::connect(&url, &cert, timeout).await.map_err(|e| format!("{e:#}"))?;
-                client.maintenance.status(StatusRequest {}).await.map(|r| r.into_inner()).map_err(|e| e.message().to_string())
+                let mut client = EtcdClient::connect(&url, &cert, timeout)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                client
+                    .maintenance
+                    .status(StatusRequest {})
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(|e| e.message().to_string())
             };
             (process, status.await)
         }
     });
     let answers = futures::future::join_all(queries).await;
-    let name_of = |id: u64| lab.config.members.iter().find(|m| m.id == id).map(|m| m.name.clone());
+    let name_of = |id: u64| {
+        lab.config
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.name.clone())
+    };
     let nodes = members
         .iter()
         .zip(answers)
@@ -116,7 +133,11 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                     node.term = Some(s.raft_term);
                     node.raft_index = Some(s.raft_index);
                     node.applied_index = Some(s.raft_applied_index);
-                    node.leader = if s.leader == 0 { None } else { name_of(s.leader).or(Some(format!("{:x}", s.leader))) };
+                    node.leader = if s.leader == 0 {
+                        None
+                    } else {
+                        name_of(s.leader).or(Some(format!("{:x}", s.leader)))
+                    };
                 }
                 Err(e) if process.state == ProcessState::Running => node.error = Some(e),
                 Err(_) => {}
@@ -124,7 +145,10 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
             node
         })
         .collect();
-    Ok(LabStatus { lab: lab.name().to_string(), nodes })
+    Ok(LabStatus {
+        lab: lab.name().to_string(),
+        nodes,
+    })
 }
 
 fn role_of(id: u64, s: &StatusResponse) -> Role {
@@ -143,10 +167,22 @@ fn role_of(id: u64, s: &StatusResponse) -> Role {
 pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
     let dash = || "-".to_string();
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(dash);
-    let mut rows = vec![[
-        "NAME", "ID", "PID", "STATE", "ROLE", "TERM", "INDEX", "APPLIED", "LEADER", "CLIENT URL", "PEER URL",
-    ]
-    .map(str::to_string)];
+    let mut rows = vec![
+        [
+            "NAME",
+            "ID",
+            "PID",
+            "STATE",
+            "ROLE",
+            "TERM",
+            "INDEX",
+            "APPLIED",
+            "LEADER",
+            "CLIENT URL",
+            "PEER URL",
+        ]
+        .map(str::to_string),
+    ];
     for n in &status.nodes {
         rows.push([
             n.name.clone(),
@@ -162,7 +198,9 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
             n.peer_url.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     let tempo = lab.config.tempo;
     let mut out = format!(
         "lab {} ({} members, heartbeat {} ms, election timeout {} ms)\n",
@@ -172,11 +210,20 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
         tempo.election_timeout_ms
     );
     for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     for n in status.nodes.iter().filter(|n| n.error.is_some()) {
-        let _ = writeln!(out, "{} does not answer: {}", n.name, n.error.as_deref().unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "{} does not answer: {}",
+            n.name,
+            n.error.as_deref().unwrap_or_default()
+        );
     }
     out
 }

@@ -35,11 +35,23 @@ pub struct LabShape {
 
 /// Creates the lab if needed and starts every member that is not running.
 pub async fn up(home: &Path, name: &str, shape: LabShape) -> Result<(Lab, UpReport)> {
-    let LabShape { nodes, tempo, snapshot_every } = shape;
+    let LabShape {
+        nodes,
+        tempo,
+        snapshot_every,
+    } = shape;
     let created = !Lab::exists(home, name);
     let mut lab = if created {
-        let snapshots = snapshot_every.map(SnapshotSettings::every).unwrap_or_default();
-        Lab::create(home, name, nodes.unwrap_or(3), tempo.unwrap_or(Tempo::ETCD), snapshots)?
+        let snapshots = snapshot_every
+            .map(SnapshotSettings::every)
+            .unwrap_or_default();
+        Lab::create(
+            home,
+            name,
+            nodes.unwrap_or(3),
+            tempo.unwrap_or(Tempo::ETCD),
+            snapshots,
+        )?
     } else {
         let lab = Lab::open(home, name)?;
         let members = lab.config.active_members().count();
@@ -59,8 +71,16 @@ pub async fn up(home: &Path, name: &str, shape: LabShape) -> Result<(Lab, UpRepo
         lab
     };
 
-    let mut report = UpReport { created, started: Vec::new(), already_running: Vec::new() };
-    let members: Vec<String> = lab.config.active_members().map(|m| m.name.clone()).collect();
+    let mut report = UpReport {
+        created,
+        started: Vec::new(),
+        already_running: Vec::new(),
+    };
+    let members: Vec<String> = lab
+        .config
+        .active_members()
+        .map(|m| m.name.clone())
+        .collect();
     for member in &members {
         if lab.process(member).state == ProcessState::Exited {
             lab.spawn_member(member)?;
@@ -97,7 +117,11 @@ pub async fn wait_ready(lab: &Lab, started: &[String], timeout: Duration) -> Res
         if !exited.is_empty() {
             let mut msg = format!("lab {}: {} failed to start", lab.name(), exited.join(", "));
             for name in exited {
-                msg.push_str(&format!("\n\nlast lines of {}:\n{}", lab.log_file(name).display(), lab.log_tail(name, 15)));
+                msg.push_str(&format!(
+                    "\n\nlast lines of {}:\n{}",
+                    lab.log_file(name).display(),
+                    lab.log_tail(name, 15)
+                ));
             }
             anyhow::bail!(msg);
         }
@@ -106,15 +130,31 @@ pub async fn wait_ready(lab: &Lab, started: &[String], timeout: Duration) -> Res
                 let seen: Vec<String> = status
                     .nodes
                     .iter()
-                    .map(|n| format!("{}: {}", n.name, n.leader.as_deref().or(n.error.as_deref()).unwrap_or("no leader")))
+                    .map(|n| {
+                        format!(
+                            "{}: {}",
+                            n.name,
+                            n.leader
+                                .as_deref()
+                                .or(n.error.as_deref())
+                                .unwrap_or("no leader")
+                        )
+                    })
                     .collect();
-                format!("the members do not agree on a leader yet ({})", seen.join(", "))
+                format!(
+                    "the members do not agree on a leader yet ({})",
+                    seen.join(", ")
+                )
             }
             Some(leader) => {
                 let url = lab.config.member(leader)?.client_url();
                 let read = async {
                     let mut c = EtcdClient::connect(&url, &cert, Duration::from_secs(2)).await?;
-                    c.kv.range(RangeRequest { key: "health".into(), ..Default::default() }).await?;
+                    c.kv.range(RangeRequest {
+                        key: "health".into(),
+                        ..Default::default()
+                    })
+                    .await?;
                     anyhow::Ok(())
                 };
                 match read.await {
@@ -123,7 +163,11 @@ pub async fn wait_ready(lab: &Lab, started: &[String], timeout: Duration) -> Res
                 }
             }
         };
-        anyhow::ensure!(Instant::now() < deadline, "lab {} is not ready after {timeout:?}: {problem}", lab.name());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "lab {} is not ready after {timeout:?}: {problem}",
+            lab.name()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -157,7 +201,9 @@ pub fn env_exports(lab: &Lab) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))

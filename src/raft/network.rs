@@ -43,7 +43,11 @@ pub struct PeerChannels {
 
 impl PeerChannels {
     pub fn new(self_id: NodeId, cert: CertFiles) -> PeerChannels {
-        PeerChannels { self_id, cert, channels: Arc::default() }
+        PeerChannels {
+            self_id,
+            cert,
+            channels: Arc::default(),
+        }
     }
 
     pub fn self_id(&self) -> NodeId {
@@ -51,7 +55,11 @@ impl PeerChannels {
     }
 
     /// A client for the peer port of `target` at `peer_url`; connects lazily.
-    pub fn client(&self, target: NodeId, peer_url: &str) -> Result<RaftPeerClient<Channel>, String> {
+    pub fn client(
+        &self,
+        target: NodeId,
+        peer_url: &str,
+    ) -> Result<RaftPeerClient<Channel>, String> {
         Ok(RaftPeerClient::new(self.channel(target, peer_url)?)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE))
@@ -61,8 +69,12 @@ impl PeerChannels {
     /// reached the peer.
     pub async fn connected(&self, target: NodeId, peer_url: &str) -> bool {
         use tonic::codegen::Service;
-        let Ok(mut channel) = self.channel(target, peer_url) else { return false };
-        std::future::poll_fn(|cx| channel.poll_ready(cx)).await.is_ok()
+        let Ok(mut channel) = self.channel(target, peer_url) else {
+            return false;
+        };
+        std::future::poll_fn(|cx| channel.poll_ready(cx))
+            .await
+            .is_ok()
     }
 
     fn channel(&self, target: NodeId, peer_url: &str) -> Result<Channel, String> {
@@ -134,7 +146,11 @@ fn request<T>(message: T, option: &RPCOption) -> tonic::Request<T> {
 /// A failed call: unreachable if the peer could not be contacted at all (openraft then
 /// backs off), a network error otherwise.
 fn rpc_error(target: NodeId, status: tonic::Status) -> RPCError {
-    let err = AnyError::error(format!("peer {target:x}: {}: {}", status.code(), status.message()));
+    let err = AnyError::error(format!(
+        "peer {target:x}: {}: {}",
+        status.code(),
+        status.message()
+    ));
     match status.code() {
         tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&err)),
         _ => RPCError::Network(NetworkError::new(&err)),
@@ -161,7 +177,11 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
-    async fn vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse, RPCError> {
         let mut client = self.client()?;
         let resp = client
             .vote(request(codec::vote_request_to_pb(&rpc), &option))
@@ -170,7 +190,11 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
-    async fn pre_vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse, RPCError> {
         let mut client = self.client()?;
         let resp = client
             .pre_vote(request(codec::vote_request_to_pb(&rpc), &option))
@@ -190,10 +214,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let meta = codec::snapshot_meta_to_pb(&vote, &snapshot.meta);
         let path = snapshot.snapshot.path.clone();
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-            StreamingError::from(RPCError::Network(NetworkError::new(&AnyError::error(format!(
-                "opening snapshot {}: {e}",
-                path.display()
-            )))))
+            StreamingError::from(RPCError::Network(NetworkError::new(&AnyError::error(
+                format!("opening snapshot {}: {e}", path.display()),
+            ))))
         })?;
         let chunks = async_stream::stream! {
             yield pb::SnapshotChunk { payload: Some(pb::snapshot_chunk::Payload::Meta(meta)) };
@@ -217,18 +240,26 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         req.set_timeout(option.hard_ttl());
         let target = self.target;
         let send = async move {
-            client.install_snapshot(req).await.map_err(|s| StreamingError::from(rpc_error(target, s)))
+            client
+                .install_snapshot(req)
+                .await
+                .map_err(|s| StreamingError::from(rpc_error(target, s)))
         };
         let resp = tokio::select! {
             resp = send => resp?,
             closed = cancel => return Err(StreamingError::Closed(closed)),
         };
-        let vote = resp.get_ref().vote.as_ref().map(codec::vote_from_pb).ok_or_else(|| {
-            StreamingError::from(decode_error(codec::DecodeError {
-                what: "snapshot response",
-                why: "missing field `vote`".into(),
-            }))
-        })?;
+        let vote = resp
+            .get_ref()
+            .vote
+            .as_ref()
+            .map(codec::vote_from_pb)
+            .ok_or_else(|| {
+                StreamingError::from(decode_error(codec::DecodeError {
+                    what: "snapshot response",
+                    why: "missing field `vote`".into(),
+                }))
+            })?;
         Ok(SnapshotResponse { vote })
     }
 
@@ -243,7 +274,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             to_node_id: *req.to_node_id(),
             last_log_id: req.last_log_id().map(codec::log_id_to_pb),
         };
-        let resp = client.transfer_leader(request(msg, &option)).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = client
+            .transfer_leader(request(msg, &option))
+            .await
+            .map_err(|s| rpc_error(self.target, s))?;
         codec::transfer_leader_response_from_pb(resp.get_ref()).map_err(decode_error)
     }
 

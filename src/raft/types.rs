@@ -78,7 +78,9 @@ impl fmt::Display for Command {
             Some(Op::Compaction(c)) => write!(f, "compact to revision {}", c.revision),
             Some(Op::LeaseGrant(l)) => write!(f, "lease grant {:x} ttl {}s", l.id, l.ttl),
             Some(Op::LeaseRevoke(l)) => write!(f, "lease revoke {:x}", l.id),
-            Some(Op::LeaseCheckpoint(c)) => write!(f, "lease checkpoint ({} leases)", c.checkpoints.len()),
+            Some(Op::LeaseCheckpoint(c)) => {
+                write!(f, "lease checkpoint ({} leases)", c.checkpoints.len())
+            }
             None => write!(f, "empty command"),
         }
     }
@@ -95,6 +97,10 @@ pub struct StoreIdentity {
 
 impl fmt::Display for StoreIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "member {:x} of cluster {:x}", self.member_id, self.cluster_id)
+        write!(
+            f,
+            "member {:x} of cluster {:x}",
+            self.member_id, self.cluster_id
+        )
     }
 }
