@@ -8,13 +8,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/etcd/rpc.proto",
         "proto/raftty/raft.proto",
         "proto/raftty/store.proto",
+        "proto/raftty/admin.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["proto"])?;
-    tonic_prost_build::configure()
-        .bytes(".")
-        .compile_fds(descriptors)?;
+    tonic_prost_build::configure().bytes(".").compile_fds(descriptors)?;
     Ok(())
 }

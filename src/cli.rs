@@ -7,11 +7,7 @@ use clap::Parser;
 use clap::Subcommand;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "raftty",
-    version,
-    about = "An etcd you can hold in your hands: a real Raft cluster on this machine"
-)]
+#[command(name = "raftty", version, about = "An etcd you can hold in your hands: a real Raft cluster on this machine")]
 pub struct Cli {
     /// The lab to act on (a lab is one local cluster).
     #[arg(long, global = true, default_value = crate::lab::DEFAULT_LAB, env = "RAFTTY_LAB")]
@@ -51,6 +47,69 @@ pub enum Command {
     },
     /// Print `export` lines that point etcdctl at the lab: eval "$(raftty env)".
     Env,
+    /// Kill a member with SIGKILL, as a power cut would.
+    Kill { name: String },
+    /// Stop a member gracefully (SIGTERM).
+    Stop { name: String },
+    /// Freeze a member with SIGSTOP, like a stalled VM or a long GC pause.
+    Pause { name: String },
+    /// Let a paused member carry on (SIGCONT).
+    Resume { name: String },
+    /// Start a member that is not running, with its data.
+    Start { name: String },
+    /// Split the members into groups that cannot exchange Raft messages, e.g. "n1,n2|n3".
+    Partition { groups: String },
+    /// Lose every message from one member to another (one direction only).
+    Cut { from: String, to: String },
+    /// Degrade a member's links: delay, jitter and loss on every message to or from it.
+    Slow {
+        name: String,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "200ms")]
+        delay: std::time::Duration,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
+        jitter: std::time::Duration,
+        /// Share of messages lost, e.g. 10%.
+        #[arg(long, value_parser = crate::faults::parse_percent, default_value = "0")]
+        loss: f64,
+    },
+    /// Remove every network fault.
+    Heal,
+    /// Follow what every member's Raft does, as one live timeline.
+    Events {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Start with the events each member still remembers.
+        #[arg(long)]
+        recent: bool,
+        /// Stop after this many events (default: follow forever).
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Print a member's Raft log: index, term, kind and what each entry does.
+    Log {
+        name: String,
+        /// First index to show (default: the last entries).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grow or shrink the cluster.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Change the Raft timing of a running lab: `etcd`, `slow` or HEARTBEAT_MS/ELECTION_MS.
+    Tempo {
+        #[arg(value_parser = crate::lab::Tempo::parse)]
+        tempo: crate::lab::Tempo,
+    },
+    /// Compare every running member's HashKV at the same revision.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure throughput and latency against a fresh 3-member lab, side by side with etcd
     /// when `etcd` is on PATH.
     Bench {
@@ -76,4 +135,18 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Start a new member, add it as a learner, wait until it has caught up, promote it.
+    Add {
+        /// Stop at the learner: do not promote it to a voter.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Promote a learner to a voter.
+    Promote { name: String },
+    /// Remove a member from the cluster and stop its process.
+    Remove { name: String },
 }

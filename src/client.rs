@@ -28,11 +28,7 @@ pub struct EtcdClient {
 
 impl EtcdClient {
     /// Connects to `endpoint` (an `https://host:port` URL) with the given certificate.
-    pub async fn connect(
-        endpoint: &str,
-        cert: &CertFiles,
-        timeout: Duration,
-    ) -> Result<EtcdClient> {
+    pub async fn connect(endpoint: &str, cert: &CertFiles, timeout: Duration) -> Result<EtcdClient> {
         let channel = Endpoint::from_shared(endpoint.to_string())
             .with_context(|| format!("bad endpoint {endpoint}"))?
             .tls_config(cert.client_tls()?)?
@@ -65,8 +61,7 @@ impl EtcdClient {
         EtcdClient {
             endpoint: endpoint.to_string(),
             kv: KvClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE),
-            maintenance: MaintenanceClient::new(channel.clone())
-                .max_decoding_message_size(MAX_RESPONSE),
+            maintenance: MaintenanceClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE),
             cluster: ClusterClient::new(channel.clone()),
             lease: LeaseClient::new(channel.clone()),
             watch: WatchClient::new(channel).max_decoding_message_size(MAX_RESPONSE),

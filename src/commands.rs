@@ -7,15 +7,12 @@ use anyhow::Result;
 
 use crate::cli::Cli;
 use crate::cli::Command;
+use crate::cli::MemberCommand;
 use crate::lab;
 use crate::lab::Lab;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Up {
-        nodes: None,
-        tempo: None,
-        snapshot_every: None,
-    });
+    let command = cli.command.unwrap_or(Command::Up { nodes: None, tempo: None, snapshot_every: None });
     if let Command::Node { lab_dir, name } = &command {
         return crate::node::run(lab_dir, name).map(|()| ExitCode::SUCCESS);
     }
@@ -26,16 +23,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
     let home = lab::home()?;
     match command {
-        Command::Up {
-            nodes,
-            tempo,
-            snapshot_every,
-        } => {
-            let shape = lab::supervisor::LabShape {
-                nodes,
-                tempo,
-                snapshot_every,
-            };
+        Command::Up { nodes, tempo, snapshot_every } => {
+            let shape = lab::supervisor::LabShape { nodes, tempo, snapshot_every };
             let (lab, report) = lab::supervisor::up(&home, lab_name, shape).await?;
             if report.started.is_empty() {
                 println!(
@@ -44,18 +33,11 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                     report.already_running.len()
                 );
             } else {
-                let verb = if report.created {
-                    "created and started"
-                } else {
-                    "started"
-                };
+                let verb = if report.created { "created and started" } else { "started" };
                 println!("lab {}: {verb} {}", lab.name(), report.started.join(", "));
             }
             println!("endpoints: {}", lab.endpoints().join(","));
-            println!(
-                "use it with etcdctl:  eval \"$(raftty env{})\"; etcdctl member list",
-                lab_flag(lab_name)
-            );
+            println!("use it with etcdctl:  eval \"$(raftty env{})\"; etcdctl member list", lab_flag(lab_name));
         }
         Command::Down { purge } => {
             let stopped = lab::supervisor::down(&home, lab_name, purge)?;
@@ -81,29 +63,169 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             let lab = Lab::open(&home, lab_name)?;
             print!("{}", lab::supervisor::env_exports(&lab));
         }
-        Command::Bench {
-            duration,
-            no_etcd,
-            keys,
-            value_size,
-        } => {
-            crate::bench::run(crate::bench::BenchOptions {
-                duration,
-                with_etcd: !no_etcd,
-                keys,
-                value_size,
+        Command::Kill { name } => {
+            lab::control::kill(&Lab::open(&home, lab_name)?, &name)?;
+            println!("killed {name} (SIGKILL)");
+        }
+        Command::Stop { name } => {
+            lab::control::stop(&Lab::open(&home, lab_name)?, &name)?;
+            println!("stopped {name}");
+        }
+        Command::Pause { name } => {
+            lab::control::pause(&Lab::open(&home, lab_name)?, &name)?;
+            println!("paused {name} (SIGSTOP); `raftty resume {name}` lets it carry on");
+        }
+        Command::Resume { name } => {
+            lab::control::resume(&Lab::open(&home, lab_name)?, &name)?;
+            println!("resumed {name}");
+        }
+        Command::Start { name } => {
+            lab::control::start(&Lab::open(&home, lab_name)?, &name).await?;
+            println!("started {name}");
+        }
+        Command::Partition { groups } => {
+            let groups = crate::faults::parse_partition(&groups)?;
+            let lab = Lab::open(&home, lab_name)?;
+            let faults = lab::control::change_faults(&lab, |f| {
+                f.partition(&groups);
+                Ok(())
             })
             .await?;
+            print_faults(&faults);
+        }
+        Command::Cut { from, to } => {
+            let lab = Lab::open(&home, lab_name)?;
+            anyhow::ensure!(from != to, "a member always reaches itself");
+            let faults = lab::control::change_faults(&lab, |f| {
+                f.cut(&from, &to);
+                Ok(())
+            })
+            .await?;
+            print_faults(&faults);
+        }
+        Command::Slow { name, delay, jitter, loss } => {
+            let lab = Lab::open(&home, lab_name)?;
+            let slowness = crate::faults::Slowness {
+                delay_ms: delay.as_millis().try_into().unwrap_or(u32::MAX),
+                jitter_ms: jitter.as_millis().try_into().unwrap_or(u32::MAX),
+                loss_percent: loss,
+            };
+            let faults = lab::control::change_faults(&lab, |f| {
+                f.set_slow(&name, slowness);
+                Ok(())
+            })
+            .await?;
+            print_faults(&faults);
+        }
+        Command::Heal => {
+            let lab = Lab::open(&home, lab_name)?;
+            let faults = lab::control::change_faults(&lab, |f| {
+                f.heal();
+                Ok(())
+            })
+            .await?;
+            print_faults(&faults);
+        }
+        Command::Events { json, recent, count } => {
+            let lab = Lab::open(&home, lab_name)?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+            let follow = lab::timeline::follow(&lab, recent, tx);
+            let print = async {
+                let mut printed = 0;
+                while let Some(event) = rx.recv().await {
+                    if json {
+                        println!("{}", lab::timeline::event_json(&event));
+                    } else {
+                        println!("{}", lab::timeline::event_line(&event));
+                    }
+                    printed += 1;
+                    if count.is_some_and(|c| printed >= c) {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = follow => {}
+                _ = print => {}
+            }
+        }
+        Command::Log { name, from, limit, json } => {
+            let lab = Lab::open(&home, lab_name)?;
+            let log = lab::timeline::read_log(&lab, &name, from, limit).await?;
+            if json {
+                let entries: Vec<_> = log
+                    .entries
+                    .iter()
+                    .map(
+                        |e| serde_json::json!({"index": e.index, "term": e.term, "kind": e.kind, "summary": e.summary}),
+                    )
+                    .collect();
+                let out = serde_json::json!({
+                    "member": name, "entries": entries, "last_index": log.last_index,
+                    "committed_index": log.committed_index, "applied_index": log.applied_index,
+                    "snapshot_index": log.snapshot_index, "purged_index": log.purged_index,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{}", lab::timeline::log_table(&name, &log));
+            }
+        }
+        Command::Member(MemberCommand::Add { learner }) => {
+            let mut lab = Lab::open(&home, lab_name)?;
+            let name = lab::membership::add(&mut lab, learner, |p| {
+                eprintln!("{}: catching up, {} of {} entries", p.member, p.matched, p.leader_last);
+            })
+            .await?;
+            let role = if learner { "learner" } else { "voter" };
+            println!("added {name} as a {role}");
+        }
+        Command::Member(MemberCommand::Promote { name }) => {
+            lab::membership::promote(&Lab::open(&home, lab_name)?, &name).await?;
+            println!("promoted {name} to voter");
+        }
+        Command::Member(MemberCommand::Remove { name }) => {
+            let mut lab = Lab::open(&home, lab_name)?;
+            lab::membership::remove(&mut lab, &name).await?;
+            println!("removed {name}");
+        }
+        Command::Tempo { tempo } => {
+            let mut lab = Lab::open(&home, lab_name)?;
+            lab::supervisor::set_tempo(&mut lab, tempo, |m| eprintln!("restarting {m} with the new timing")).await?;
+            println!(
+                "lab {lab_name} now runs at heartbeat {} ms, election timeout {} ms",
+                tempo.heartbeat_ms, tempo.election_timeout_ms
+            );
+        }
+        Command::Check { json } => {
+            let lab = Lab::open(&home, lab_name)?;
+            let report = lab::check::check(&lab).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if !report.all_agree() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Bench { duration, no_etcd, keys, value_size } => {
+            crate::bench::run(crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size }).await?;
         }
         Command::Node { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn lab_flag(lab_name: &str) -> String {
-    if lab_name == lab::DEFAULT_LAB {
-        String::new()
+fn print_faults(faults: &crate::faults::LabFaults) {
+    if faults.is_empty() {
+        println!("no network faults");
     } else {
-        format!(" --lab {lab_name}")
+        for line in faults.describe() {
+            println!("{line}");
+        }
     }
+}
+
+fn lab_flag(lab_name: &str) -> String {
+    if lab_name == lab::DEFAULT_LAB { String::new() } else { format!(" --lab {lab_name}") }
 }

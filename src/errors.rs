@@ -85,8 +85,8 @@ impl EtcdError {
     pub fn code(&self) -> Code {
         use EtcdError::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | MemberBadUrls | RequestTooLarge | InvalidArgument(_) => Code::InvalidArgument,
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | MemberBadUrls
+            | RequestTooLarge | InvalidArgument(_) => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -114,24 +114,17 @@ impl EtcdError {
 
     /// The replicated form of an error decided by the state machine.
     pub fn to_apply_error(&self) -> ApplyError {
-        ApplyError {
-            code: self.code() as i32,
-            message: self.to_string(),
-        }
+        ApplyError { code: self.code() as i32, message: self.to_string() }
     }
 
     /// Turns a replicated error back into the error it was. Every member applies the same
     /// commands, so the message always names a variant this build knows; anything else is kept
     /// verbatim rather than lost.
     pub fn from_apply_error(e: &ApplyError) -> EtcdError {
-        KNOWN
-            .iter()
-            .find(|k| k.to_string() == e.message)
-            .cloned()
-            .unwrap_or_else(|| match Code::from_i32(e.code) {
-                Code::InvalidArgument => EtcdError::InvalidArgument(e.message.clone()),
-                _ => EtcdError::Internal(e.message.clone()),
-            })
+        KNOWN.iter().find(|k| k.to_string() == e.message).cloned().unwrap_or_else(|| match Code::from_i32(e.code) {
+            Code::InvalidArgument => EtcdError::InvalidArgument(e.message.clone()),
+            _ => EtcdError::Internal(e.message.clone()),
+        })
     }
 }
 
@@ -165,10 +158,7 @@ mod tests {
     fn codes_and_messages_match_etcd() {
         let s: tonic::Status = EtcdError::Compacted.into();
         assert_eq!(s.code(), Code::OutOfRange);
-        assert_eq!(
-            s.message(),
-            "etcdserver: mvcc: required revision has been compacted"
-        );
+        assert_eq!(s.message(), "etcdserver: mvcc: required revision has been compacted");
         let s: tonic::Status = EtcdError::LeaseNotFound.into();
         assert_eq!(s.code(), Code::NotFound);
         assert_eq!(s.message(), "etcdserver: requested lease not found");

@@ -26,12 +26,15 @@
 //! - `bench/`: `raftty bench`, a load generator run against raftty and, side by side, etcd.
 //! - `proto.rs`: the generated protobuf code (`proto/` holds the definitions).
 
+pub mod admin;
 pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod errors;
+pub mod events;
+pub mod faults;
 pub mod lab;
 pub mod member;
 pub mod mvcc;

@@ -14,9 +14,12 @@ use openraft::errors::ClientWriteError as WriteErr;
 use openraft::errors::RaftError as RErr;
 use tonic::Code;
 
+use crate::client::EtcdClient;
 use crate::errors::EtcdError;
+use crate::pki::CertFiles;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::rafttypb::ProposeRequest;
+use crate::proto::rafttypb::PublishRequest;
 use crate::proto::rafttypb::ReadIndexRequest;
 use crate::raft::network::PeerChannels;
 use crate::raft::state_machine::StateMachineStore;
@@ -33,6 +36,8 @@ pub struct Member {
     pub raft: Raft,
     pub state_machine: StateMachineStore,
     pub peers: PeerChannels,
+    /// This member's certificate, for calls to other members' client ports.
+    pub cert: CertFiles,
     /// How long a request may wait for consensus before the client is told it timed out
     /// (etcd: 5 s plus two election timeouts).
     pub request_timeout: Duration,
@@ -56,10 +61,7 @@ impl Member {
     fn leader_url(&self, leader: NodeId) -> Option<String> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
-        m.membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.peer_url.clone())
+        m.membership_config.membership().get_node(&leader).map(|n| n.peer_url.clone())
     }
 
     /// Waits (until `deadline`) for some member to be known as the leader.
@@ -101,10 +103,7 @@ impl Member {
                     let _ = self
                         .raft
                         .wait(Some(Duration::from_millis(50)))
-                        .metrics(
-                            |m| m.current_leader.is_some_and(|l| l != leader),
-                            "a new leader",
-                        )
+                        .metrics(|m| m.current_leader.is_some_and(|l| l != leader), "a new leader")
                         .await;
                 }
             }
@@ -124,12 +123,7 @@ impl Member {
         }
     }
 
-    async fn propose_via(
-        &self,
-        leader: NodeId,
-        command: Command,
-        deadline: Instant,
-    ) -> Attempt<CommandResult> {
+    async fn propose_via(&self, leader: NodeId, command: Command, deadline: Instant) -> Attempt<CommandResult> {
         let Some(url) = self.leader_url(leader) else {
             return Attempt::NotProposed;
         };
@@ -137,34 +131,23 @@ impl Member {
             return Attempt::NotProposed;
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        // Until the connection is up nothing has been sent, so failing here is safe to retry.
-        if !tokio::time::timeout(remaining, self.peers.connected(leader, &url))
-            .await
-            .unwrap_or(false)
-        {
-            return Attempt::NotProposed;
-        }
-        let mut req = tonic::Request::new(ProposeRequest {
-            command: Some(command),
-        });
-        req.set_timeout(deadline.saturating_duration_since(Instant::now()));
-        match client.propose(req).await {
+        let mut req = tonic::Request::new(ProposeRequest { command: Some(command) });
+        req.set_timeout(remaining);
+        match self.peers.deliver(leader, remaining, client.propose(req)).await {
             Ok(resp) => {
                 let resp = resp.into_inner();
                 let Some(result) = resp.result else {
-                    return Attempt::Done(Err(EtcdError::Internal(
-                        "the leader sent an empty result".into(),
-                    )));
+                    return Attempt::Done(Err(EtcdError::Internal("the leader sent an empty result".into())));
                 };
                 // Read-your-writes on this member: answer once we have applied it too.
                 self.await_applied(resp.log_index, deadline).await;
                 Attempt::Done(Ok(result))
             }
-            Err(status)
-                if status.code() == Code::FailedPrecondition && status.message() == NOT_LEADER =>
-            {
+            Err(status) if status.code() == Code::FailedPrecondition && status.message() == NOT_LEADER => {
                 Attempt::NotProposed
             }
+            // The leader we knew is gone and its port refused the connection: nothing was sent.
+            Err(status) if never_sent(&status) => Attempt::NotProposed,
             Err(status) => Attempt::Done(Err(status_to_error(status))),
         }
     }
@@ -177,18 +160,11 @@ impl Member {
             let leader = self.await_leader(deadline).await?;
             let attempt = if leader == self.id {
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(
-                    remaining,
-                    self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
-                )
-                .await
-                {
+                match tokio::time::timeout(remaining, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
                     Err(_) => Attempt::Done(Err(EtcdError::Timeout)),
                     Ok(Ok(_)) => Attempt::Done(Ok(())),
                     Ok(Err(e)) if e.forward_to_leader().is_some() => Attempt::NotProposed,
-                    Ok(Err(e)) => {
-                        Attempt::Done(Err(EtcdError::Internal(format!("read index failed: {e}"))))
-                    }
+                    Ok(Err(e)) => Attempt::Done(Err(EtcdError::Internal(format!("read index failed: {e}")))),
                 }
             } else {
                 self.read_index_via(leader, deadline).await
@@ -202,10 +178,7 @@ impl Member {
                     let _ = self
                         .raft
                         .wait(Some(Duration::from_millis(50)))
-                        .metrics(
-                            |m| m.current_leader.is_some_and(|l| l != leader),
-                            "a new leader",
-                        )
+                        .metrics(|m| m.current_leader.is_some_and(|l| l != leader), "a new leader")
                         .await;
                 }
             }
@@ -219,24 +192,19 @@ impl Member {
         let Ok(mut client) = self.peers.client(leader, &url) else {
             return Attempt::NotProposed;
         };
+        let remaining = deadline.saturating_duration_since(Instant::now());
         let mut req = tonic::Request::new(ReadIndexRequest {});
-        req.set_timeout(deadline.saturating_duration_since(Instant::now()));
-        match client.read_index(req).await {
+        req.set_timeout(remaining);
+        match self.peers.deliver(leader, remaining, client.read_index(req)).await {
             Ok(resp) => {
-                if self
-                    .await_applied(resp.get_ref().read_index, deadline)
-                    .await
-                {
+                if self.await_applied(resp.get_ref().read_index, deadline).await {
                     Attempt::Done(Ok(()))
                 } else {
                     Attempt::Done(Err(EtcdError::TimeoutWaitAppliedIndex))
                 }
             }
             // Reads have no side effects: any failure to reach the leader may be retried.
-            Err(status)
-                if status.code() == Code::FailedPrecondition
-                    || status.code() == Code::Unavailable =>
-            {
+            Err(status) if status.code() == Code::FailedPrecondition || status.code() == Code::Unavailable => {
                 Attempt::NotProposed
             }
             Err(status) => Attempt::Done(Err(status_to_error(status))),
@@ -246,53 +214,102 @@ impl Member {
     /// Waits until this member has applied `index`; false if `deadline` passed first.
     pub async fn await_applied(&self, index: u64, deadline: Instant) -> bool {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        self.raft
-            .wait(Some(remaining))
-            .applied_index_at_least(Some(index), "read index")
-            .await
-            .is_ok()
+        self.raft.wait(Some(remaining)).applied_index_at_least(Some(index), "read index").await.is_ok()
     }
 
     /// The leader's half of a forwarded write.
-    pub async fn serve_forwarded_proposal(
-        &self,
-        command: Command,
-    ) -> Result<(CommandResult, u64), tonic::Status> {
+    pub async fn serve_forwarded_proposal(&self, command: Command) -> Result<(CommandResult, u64), tonic::Status> {
         if self.current_leader() != Some(self.id) {
             return Err(tonic::Status::failed_precondition(NOT_LEADER));
         }
-        let write =
-            tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await;
+        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await;
         match write {
             Err(_) => Err(EtcdError::Timeout.into()),
             Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
             Ok(Err(RErr::APIError(WriteErr::ForwardToLeader(_)))) => {
                 Err(tonic::Status::failed_precondition(NOT_LEADER))
             }
-            Ok(Err(RErr::APIError(WriteErr::LogEntryDiscarded(_)))) => {
-                Err(EtcdError::TimeoutDueToLeaderFail.into())
-            }
+            Ok(Err(RErr::APIError(WriteErr::LogEntryDiscarded(_)))) => Err(EtcdError::TimeoutDueToLeaderFail.into()),
             Ok(Err(e)) => Err(tonic::Status::internal(format!("proposal failed: {e}"))),
         }
     }
 
     /// The leader's half of a follower's linearizable read: the index to catch up to.
     pub async fn serve_read_index(&self) -> Result<u64, tonic::Status> {
-        match tokio::time::timeout(
-            self.request_timeout,
-            self.raft.get_read_linearizer(ReadPolicy::ReadIndex),
-        )
-        .await
-        {
+        match tokio::time::timeout(self.request_timeout, self.raft.get_read_linearizer(ReadPolicy::ReadIndex)).await {
             Err(_) => Err(EtcdError::Timeout.into()),
             Ok(Ok(linearizer)) => Ok(linearizer.read_log_id().log_id().index),
-            Ok(Err(e)) if e.forward_to_leader().is_some() => {
-                Err(tonic::Status::failed_precondition(NOT_LEADER))
-            }
-            Ok(Err(e)) => Err(tonic::Status::unavailable(format!(
-                "read index failed: {e}"
-            ))),
+            Ok(Err(e)) if e.forward_to_leader().is_some() => Err(tonic::Status::failed_precondition(NOT_LEADER)),
+            Ok(Err(e)) => Err(tonic::Status::unavailable(format!("read index failed: {e}"))),
         }
+    }
+}
+
+impl Member {
+    /// An etcd client connected to the leader's client port, for the calls etcd serves only
+    /// on the leader (membership changes).
+    pub async fn leader_client(&self) -> Result<EtcdClient, tonic::Status> {
+        let deadline = Instant::now() + self.request_timeout;
+        let leader = self.await_leader(deadline).await?;
+        let url = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.membership_config.membership().get_node(&leader).map(|n| n.client_url.clone())
+        };
+        let url = url.filter(|u| !u.is_empty()).ok_or(EtcdError::NoLeader)?;
+        EtcdClient::connect(&url, &self.cert, self.request_timeout)
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("reaching the leader at {url}: {e:#}")))
+    }
+
+    /// Makes sure the membership shows this member's name and client URL, as etcd members
+    /// publish theirs: a member added through etcd's MemberAdd is known only by its peer URL
+    /// until it runs. Retries until the leader has recorded them.
+    pub async fn publish_self(&self, me: MemberNode) {
+        loop {
+            let recorded = {
+                let metrics = self.raft.metrics();
+                let m = metrics.borrow_watched();
+                m.membership_config.membership().get_node(&self.id).cloned()
+            };
+            match recorded {
+                Some(node) if node == me => return,
+                // Not (yet) part of the cluster: nothing to publish to.
+                None => {}
+                Some(_) => {
+                    if let Err(e) = self.request_publish(me.clone()).await {
+                        tracing::debug!("publishing {}: {e}", me.name);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn request_publish(&self, me: MemberNode) -> Result<(), tonic::Status> {
+        let deadline = Instant::now() + self.request_timeout;
+        let leader = self.await_leader(deadline).await?;
+        if leader == self.id {
+            return self.serve_publish(self.id, me).await;
+        }
+        let url = self.leader_url(leader).ok_or(EtcdError::NoLeader)?;
+        let mut client = self.peers.client(leader, &url).map_err(tonic::Status::unavailable)?;
+        let req = PublishRequest { id: self.id, node: Some(me) };
+        self.peers.deliver(leader, self.request_timeout, client.publish(req)).await.map(|_| ())
+    }
+
+    /// The leader's half of a member publishing its attributes.
+    pub async fn serve_publish(&self, id: NodeId, node: MemberNode) -> Result<(), tonic::Status> {
+        use openraft::ChangeMembers;
+        if self.current_leader() != Some(self.id) {
+            return Err(tonic::Status::failed_precondition(NOT_LEADER));
+        }
+        let change = ChangeMembers::SetNodes(std::collections::BTreeMap::from([(id, node)]));
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| tonic::Status::unavailable(format!("recording the member's attributes: {e}")))
     }
 }
 
@@ -300,6 +317,18 @@ enum Attempt<T> {
     Done(Result<T, EtcdError>),
     /// Certainly not proposed: safe to retry with the (new) leader.
     NotProposed,
+}
+
+/// Whether a failed call certainly never reached the peer: its connection was refused.
+fn never_sent(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// An error relayed by the leader: keep etcd's message when it is one.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +14,17 @@ use anyhow::Context;
 use anyhow::Result;
 use openraft::Config;
 use openraft::SnapshotPolicy;
+use openraft::storage::RaftLogStorage;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin::AdminService;
 use crate::api;
+use crate::events;
+use crate::faults::FAULTS_FILE;
+use crate::faults::FaultState;
+use crate::faults::LabFaults;
 use crate::lab::Lab;
 use crate::lab::SnapshotSettings;
 use crate::lab::Tempo;
@@ -26,10 +33,12 @@ use crate::pki;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::rafttyadmin::admin_server::AdminServer;
 use crate::proto::rafttypb::raft_peer_server::RaftPeerServer;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerChannels;
 use crate::raft::network::PeerNetwork;
+use crate::raft::observer;
 use crate::raft::peer_service::PeerService;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::types::*;
@@ -45,9 +54,7 @@ pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(serve(lab_dir, name));
     if let Err(e) = &result {
         tracing::error!("member {name} stops: {e:#}");
@@ -55,18 +62,21 @@ pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
     result
 }
 
-/// openraft's settings for a lab's tempo. Like etcd, the election timeout is randomized
-/// between one and two times the configured value so that candidates rarely collide.
-pub fn raft_config(
-    lab_name: &str,
-    tempo: Tempo,
-    snapshots: SnapshotSettings,
-) -> Result<Arc<Config>> {
+/// openraft's settings for a lab's tempo.
+///
+/// The lab's election timeout means what it means in etcd: how long a follower goes without
+/// hearing from a leader before it campaigns. An openraft follower campaigns after its leader
+/// lease (`election_timeout_max`) plus a random `election_timeout` in [min, max], and votes
+/// for nobody else until its own lease has run out. With min and max at 40% and 60% of the
+/// lab's timeout, a follower campaigns between 1.0 and 1.2 election timeouts after the last
+/// heartbeat, by which time every other follower's lease has expired: the first candidate
+/// usually wins at once. (etcd campaigns between 1 and 2 election timeouts.)
+pub fn raft_config(lab_name: &str, tempo: Tempo, snapshots: SnapshotSettings) -> Result<Arc<Config>> {
     let config = Config {
         cluster_name: lab_name.to_string(),
         heartbeat_interval: tempo.heartbeat_ms,
-        election_timeout_min: tempo.election_timeout_ms,
-        election_timeout_max: tempo.election_timeout_ms * 2,
+        election_timeout_min: tempo.election_timeout_ms * 2 / 5,
+        election_timeout_max: tempo.election_timeout_ms * 3 / 5,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshots.every),
         max_in_snapshot_log_to_keep: snapshots.keep_log,
         install_snapshot_timeout: 10_000,
@@ -91,50 +101,31 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         lab.name()
     );
     let cert = lab.member_cert(name);
-    let identity = StoreIdentity {
-        cluster_id: lab.config.cluster_id,
-        member_id: me.id,
-    };
+    let identity = StoreIdentity { cluster_id: lab.config.cluster_id, member_id: me.id };
     let data_dir = lab.member_data_dir(name);
     let fresh = !data_dir.exists();
     pki::create_private_dir(&data_dir)?;
-    tracing::info!(
-        "member {name} ({:x}) of lab {} starting in {}",
-        me.id,
-        lab.name(),
-        data_dir.display()
-    );
+    tracing::info!("member {name} ({:x}) of lab {} starting in {}", me.id, lab.name(), data_dir.display());
 
-    let log_store = LogStore::open(&data_dir, identity).with_context(|| {
-        format!(
-            "member {name} cannot use its Raft log in {}",
-            data_dir.display()
-        )
-    })?;
-    let state_machine = StateMachineStore::open(&data_dir, identity).with_context(|| {
-        format!(
-            "member {name} cannot use its state in {}",
-            data_dir.display()
-        )
-    })?;
+    let mut log_store = LogStore::open(&data_dir, identity)
+        .with_context(|| format!("member {name} cannot use its Raft log in {}", data_dir.display()))?;
+    let log_reader = log_store.get_log_reader().await;
+    let state_machine = StateMachineStore::open(&data_dir, identity)
+        .with_context(|| format!("member {name} cannot use its state in {}", data_dir.display()))?;
 
     // Bind before joining: a member that cannot serve should not take part in elections.
     let client_listener = bind(me.client_port, "client").await?;
     let peer_listener = bind(me.peer_port, "peer").await?;
 
-    let channels = PeerChannels::new(me.id, cert.clone());
+    events::init(me.id, name);
+    let faults = Arc::new(FaultState::new(me.id, LabFaults::load(lab_dir)?.to_table(&lab.config)));
+    tokio::spawn(follow_fault_file(lab_dir.to_path_buf(), faults.clone()));
+    let channels = PeerChannels::new(me.id, cert.clone(), faults);
     let config = raft_config(lab.name(), lab.config.tempo, lab.config.snapshots)?;
-    let raft = Raft::new(
-        me.id,
-        config,
-        PeerNetwork::new(channels.clone()),
-        log_store,
-        state_machine.clone(),
-    )
-    .await
-    .context("starting Raft")?;
-    let request_timeout =
-        Duration::from_secs(5) + 2 * Duration::from_millis(lab.config.tempo.election_timeout_ms);
+    let raft = Raft::new(me.id, config, PeerNetwork::new(channels.clone()), log_store, state_machine.clone())
+        .await
+        .context("starting Raft")?;
+    let request_timeout = Duration::from_secs(5) + 2 * Duration::from_millis(lab.config.tempo.election_timeout_ms);
     let member = Arc::new(Member {
         id: me.id,
         name: name.to_string(),
@@ -142,8 +133,16 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         raft: raft.clone(),
         state_machine,
         peers: channels,
+        cert: cert.clone(),
         request_timeout,
     });
+
+    tokio::spawn(observer::narrate(raft.clone()));
+    {
+        let member = member.clone();
+        let me = MemberNode { name: name.to_string(), peer_url: me.peer_url(), client_url: me.client_url() };
+        tokio::spawn(async move { member.publish_self(me).await });
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -158,13 +157,13 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
                 .max_decoding_message_size(MAX_PEER_MESSAGE)
                 .max_encoding_message_size(MAX_PEER_MESSAGE),
         )
+        .add_service(AdminServer::new(AdminService::new(member.clone(), log_reader)))
         .serve_with_incoming_shutdown(incoming(peer_listener), stopped(stop_rx.clone()));
     let client_server = Server::builder()
         .tls_config(cert.server_tls()?)?
         .tcp_nodelay(true)
         .add_service(
-            KvServer::new(api::kv::KvService::new(member.clone()))
-                .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
+            KvServer::new(api::kv::KvService::new(member.clone())).max_decoding_message_size(api::MAX_GRPC_MESSAGE),
         )
         .add_service(
             ClusterServer::new(api::cluster::ClusterService::new(member.clone()))
@@ -186,16 +185,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
             .members
             .iter()
             .filter(|m| m.initial && !m.removed)
-            .map(|m| {
-                (
-                    m.id,
-                    MemberNode {
-                        name: m.name.clone(),
-                        peer_url: m.peer_url(),
-                        client_url: m.client_url(),
-                    },
-                )
-            })
+            .map(|m| (m.id, MemberNode { name: m.name.clone(), peer_url: m.peer_url(), client_url: m.client_url() }))
             .collect();
         let first = initial.keys().next() == Some(&me.id);
         match raft.initialize(initial).await {
@@ -210,25 +200,15 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
             Err(e) => tracing::warn!("cluster bootstrap: {e}"),
         }
     }
-    tracing::info!(
-        "member {name} serving clients on {} and peers on {}",
-        me.client_url(),
-        me.peer_url()
-    );
+    tracing::info!("member {name} serving clients on {} and peers on {}", me.client_url(), me.peer_url());
 
     wait_for_stop_signal().await?;
     tracing::info!("member {name} stopping");
     let _ = stop_tx.send(true);
-    raft.shutdown()
-        .await
-        .map_err(|e| anyhow::anyhow!("stopping Raft: {e}"))?;
+    raft.shutdown().await.map_err(|e| anyhow::anyhow!("stopping Raft: {e}"))?;
     // Applies are made durable lazily; a clean stop makes them durable now, so the next
     // start does not have to replay them.
-    member
-        .state_machine
-        .mvcc()
-        .flush()
-        .context("flushing the state to disk")?;
+    member.state_machine.mvcc().flush().context("flushing the state to disk")?;
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = peer_task.await;
         let _ = client_task.await;
@@ -237,14 +217,30 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Keeps the member's fault table in step with the lab's `faults.json`: changes are also
+/// pushed over the admin surface, but a member that was paused or down when they were made
+/// picks them up here.
+async fn follow_fault_file(lab_dir: PathBuf, faults: Arc<FaultState>) {
+    let mut last_modified = None;
+    loop {
+        let modified = std::fs::metadata(lab_dir.join(FAULTS_FILE)).and_then(|m| m.modified()).ok();
+        if modified != last_modified {
+            last_modified = modified;
+            match (LabFaults::load(&lab_dir), Lab::open_dir(&lab_dir)) {
+                (Ok(lab_faults), Ok(lab)) => {
+                    faults.update(lab_faults.to_table(&lab.config));
+                }
+                (Err(e), _) | (_, Err(e)) => tracing::warn!("reading the lab's faults: {e:#}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn bind(port: u16, what: &str) -> Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", port))
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on the {what} port 127.0.0.1:{port}; is something else using it?"
-            )
-        })
+        .with_context(|| format!("cannot listen on the {what} port 127.0.0.1:{port}; is something else using it?"))
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC frames would otherwise wait

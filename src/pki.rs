@@ -75,22 +75,17 @@ impl CertFiles {
     /// TLS settings for a client presenting this certificate and trusting only `ca`.
     pub fn client_tls(&self) -> Result<ClientTlsConfig> {
         install_crypto_provider();
-        Ok(ClientTlsConfig::new()
-            .ca_certificate(self.ca_certificate()?)
-            .identity(self.identity()?))
+        Ok(ClientTlsConfig::new().ca_certificate(self.ca_certificate()?).identity(self.identity()?))
     }
 
     fn identity(&self) -> Result<Identity> {
-        let cert = fs::read(&self.cert)
-            .with_context(|| format!("reading certificate {}", self.cert.display()))?;
-        let key = fs::read(&self.key)
-            .with_context(|| format!("reading private key {}", self.key.display()))?;
+        let cert = fs::read(&self.cert).with_context(|| format!("reading certificate {}", self.cert.display()))?;
+        let key = fs::read(&self.key).with_context(|| format!("reading private key {}", self.key.display()))?;
         Ok(Identity::from_pem(cert, key))
     }
 
     fn ca_certificate(&self) -> Result<Certificate> {
-        let ca = fs::read(&self.ca)
-            .with_context(|| format!("reading CA certificate {}", self.ca.display()))?;
+        let ca = fs::read(&self.ca).with_context(|| format!("reading CA certificate {}", self.ca.display()))?;
         Ok(Certificate::from_pem(ca))
     }
 }
@@ -120,24 +115,13 @@ impl Pki {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = name(&format!("raftty lab CA {}", dir.display()), None);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        set_validity(
-            &mut params,
-            OffsetDateTime::now_utc() - Duration::hours(1),
-            VALIDITY_DAYS,
-        );
-        let cert = params
-            .self_signed(&key)
-            .context("signing the CA certificate")?;
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        set_validity(&mut params, OffsetDateTime::now_utc() - Duration::hours(1), VALIDITY_DAYS);
+        let cert = params.self_signed(&key).context("signing the CA certificate")?;
         write_public(&dir.join(CA_FILE), cert.pem().as_bytes())?;
         write_private(&dir.join(CA_KEY_FILE), key.serialize_pem().as_bytes())?;
-        let pki = Pki {
-            dir: dir.to_path_buf(),
-        };
+        let pki = Pki { dir: dir.to_path_buf() };
         pki.issue(ROOT_NAME, CertRole::Client)?;
         pki.issue(ADMIN_NAME, CertRole::Admin)?;
         Ok(pki)
@@ -146,22 +130,13 @@ impl Pki {
     /// Opens an existing CA folder.
     pub fn open(dir: &Path) -> Result<Pki> {
         let ca = dir.join(CA_FILE);
-        anyhow::ensure!(
-            ca.exists(),
-            "no certificate authority at {} (missing {})",
-            dir.display(),
-            ca.display()
-        );
-        Ok(Pki {
-            dir: dir.to_path_buf(),
-        })
+        anyhow::ensure!(ca.exists(), "no certificate authority at {} (missing {})", dir.display(), ca.display());
+        Ok(Pki { dir: dir.to_path_buf() })
     }
 
     /// The CA folder at `dir`, without checking that it holds a CA yet.
     pub fn at(dir: &Path) -> Pki {
-        Pki {
-            dir: dir.to_path_buf(),
-        }
+        Pki { dir: dir.to_path_buf() }
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -180,12 +155,7 @@ impl Pki {
     /// Issues (or re-issues) the certificate `name`, valid for ten years from now.
     pub fn issue(&self, name: &str, role: CertRole) -> Result<CertFiles> {
         let now = OffsetDateTime::now_utc();
-        self.issue_valid(
-            name,
-            role,
-            now - Duration::hours(1),
-            now + Duration::days(VALIDITY_DAYS),
-        )
+        self.issue_valid(name, role, now - Duration::hours(1), now + Duration::days(VALIDITY_DAYS))
     }
 
     /// Issues the certificate `name` with an explicit validity window; tests use it to make
@@ -202,8 +172,7 @@ impl Pki {
             .with_context(|| format!("reading the CA key in {}", self.dir.display()))?;
         let ca_key = KeyPair::from_pem(&ca_key_pem).context("parsing the CA key")?;
         let ca_pem = fs::read_to_string(self.ca_path())?;
-        let issuer =
-            Issuer::from_ca_cert_pem(&ca_pem, ca_key).context("parsing the CA certificate")?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).context("parsing the CA certificate")?;
 
         let sans = match role {
             CertRole::Member => vec!["localhost".to_string(), "127.0.0.1".to_string()],
@@ -211,23 +180,15 @@ impl Pki {
         };
         let mut params = CertificateParams::new(sans)?;
         params.distinguished_name = name_for(name, role);
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = match role {
-            CertRole::Member => vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
+            CertRole::Member => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
             CertRole::Client | CertRole::Admin => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
         params.not_before = not_before;
         params.not_after = not_after;
         let key = KeyPair::generate()?;
-        let cert = params
-            .signed_by(&key, &issuer)
-            .with_context(|| format!("signing the certificate of {name}"))?;
+        let cert = params.signed_by(&key, &issuer).with_context(|| format!("signing the certificate of {name}"))?;
         let files = self.files(name);
         write_public(&files.cert, cert.pem().as_bytes())?;
         write_private(&files.key, key.serialize_pem().as_bytes())?;
@@ -270,21 +231,9 @@ impl PeerIdentity {
         let first = certs.first()?;
         let (_, cert) = x509_parser::parse_x509_certificate(first.as_ref()).ok()?;
         let subject = cert.subject();
-        let common_name = subject
-            .iter_common_name()
-            .next()?
-            .as_str()
-            .ok()?
-            .to_string();
-        let organization = subject
-            .iter_organization()
-            .next()
-            .and_then(|o| o.as_str().ok())
-            .map(str::to_string);
-        Some(PeerIdentity {
-            common_name,
-            organization,
-        })
+        let common_name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+        let organization = subject.iter_organization().next().and_then(|o| o.as_str().ok()).map(str::to_string);
+        Some(PeerIdentity { common_name, organization })
     }
 
     pub fn is_member(&self) -> bool {
@@ -333,38 +282,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::create(&dir.path().join("pki")).unwrap();
         let member = pki.issue("n1", CertRole::Member).unwrap();
-        for key in [
-            &member.key,
-            &pki.files(ROOT_NAME).key,
-            &dir.path().join("pki").join(CA_KEY_FILE),
-        ] {
+        for key in [&member.key, &pki.files(ROOT_NAME).key, &dir.path().join("pki").join(CA_KEY_FILE)] {
             let mode = fs::metadata(key).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{} is readable by others", key.display());
         }
         let pem = fs::read(&member.cert).unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
         let cert = pem.parse_x509().unwrap();
-        let sans = cert
-            .subject_alternative_name()
-            .unwrap()
-            .unwrap()
-            .value
-            .general_names
-            .clone();
+        let sans = cert.subject_alternative_name().unwrap().unwrap().value.general_names.clone();
         let text = format!("{sans:?}");
-        assert!(
-            text.contains("localhost") && text.contains("IPAddress([127, 0, 0, 1])"),
-            "member SANs: {text}"
-        );
-        assert_eq!(
-            cert.subject()
-                .iter_organization()
-                .next()
-                .unwrap()
-                .as_str()
-                .unwrap(),
-            MEMBER_ORG
-        );
+        assert!(text.contains("localhost") && text.contains("IPAddress([127, 0, 0, 1])"), "member SANs: {text}");
+        assert_eq!(cert.subject().iter_organization().next().unwrap().as_str().unwrap(), MEMBER_ORG);
     }
 
     #[test]

@@ -21,3 +21,7 @@ pub mod rafttypb {
 pub mod rafttystore {
     tonic::include_proto!("rafttystore");
 }
+
+pub mod rafttyadmin {
+    tonic::include_proto!("rafttyadmin");
+}

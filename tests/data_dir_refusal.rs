@@ -29,10 +29,7 @@ fn up_fails_saying(lab: &TestLab, needles: &[&str]) -> String {
     assert!(!out.status.success(), "up must fail:\n{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     for needle in needles {
-        assert!(
-            err.contains(needle),
-            "the error should say {needle:?}:\n{err}"
-        );
+        assert!(err.contains(needle), "the error should say {needle:?}:\n{err}");
     }
     err
 }
@@ -48,16 +45,9 @@ fn a_member_refuses_another_members_data() {
     let before = fs::read(n3.join("raft-log.redb")).unwrap();
 
     up_fails_saying(&lab, &["n3 failed to start", "belongs to member"]);
-    assert!(
-        fs::read(n3.join("raft-log.redb")).unwrap() == before,
-        "the refused data must be left untouched"
-    );
+    assert!(fs::read(n3.join("raft-log.redb")).unwrap() == before, "the refused data must be left untouched");
     // The other members are fine and serve.
-    assert_eq!(
-        lab.etcdctl_on("n1", &["get", "--print-value-only", "k"])
-            .stdout,
-        b"v\n"
-    );
+    assert_eq!(lab.etcdctl_on("n1", &["get", "--print-value-only", "k"]).stdout, b"v\n");
 }
 
 #[test]
@@ -72,10 +62,7 @@ fn a_member_refuses_a_damaged_raft_log() {
     fs::write(&log, &bytes).unwrap();
 
     up_fails_saying(&lab, &["n3 failed to start", "raft-log.redb"]);
-    assert!(
-        fs::read(&log).unwrap() == bytes,
-        "the damaged file must be left as it was"
-    );
+    assert!(fs::read(&log).unwrap() == bytes, "the damaged file must be left as it was");
 }
 
 #[test]

@@ -20,20 +20,13 @@ use raftty::proto::etcdserverpb::RangeRequest;
 /// Writes `key-<n>` for n = 0, 1, 2... round-robin through the members, recording each
 /// write the cluster acknowledged. A failed write is retried under a new key (its outcome
 /// is unknown, so it proves nothing either way).
-async fn write_stream(
-    clients: Vec<EtcdClient>,
-    acked: Arc<Mutex<BTreeSet<u64>>>,
-    stop: Arc<AtomicBool>,
-) {
+async fn write_stream(clients: Vec<EtcdClient>, acked: Arc<Mutex<BTreeSet<u64>>>, stop: Arc<AtomicBool>) {
     let mut n = 0u64;
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
         let mut client = clients[i % clients.len()].clone();
-        let put = PutRequest {
-            key: format!("key-{n:06}").into(),
-            value: format!("value-{n}").into(),
-            ..Default::default()
-        };
+        let put =
+            PutRequest { key: format!("key-{n:06}").into(), value: format!("value-{n}").into(), ..Default::default() };
         let outcome = tokio::time::timeout(Duration::from_secs(5), client.kv.put(put)).await;
         match outcome {
             Ok(Ok(_)) => {
@@ -54,9 +47,7 @@ fn acknowledged_writes_survive_kill_9_of_a_follower_then_the_leader() {
     let members = ["n1", "n2", "n3"];
     let clients: Vec<EtcdClient> = members
         .iter()
-        .map(|m| {
-            EtcdClient::connect_lazy(&lab.client_url(m), &cert, Duration::from_secs(5)).unwrap()
-        })
+        .map(|m| EtcdClient::connect_lazy(&lab.client_url(m), &cert, Duration::from_secs(5)).unwrap())
         .collect();
 
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
@@ -65,11 +56,9 @@ fn acknowledged_writes_survive_kill_9_of_a_follower_then_the_leader() {
     let acked_count = || acked.lock().unwrap().len();
     let wait_acks = |more: usize, what: &str| {
         let target = acked_count() + more;
-        wait_for(
-            Duration::from_secs(60),
-            &format!("{more} more acknowledged writes {what}"),
-            || acked_count() >= target,
-        );
+        wait_for(Duration::from_secs(60), &format!("{more} more acknowledged writes {what}"), || {
+            acked_count() >= target
+        });
     };
 
     wait_acks(100, "before any failure");
@@ -93,66 +82,48 @@ fn acknowledged_writes_survive_kill_9_of_a_follower_then_the_leader() {
     // Every member, read locally (serializable), holds every acknowledged write.
     for (member, client) in members.iter().zip(&clients) {
         let mut missing = Vec::new();
-        wait_for(
-            Duration::from_secs(30),
-            &format!("{member} to hold every acknowledged write"),
-            || {
-                let mut c = client.clone();
-                let range = RangeRequest {
-                    key: "key-".into(),
-                    range_end: "key.".into(),
-                    serializable: true,
-                    keys_only: true,
-                    ..Default::default()
-                };
-                let Ok(resp) = runtime.block_on(c.kv.range(range)) else {
-                    return false;
-                };
-                let present: BTreeSet<u64> = resp
-                    .into_inner()
-                    .kvs
-                    .iter()
-                    .filter_map(|kv| {
-                        std::str::from_utf8(&kv.key)
-                            .ok()?
-                            .strip_prefix("key-")?
-                            .parse()
-                            .ok()
-                    })
-                    .collect();
-                missing = acked.difference(&present).copied().collect();
-                missing.is_empty()
-            },
-        );
-        assert!(
-            missing.is_empty(),
-            "{member} lost acknowledged writes {missing:?}"
-        );
+        wait_for(Duration::from_secs(30), &format!("{member} to hold every acknowledged write"), || {
+            let mut c = client.clone();
+            let range = RangeRequest {
+                key: "key-".into(),
+                range_end: "key.".into(),
+                serializable: true,
+                keys_only: true,
+                ..Default::default()
+            };
+            let Ok(resp) = runtime.block_on(c.kv.range(range)) else {
+                return false;
+            };
+            let present: BTreeSet<u64> = resp
+                .into_inner()
+                .kvs
+                .iter()
+                .filter_map(|kv| std::str::from_utf8(&kv.key).ok()?.strip_prefix("key-")?.parse().ok())
+                .collect();
+            missing = acked.difference(&present).copied().collect();
+            missing.is_empty()
+        });
+        assert!(missing.is_empty(), "{member} lost acknowledged writes {missing:?}");
     }
 
     // And the members agree byte for byte at a common revision.
     let revision = runtime.block_on(async {
         let mut c = clients[0].clone();
-        c.kv.range(RangeRequest {
-            key: "x".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .header
-        .unwrap()
-        .revision
+        c.kv.range(RangeRequest { key: "x".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .header
+            .unwrap()
+            .revision
     });
     let mut hashes = Vec::new();
     for client in &clients {
         let mut c = client.clone();
         let mut last_err = String::new();
         let mut hash = None;
-        wait_for(
-            Duration::from_secs(30),
-            "every member to reach the common revision",
-            || match runtime.block_on(c.maintenance.hash_kv(HashKvRequest { revision })) {
+        wait_for(Duration::from_secs(30), "every member to reach the common revision", || {
+            match runtime.block_on(c.maintenance.hash_kv(HashKvRequest { revision })) {
                 Ok(r) => {
                     hash = Some(r.into_inner().hash);
                     true
@@ -161,17 +132,13 @@ fn acknowledged_writes_survive_kill_9_of_a_follower_then_the_leader() {
                     last_err = e.message().to_string();
                     false
                 }
-            },
-        );
+            }
+        });
         hashes.push(hash.expect(&last_err));
     }
     assert!(
         hashes.iter().all(|h| *h == hashes[0]),
         "HashKV differs between members at revision {revision}: {hashes:?}"
     );
-    assert!(
-        acked.len() >= 400,
-        "the test wrote too little to prove anything: {}",
-        acked.len()
-    );
+    assert!(acked.len() >= 400, "the test wrote too little to prove anything: {}", acked.len());
 }

@@ -20,15 +20,10 @@ fn get_json(lab: &TestLab, args: &[&str]) -> Value {
 fn keys(v: &Value) -> Vec<String> {
     use base64::Engine;
     let decode = |k: &Value| {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(k.as_str().expect("base64 key"))
-            .expect("base64");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(k.as_str().expect("base64 key")).expect("base64");
         String::from_utf8(bytes).expect("utf-8 key")
     };
-    v["kvs"]
-        .as_array()
-        .map(|kvs| kvs.iter().map(|kv| decode(&kv["key"])).collect())
-        .unwrap_or_default()
+    v["kvs"].as_array().map(|kvs| kvs.iter().map(|kv| decode(&kv["key"])).collect()).unwrap_or_default()
 }
 
 /// Runs etcdctl with `input` on stdin (txn scripts, large values).
@@ -52,58 +47,29 @@ fn etcdctl_stdin(lab: &TestLab, args: &[&str], input: &[u8]) -> std::process::Ou
 #[test]
 fn put_get_prefix_range_limit_keys_only_and_sort() {
     let lab = TestLab::up(3);
-    assert_eq!(
-        lab.etcdctl_ok(&["put", "/registry/pods/default/nginx", "v1"])
-            .trim(),
-        "OK"
-    );
+    assert_eq!(lab.etcdctl_ok(&["put", "/registry/pods/default/nginx", "v1"]).trim(), "OK");
     lab.etcdctl_ok(&["put", "/registry/pods/default/redis", "v2"]);
     lab.etcdctl_ok(&["put", "/registry/pods/kube-system/dns", "v3"]);
     lab.etcdctl_ok(&["put", "/registry/services/default/web", "v4"]);
 
-    assert_eq!(
-        lab.etcdctl_ok(&["get", "/registry/pods/default/nginx"]),
-        "/registry/pods/default/nginx\nv1\n"
-    );
-    assert_eq!(
-        lab.etcdctl_ok(&["get", "--print-value-only", "/registry/pods/default/redis"]),
-        "v2\n"
-    );
+    assert_eq!(lab.etcdctl_ok(&["get", "/registry/pods/default/nginx"]), "/registry/pods/default/nginx\nv1\n");
+    assert_eq!(lab.etcdctl_ok(&["get", "--print-value-only", "/registry/pods/default/redis"]), "v2\n");
     assert_eq!(lab.etcdctl_ok(&["get", "/missing"]), "");
 
     let pods = get_json(&lab, &["--prefix", "/registry/pods/"]);
     assert_eq!(
         keys(&pods),
-        [
-            "/registry/pods/default/nginx",
-            "/registry/pods/default/redis",
-            "/registry/pods/kube-system/dns"
-        ]
+        ["/registry/pods/default/nginx", "/registry/pods/default/redis", "/registry/pods/kube-system/dns"]
     );
     assert_eq!(pods["count"], 3);
 
     // A range [from, to): etcdctl get FROM TO.
-    let range = get_json(
-        &lab,
-        &["/registry/pods/default/redis", "/registry/services/"],
-    );
-    assert_eq!(
-        keys(&range),
-        [
-            "/registry/pods/default/redis",
-            "/registry/pods/kube-system/dns"
-        ]
-    );
+    let range = get_json(&lab, &["/registry/pods/default/redis", "/registry/services/"]);
+    assert_eq!(keys(&range), ["/registry/pods/default/redis", "/registry/pods/kube-system/dns"]);
 
     // --from-key: every key >= the given one (range_end "\0").
     let from = get_json(&lab, &["--from-key", "/registry/pods/kube-system/dns"]);
-    assert_eq!(
-        keys(&from),
-        [
-            "/registry/pods/kube-system/dns",
-            "/registry/services/default/web"
-        ]
-    );
+    assert_eq!(keys(&from), ["/registry/pods/kube-system/dns", "/registry/services/default/web"]);
 
     let limited = get_json(&lab, &["--prefix", "/registry/", "--limit", "2"]);
     assert_eq!(keys(&limited).len(), 2);
@@ -115,17 +81,7 @@ fn put_get_prefix_range_limit_keys_only_and_sort() {
         "/registry/pods/default/nginx\n\n/registry/pods/default/redis\n\n"
     );
 
-    let by_key_desc = get_json(
-        &lab,
-        &[
-            "--prefix",
-            "/registry/",
-            "--sort-by",
-            "KEY",
-            "--order",
-            "DESCEND",
-        ],
-    );
+    let by_key_desc = get_json(&lab, &["--prefix", "/registry/", "--sort-by", "KEY", "--order", "DESCEND"]);
     assert_eq!(
         keys(&by_key_desc),
         [
@@ -136,48 +92,17 @@ fn put_get_prefix_range_limit_keys_only_and_sort() {
         ]
     );
     lab.etcdctl_ok(&["put", "/registry/pods/default/nginx", "v1-updated"]);
-    let by_mod = get_json(
-        &lab,
-        &[
-            "--prefix",
-            "/registry/",
-            "--sort-by",
-            "MODIFY",
-            "--order",
-            "DESCEND",
-            "--limit",
-            "1",
-        ],
-    );
-    assert_eq!(
-        keys(&by_mod),
-        ["/registry/pods/default/nginx"],
-        "the last modified key first"
-    );
-    let by_value = get_json(
-        &lab,
-        &[
-            "--prefix",
-            "/registry/",
-            "--sort-by",
-            "VALUE",
-            "--order",
-            "ASCEND",
-        ],
-    );
-    assert_eq!(
-        keys(&by_value)[0],
-        "/registry/pods/default/nginx",
-        "v1-updated sorts first: {by_value}"
-    );
+    let by_mod =
+        get_json(&lab, &["--prefix", "/registry/", "--sort-by", "MODIFY", "--order", "DESCEND", "--limit", "1"]);
+    assert_eq!(keys(&by_mod), ["/registry/pods/default/nginx"], "the last modified key first");
+    let by_value = get_json(&lab, &["--prefix", "/registry/", "--sort-by", "VALUE", "--order", "ASCEND"]);
+    assert_eq!(keys(&by_value)[0], "/registry/pods/default/nginx", "v1-updated sorts first: {by_value}");
 }
 
 #[test]
 fn revisions_history_delete_and_compaction() {
     let lab = TestLab::up(3);
-    let first = get_json(&lab, &["nothing"])["header"]["revision"]
-        .as_i64()
-        .unwrap();
+    let first = get_json(&lab, &["nothing"])["header"]["revision"].as_i64().unwrap();
     lab.etcdctl_ok(&["put", "k", "one"]);
     lab.etcdctl_ok(&["put", "k", "two"]);
     lab.etcdctl_ok(&["put", "other", "x"]);
@@ -189,18 +114,11 @@ fn revisions_history_delete_and_compaction() {
     assert_eq!(now["header"]["revision"].as_i64().unwrap(), first + 3);
 
     let rev1 = (first + 1).to_string();
-    assert_eq!(
-        lab.etcdctl_ok(&["get", "--rev", &rev1, "--print-value-only", "k"]),
-        "one\n"
-    );
+    assert_eq!(lab.etcdctl_ok(&["get", "--rev", &rev1, "--print-value-only", "k"]), "one\n");
 
     assert_eq!(lab.etcdctl_ok(&["del", "k"]).trim(), "1");
     assert_eq!(lab.etcdctl_ok(&["get", "k"]), "");
-    assert_eq!(
-        lab.etcdctl_ok(&["del", "k"]).trim(),
-        "0",
-        "deleting a missing key deletes nothing"
-    );
+    assert_eq!(lab.etcdctl_ok(&["del", "k"]).trim(), "0", "deleting a missing key deletes nothing");
     let rev2 = (first + 2).to_string();
     assert_eq!(
         lab.etcdctl_ok(&["get", "--rev", &rev2, "--print-value-only", "k"]),
@@ -210,10 +128,7 @@ fn revisions_history_delete_and_compaction() {
 
     lab.etcdctl_ok(&["put", "k", "three"]);
     let recreated = get_json(&lab, &["k"]);
-    assert_eq!(
-        recreated["kvs"][0]["version"], 1,
-        "a delete resets the version: {recreated}"
-    );
+    assert_eq!(recreated["kvs"][0]["version"], 1, "a delete resets the version: {recreated}");
 
     lab.etcdctl_ok(&["put", "p/a", "1"]);
     lab.etcdctl_ok(&["put", "p/b", "2"]);
@@ -222,59 +137,33 @@ fn revisions_history_delete_and_compaction() {
     assert_eq!(prev, "1\nk\nthree\n");
 
     let compact_at = (first + 3).to_string();
-    assert_eq!(
-        lab.etcdctl_ok(&["compaction", &compact_at]).trim(),
-        format!("compacted revision {compact_at}")
-    );
+    assert_eq!(lab.etcdctl_ok(&["compaction", &compact_at]).trim(), format!("compacted revision {compact_at}"));
     let err = lab.etcdctl_err(&["get", "--rev", &rev1, "k"]);
-    assert!(
-        err.contains("etcdserver: mvcc: required revision has been compacted"),
-        "{err}"
-    );
+    assert!(err.contains("etcdserver: mvcc: required revision has been compacted"), "{err}");
     let err = lab.etcdctl_err(&["compaction", &rev1]);
-    assert!(
-        err.contains("etcdserver: mvcc: required revision has been compacted"),
-        "{err}"
-    );
-    assert_eq!(
-        lab.etcdctl_ok(&["get", "--rev", &compact_at, "--print-value-only", "other"]),
-        "x\n"
-    );
+    assert!(err.contains("etcdserver: mvcc: required revision has been compacted"), "{err}");
+    assert_eq!(lab.etcdctl_ok(&["get", "--rev", &compact_at, "--print-value-only", "other"]), "x\n");
     let err = lab.etcdctl_err(&["get", "--rev", "1000000", "k"]);
-    assert!(
-        err.contains("etcdserver: mvcc: required revision is a future revision"),
-        "{err}"
-    );
+    assert!(err.contains("etcdserver: mvcc: required revision is a future revision"), "{err}");
 }
 
 #[test]
 fn txn_compare_and_swap() {
     let lab = TestLab::up(3);
     // Kubernetes' create: succeed only if the key does not exist (mod revision 0).
-    let create =
-        "mod(\"/registry/cm/a\") = \"0\"\n\nput /registry/cm/a created\n\nget /registry/cm/a\n\n";
+    let create = "mod(\"/registry/cm/a\") = \"0\"\n\nput /registry/cm/a created\n\nget /registry/cm/a\n\n";
     let out = etcdctl_stdin(&lab, &["txn"], create.as_bytes());
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(stdout(&out), "SUCCESS\n\nOK\n");
     let out = etcdctl_stdin(&lab, &["txn"], create.as_bytes());
-    assert_eq!(
-        stdout(&out),
-        "FAILURE\n\n/registry/cm/a\ncreated\n",
-        "{}",
-        describe(&out)
-    );
+    assert_eq!(stdout(&out), "FAILURE\n\n/registry/cm/a\ncreated\n", "{}", describe(&out));
 
     let value_cmp = "value(\"/registry/cm/a\") = \"created\"\n\nput /registry/cm/a updated\n\n\n";
     let out = etcdctl_stdin(&lab, &["txn"], value_cmp.as_bytes());
     assert_eq!(stdout(&out), "SUCCESS\n\nOK\n", "{}", describe(&out));
     let version_cmp = "version(\"/registry/cm/a\") > \"5\"\n\n\nget /registry/cm/a\n\n";
     let out = etcdctl_stdin(&lab, &["txn"], version_cmp.as_bytes());
-    assert_eq!(
-        stdout(&out),
-        "FAILURE\n\n/registry/cm/a\nupdated\n",
-        "{}",
-        describe(&out)
-    );
+    assert_eq!(stdout(&out), "FAILURE\n\n/registry/cm/a\nupdated\n", "{}", describe(&out));
     let create_cmp = "create(\"/registry/cm/a\") != \"0\"\n\ndel /registry/cm/a\n\n\n";
     let out = etcdctl_stdin(&lab, &["txn"], create_cmp.as_bytes());
     assert_eq!(stdout(&out), "SUCCESS\n\n1\n", "{}", describe(&out));
@@ -299,26 +188,15 @@ fn etcd_errors_for_bad_requests() {
     many.push_str("\n\n");
     let out = etcdctl_stdin(&lab, &["txn"], many.as_bytes());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("etcdserver: too many operations in txn request"),
-        "{}",
-        describe(&out)
-    );
+    assert!(err.contains("etcdserver: too many operations in txn request"), "{}", describe(&out));
 
     let dup = "\nput same 1\nput same 2\n\n\n";
     let out = etcdctl_stdin(&lab, &["txn"], dup.as_bytes());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("etcdserver: duplicate key given in txn request"),
-        "{}",
-        describe(&out)
-    );
+    assert!(err.contains("etcdserver: duplicate key given in txn request"), "{}", describe(&out));
 
     let err = lab.etcdctl_err(&["put", "--lease", "1234abcd", "leased", "v"]);
-    assert!(
-        err.contains("etcdserver: requested lease not found"),
-        "{err}"
-    );
+    assert!(err.contains("etcdserver: requested lease not found"), "{err}");
 
     // Nothing of the refused requests was written.
     assert_eq!(lab.etcdctl_ok(&["get", "--prefix", ""]), "");

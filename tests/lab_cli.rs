@@ -16,18 +16,9 @@ fn up_status_env_down() {
     assert_eq!(nodes.len(), 3);
     let leader = lab.leader();
     for n in nodes {
-        for field in [
-            "name",
-            "pid",
-            "state",
-            "role",
-            "term",
-            "raft_index",
-            "applied_index",
-            "leader",
-            "client_url",
-            "peer_url",
-        ] {
+        for field in
+            ["name", "pid", "state", "role", "term", "raft_index", "applied_index", "leader", "client_url", "peer_url"]
+        {
             assert!(n.get(field).is_some(), "status --json lacks {field}: {n}");
         }
         assert_eq!(n["state"], "running");
@@ -35,82 +26,43 @@ fn up_status_env_down() {
         assert!(["leader", "follower"].contains(&role), "{n}");
         assert_eq!(role == "leader", n["name"] == leader.as_str(), "{n}");
         assert!(n["pid"].as_i64().unwrap() > 0);
-        assert!(
-            n["client_url"]
-                .as_str()
-                .unwrap()
-                .starts_with("https://127.0.0.1:")
-        );
+        assert!(n["client_url"].as_str().unwrap().starts_with("https://127.0.0.1:"));
     }
     let table = lab.raftty_ok(&["status"]);
-    assert!(
-        table.contains("NAME") && table.contains("leader") && table.lines().count() >= 4,
-        "{table}"
-    );
+    assert!(table.contains("NAME") && table.contains("leader") && table.lines().count() >= 4, "{table}");
 
     // Running up again on a running lab changes nothing.
     let pids: Vec<i64> = nodes.iter().map(|n| n["pid"].as_i64().unwrap()).collect();
     let again = lab.raftty_ok(&["up"]);
     assert!(again.contains("already running"), "{again}");
-    let pids_after: Vec<i64> = lab.status()["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["pid"].as_i64().unwrap())
-        .collect();
+    let pids_after: Vec<i64> =
+        lab.status()["nodes"].as_array().unwrap().iter().map(|n| n["pid"].as_i64().unwrap()).collect();
     assert_eq!(pids, pids_after);
 
     let env = lab.env();
     let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "ETCDCTL_API",
-            "ETCDCTL_ENDPOINTS",
-            "ETCDCTL_CACERT",
-            "ETCDCTL_CERT",
-            "ETCDCTL_KEY"
-        ]
-    );
+    assert_eq!(names, ["ETCDCTL_API", "ETCDCTL_ENDPOINTS", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"]);
     assert_eq!(env[1].1.split(',').count(), 3);
     let key_mode = std::fs::metadata(&env[4].1).unwrap().permissions().mode() & 0o777;
     assert_eq!(key_mode, 0o600, "the client key must be private");
     assert_eq!(lab.etcdctl_ok(&["put", "hello", "world"]).trim(), "OK");
 
     // Stop the lab; `up` brings every member back with its data.
-    let follower = nodes.iter().find(|n| n["name"] != leader.as_str()).unwrap()["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let follower = nodes.iter().find(|n| n["name"] != leader.as_str()).unwrap()["name"].as_str().unwrap().to_string();
     let out = lab.raftty_ok(&["down"]);
     assert!(out.contains("stopped"), "{out}");
     let status = lab.status();
-    assert!(
-        status["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["state"] == "exited"),
-        "{status}"
-    );
+    assert!(status["nodes"].as_array().unwrap().iter().all(|n| n["state"] == "exited"), "{status}");
     let out = lab.raftty_ok(&["up"]);
     assert!(out.contains("started"), "{out}");
-    assert_eq!(
-        lab.etcdctl_on(&follower, &["get", "--print-value-only", "hello"])
-            .stdout,
-        b"world\n"
-    );
+    assert_eq!(lab.etcdctl_on(&follower, &["get", "--print-value-only", "hello"]).stdout, b"world\n");
 
     let out = lab.raftty_ok(&["down", "--purge"]);
     assert!(out.contains("deleted"), "{out}");
     assert!(!lab.dir().exists());
     let err = lab.raftty(&["status"]);
     assert!(!err.status.success());
-    assert!(
-        String::from_utf8_lossy(&err.stderr).contains("no lab named"),
-        "{}",
-        describe(&err)
-    );
+    assert!(String::from_utf8_lossy(&err.stderr).contains("no lab named"), "{}", describe(&err));
 }
 
 #[test]
@@ -118,10 +70,7 @@ fn a_single_member_lab_works() {
     let lab = TestLab::up(1);
     assert_eq!(lab.leader(), "n1");
     assert_eq!(lab.etcdctl_ok(&["put", "solo", "yes"]).trim(), "OK");
-    assert_eq!(
-        lab.etcdctl_ok(&["get", "--print-value-only", "solo"]),
-        "yes\n"
-    );
+    assert_eq!(lab.etcdctl_ok(&["get", "--print-value-only", "solo"]), "yes\n");
 }
 
 #[test]
@@ -129,9 +78,5 @@ fn an_existing_lab_cannot_silently_change_size() {
     let lab = TestLab::up(1);
     let out = lab.raftty(&["up", "--nodes", "3"]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("already has 1 members"),
-        "{}",
-        describe(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already has 1 members"), "{}", describe(&out));
 }

@@ -32,25 +32,19 @@ where
     F: Fn(&Path, StoreIdentity) -> Result<SM, E> + Send + Sync,
 {
     async fn build(&self) -> Result<(TempDir, LogStore, SM), StorageError<TypeConfig>> {
-        let failed =
-            |e: io::Error| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, e);
+        let failed = |e: io::Error| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, e);
         let dir = tempfile::tempdir().map_err(failed)?;
-        let identity = StoreIdentity {
-            cluster_id: 0x5ca1ab1e,
-            member_id: 1,
-        };
+        let identity = StoreIdentity { cluster_id: 0x5ca1ab1e, member_id: 1 };
         let log = LogStore::open(dir.path(), identity).map_err(|e| failed(io::Error::other(e)))?;
-        let state_machine = (self.open_state_machine)(dir.path(), identity)
-            .map_err(|e| failed(io::Error::other(e.to_string())))?;
+        let state_machine =
+            (self.open_state_machine)(dir.path(), identity).map_err(|e| failed(io::Error::other(e.to_string())))?;
         Ok((dir, log, state_machine))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redb_stores_pass_openraft_storage_conformance_suite() {
-    let stores = FreshStores {
-        open_state_machine: StateMachineStore::open,
-    };
+    let stores = FreshStores { open_state_machine: StateMachineStore::open };
     if let Err(e) = Suite::test_all(stores).await {
         panic!("openraft's storage conformance suite failed: {e}");
     }

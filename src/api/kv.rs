@@ -35,9 +35,7 @@ impl KvService {
         match result.result {
             Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e)),
             Some(outcome) => Ok((outcome, result.revision)),
-            None => Err(EtcdError::Internal(
-                "the state machine returned no result".into(),
-            )),
+            None => Err(EtcdError::Internal("the state machine returned no result".into())),
         }
     }
 
@@ -73,10 +71,7 @@ impl Kv for KvService {
         }
     }
 
-    async fn delete_range(
-        &self,
-        req: Request<DeleteRangeRequest>,
-    ) -> Result<Response<DeleteRangeResponse>, Status> {
+    async fn delete_range(&self, req: Request<DeleteRangeRequest>) -> Result<Response<DeleteRangeResponse>, Status> {
         let req = req.into_inner();
         check_size(&req)?;
         validate::check_delete(&req)?;
@@ -111,10 +106,7 @@ impl Kv for KvService {
         }
     }
 
-    async fn compact(
-        &self,
-        req: Request<CompactionRequest>,
-    ) -> Result<Response<CompactionResponse>, Status> {
+    async fn compact(&self, req: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         let req = req.into_inner();
         match self.write(Op::Compaction(req)).await? {
             (Outcome::Compaction(mut resp), revision) => {
@@ -129,9 +121,10 @@ impl Kv for KvService {
 /// etcd's rule: a read-only transaction may skip the read barrier only if every operation on
 /// both branches is a serializable range.
 fn is_serializable(txn: &TxnRequest) -> bool {
-    txn.success.iter().chain(&txn.failure).all(
-        |op| matches!(&op.request, Some(request_op::Request::RequestRange(r)) if r.serializable),
-    )
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| matches!(&op.request, Some(request_op::Request::RequestRange(r)) if r.serializable))
 }
 
 /// etcd gives every response inside a txn the txn's header too.

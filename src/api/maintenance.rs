@@ -22,24 +22,16 @@ impl MaintenanceService {
     }
 }
 
-type SnapshotStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+type SnapshotStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn status(
-        &self,
-        _req: Request<StatusRequest>,
-    ) -> Result<Response<StatusResponse>, Status> {
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let mvcc = self.member.state_machine.mvcc();
         let (leader, index, term, applied, learner) = {
             let metrics = self.member.raft.metrics();
             let m = metrics.borrow_watched();
-            let learner = !m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|id| id == self.member.id);
+            let learner = !m.membership_config.membership().voter_ids().any(|id| id == self.member.id);
             (
                 m.current_leader.unwrap_or(0),
                 m.last_log_index.unwrap_or(0),
@@ -63,10 +55,7 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash_kv(
-        &self,
-        req: Request<HashKvRequest>,
-    ) -> Result<Response<HashKvResponse>, Status> {
+    async fn hash_kv(&self, req: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
         let mvcc = self.member.state_machine.mvcc();
         let hash = mvcc.hash_kv(req.get_ref().revision)?;
         Ok(Response::new(HashKvResponse {
@@ -80,53 +69,31 @@ impl Maintenance for MaintenanceService {
     async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let mvcc = self.member.state_machine.mvcc();
         let hash = mvcc.hash_kv(0)?;
-        Ok(Response::new(HashResponse {
-            header: Some(self.member.header(mvcc.current_revision())),
-            hash: hash.hash,
-        }))
+        Ok(Response::new(HashResponse { header: Some(self.member.header(mvcc.current_revision())), hash: hash.hash }))
     }
 
     async fn alarm(&self, _req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         let mvcc = self.member.state_machine.mvcc();
-        Ok(Response::new(AlarmResponse {
-            header: Some(self.member.header(mvcc.current_revision())),
-            alarms: vec![],
-        }))
+        Ok(Response::new(AlarmResponse { header: Some(self.member.header(mvcc.current_revision())), alarms: vec![] }))
     }
 
-    async fn defragment(
-        &self,
-        _req: Request<DefragmentRequest>,
-    ) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, _req: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
         let mvcc = self.member.state_machine.mvcc();
-        Ok(Response::new(DefragmentResponse {
-            header: Some(self.member.header(mvcc.current_revision())),
-        }))
+        Ok(Response::new(DefragmentResponse { header: Some(self.member.header(mvcc.current_revision())) }))
     }
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(
-        &self,
-        _req: Request<SnapshotRequest>,
-    ) -> Result<Response<SnapshotStream>, Status> {
-        Err(Status::unimplemented(
-            "snapshot backups are not available yet",
-        ))
+    async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        Err(Status::unimplemented("snapshot backups are not available yet"))
     }
 
-    async fn move_leader(
-        &self,
-        req: Request<MoveLeaderRequest>,
-    ) -> Result<Response<MoveLeaderResponse>, Status> {
+    async fn move_leader(&self, req: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
         let target = req.get_ref().target_id;
         let is_voter = {
             let metrics = self.member.raft.metrics();
             let m = metrics.borrow_watched();
-            m.membership_config
-                .membership()
-                .voter_ids()
-                .any(|id| id == target)
+            m.membership_config.membership().voter_ids().any(|id| id == target)
         };
         if !is_voter || target == self.member.id {
             return Err(crate::errors::EtcdError::BadLeaderTransferee.into());
@@ -141,8 +108,6 @@ impl Maintenance for MaintenanceService {
             .await
             .map_err(|e| Status::internal(format!("transfer leader: {e}")))?;
         let mvcc = self.member.state_machine.mvcc();
-        Ok(Response::new(MoveLeaderResponse {
-            header: Some(self.member.header(mvcc.current_revision())),
-        }))
+        Ok(Response::new(MoveLeaderResponse { header: Some(self.member.header(mvcc.current_revision())) }))
     }
 }

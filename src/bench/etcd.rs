@@ -24,8 +24,7 @@ use crate::proto::etcdserverpb::StatusRequest;
 pub fn etcd_version() -> Option<String> {
     let out = Command::new("etcd").arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("etcd Version: ").map(str::to_string))
+    text.lines().find_map(|l| l.strip_prefix("etcd Version: ").map(str::to_string))
 }
 
 pub struct EtcdCluster {
@@ -46,11 +45,8 @@ impl EtcdCluster {
         std::fs::create_dir_all(dir)?;
         let ports = ports::pick_free_ports(size * 2, &Default::default())?;
         let names: Vec<String> = (1..=size).map(|i| format!("etcd{i}")).collect();
-        let initial: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{n}=https://127.0.0.1:{}", ports[2 * i + 1]))
-            .collect();
+        let initial: Vec<String> =
+            names.iter().enumerate().map(|(i, n)| format!("{n}=https://127.0.0.1:{}", ports[2 * i + 1])).collect();
         let mut members = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let cert = pki.issue(name, CertRole::Member)?;
@@ -61,24 +57,9 @@ impl EtcdCluster {
                 .args(["--name", name])
                 .arg("--data-dir")
                 .arg(dir.join(name))
-                .args([
-                    "--listen-client-urls",
-                    &client_url,
-                    "--advertise-client-urls",
-                    &client_url,
-                ])
-                .args([
-                    "--listen-peer-urls",
-                    &peer_url,
-                    "--initial-advertise-peer-urls",
-                    &peer_url,
-                ])
-                .args([
-                    "--initial-cluster",
-                    &initial.join(","),
-                    "--initial-cluster-state",
-                    "new",
-                ])
+                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
                 .args(["--initial-cluster-token", "raftty-bench"])
                 .arg("--client-cert-auth")
                 .args(cert_args("", &cert))
@@ -89,16 +70,9 @@ impl EtcdCluster {
                 .stderr(log)
                 .spawn()
                 .context("starting etcd")?;
-            members.push(EtcdMember {
-                name: name.clone(),
-                client_url,
-                process,
-            });
+            members.push(EtcdMember { name: name.clone(), client_url, process });
         }
-        Ok(EtcdCluster {
-            members,
-            dir: dir.to_path_buf(),
-        })
+        Ok(EtcdCluster { members, dir: dir.to_path_buf() })
     }
 
     /// Waits until every member names the same leader and a linearizable read succeeds;
@@ -110,22 +84,14 @@ impl EtcdCluster {
             let mut ids = Vec::new();
             for m in &self.members {
                 let status = async {
-                    let mut c =
-                        EtcdClient::connect(&m.client_url, cert, Duration::from_secs(1)).await?;
+                    let mut c = EtcdClient::connect(&m.client_url, cert, Duration::from_secs(1)).await?;
                     let s = c.maintenance.status(StatusRequest {}).await?.into_inner();
-                    c.kv.range(RangeRequest {
-                        key: "health".into(),
-                        ..Default::default()
-                    })
-                    .await?;
+                    c.kv.range(RangeRequest { key: "health".into(), ..Default::default() }).await?;
                     anyhow::Ok(s)
                 };
                 if let Ok(s) = status.await {
                     leaders.push(s.leader);
-                    ids.push((
-                        s.header.map(|h| h.member_id).unwrap_or(0),
-                        m.client_url.clone(),
-                    ));
+                    ids.push((s.header.map(|h| h.member_id).unwrap_or(0), m.client_url.clone()));
                 }
             }
             if leaders.len() == self.members.len()

@@ -75,10 +75,7 @@ impl KeySpace {
     pub fn new(keys: u64, value_size: usize) -> KeySpace {
         let mut value = vec![0u8; value_size];
         rand::rng().fill(&mut value[..]);
-        KeySpace {
-            keys,
-            value: value.into(),
-        }
+        KeySpace { keys, value: value.into() }
     }
 
     fn key(&self, n: u64) -> Bytes {
@@ -96,12 +93,7 @@ fn connection_count(clients: usize) -> usize {
     clients.clamp(1, 16)
 }
 
-pub async fn run(
-    endpoint: &str,
-    cert: &CertFiles,
-    space: &Arc<KeySpace>,
-    w: Workload,
-) -> Result<Outcome> {
+pub async fn run(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>, w: Workload) -> Result<Outcome> {
     let mut connections = Vec::new();
     for _ in 0..connection_count(w.clients) {
         connections.push(EtcdClient::connect(endpoint, cert, Duration::from_secs(10)).await?);
@@ -113,19 +105,14 @@ pub async fn run(
         let mut client = connections[i % connections.len()].clone();
         let space = space.clone();
         tasks.push(tokio::spawn(async move {
-            let mut latency =
-                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut ops, mut errors) = (0u64, 0u64);
             while Instant::now() < deadline {
                 let began = Instant::now();
                 let ok = match w.op {
                     Op::Put => client
                         .kv
-                        .put(PutRequest {
-                            key: space.random_key(),
-                            value: space.value.clone(),
-                            ..Default::default()
-                        })
+                        .put(PutRequest { key: space.random_key(), value: space.value.clone(), ..Default::default() })
                         .await
                         .is_ok(),
                     Op::GetLinearizable | Op::GetSerializable => client
@@ -148,12 +135,8 @@ pub async fn run(
             (ops, errors, latency)
         }));
     }
-    let mut total = Outcome {
-        ops: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-    };
+    let mut total =
+        Outcome { ops: 0, errors: 0, elapsed: Duration::ZERO, latency: Histogram::new_with_bounds(1, 60_000_000, 3)? };
     for t in tasks {
         let (ops, errors, latency) = t.await?;
         total.ops += ops;
@@ -177,11 +160,7 @@ pub async fn fill(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>) -> Re
             while n < space.keys {
                 client
                     .kv
-                    .put(PutRequest {
-                        key: space.key(n),
-                        value: space.value.clone(),
-                        ..Default::default()
-                    })
+                    .put(PutRequest { key: space.key(n), value: space.value.clone(), ..Default::default() })
                     .await?;
                 n += clients;
             }

@@ -31,23 +31,9 @@ pub struct BenchOptions {
 const LAB: &str = "bench";
 
 fn workloads(duration: Duration) -> Vec<Workload> {
-    let mut w: Vec<Workload> = [1, 16, 256]
-        .map(|clients| Workload {
-            op: Op::Put,
-            clients,
-            duration,
-        })
-        .to_vec();
-    w.push(Workload {
-        op: Op::GetLinearizable,
-        clients: 16,
-        duration,
-    });
-    w.push(Workload {
-        op: Op::GetSerializable,
-        clients: 16,
-        duration,
-    });
+    let mut w: Vec<Workload> = [1, 16, 256].map(|clients| Workload { op: Op::Put, clients, duration }).to_vec();
+    w.push(Workload { op: Op::GetLinearizable, clients: 16, duration });
+    w.push(Workload { op: Op::GetSerializable, clients: 16, duration });
     w
 }
 
@@ -74,11 +60,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let (lab, _) = lab::supervisor::up(
         &home,
         LAB,
-        lab::supervisor::LabShape {
-            nodes: Some(3),
-            tempo: Some(Tempo::ETCD),
-            snapshot_every: None,
-        },
+        lab::supervisor::LabShape { nodes: Some(3), tempo: Some(Tempo::ETCD), snapshot_every: None },
     )
     .await?;
     let raftty_cold = started.elapsed();
@@ -89,61 +71,30 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let etcd = match (options.with_etcd, etcd::etcd_version()) {
         (false, _) => None,
         (true, None) => {
-            println!(
-                "(no `etcd` on PATH: install the Debian package etcd-server to compare side by side)"
-            );
+            println!("(no `etcd` on PATH: install the Debian package etcd-server to compare side by side)");
             None
         }
         (true, Some(version)) => {
             println!("comparing with etcd {version}");
-            Some(
-                bench_etcd(
-                    &lab,
-                    &scratch.path().join("etcd"),
-                    &space,
-                    &options,
-                    &version,
-                )
-                .await?,
-            )
+            Some(bench_etcd(&lab, &scratch.path().join("etcd"), &space, &options, &version).await?)
         }
     };
     print!("{}", report(&raftty, etcd.as_ref()));
     Ok(())
 }
 
-async fn bench_raftty(
-    lab: &Lab,
-    space: &Arc<KeySpace>,
-    options: &BenchOptions,
-    cold: Duration,
-) -> Result<Results> {
+async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, cold: Duration) -> Result<Results> {
     let status = lab::status::gather(lab, Duration::from_secs(2)).await?;
-    let leader = status
-        .agreed_leader()
-        .context("the bench lab has no leader")?
-        .to_string();
+    let leader = status.agreed_leader().context("the bench lab has no leader")?.to_string();
     let endpoint = lab.config.member(&leader)?.client_url();
     let cert = lab.root_cert();
-    let pids: Vec<u32> = status
-        .nodes
-        .iter()
-        .filter_map(|n| n.pid)
-        .map(|p| p as u32)
-        .collect();
+    let pids: Vec<u32> = status.nodes.iter().filter_map(|n| n.pid).map(|p| p as u32).collect();
     let idle = pids.iter().map(|p| rss_mb(*p)).collect();
     load::fill(&endpoint, &cert, space).await?;
-    let mut results = Results {
-        name: "raftty".into(),
-        cold_start: cold,
-        idle_rss_mb: idle,
-        workloads: Vec::new(),
-    };
+    let mut results = Results { name: "raftty".into(), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new() };
     for w in workloads(options.duration) {
         eprintln!("raftty: {}", w.label());
-        results
-            .workloads
-            .push((w, load::run(&endpoint, &cert, space, w).await?));
+        results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
     }
     Ok(results)
 }
@@ -162,17 +113,11 @@ async fn bench_etcd(
     let cold = started.elapsed();
     let idle = cluster.pids().iter().map(|p| rss_mb(*p)).collect();
     load::fill(&endpoint, &cert, space).await?;
-    let mut results = Results {
-        name: format!("etcd {version}"),
-        cold_start: cold,
-        idle_rss_mb: idle,
-        workloads: Vec::new(),
-    };
+    let mut results =
+        Results { name: format!("etcd {version}"), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new() };
     for w in workloads(options.duration) {
         eprintln!("etcd: {}", w.label());
-        results
-            .workloads
-            .push((w, load::run(&endpoint, &cert, space, w).await?));
+        results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
     }
     Ok(results)
 }
@@ -182,10 +127,8 @@ fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:")
-                    .map(|v| v.trim().trim_end_matches(" kB").trim().to_string())
-            })
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().to_string()))
         })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
@@ -203,21 +146,10 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
             format!("{} ops/s (p50/p99 ms)", e.name),
             "ratio ops, p99"
         ),
-        None => format!(
-            "{:<26} {:>22}",
-            "workload",
-            format!("{} ops/s (p50/p99 ms)", raftty.name)
-        ),
+        None => format!("{:<26} {:>22}", "workload", format!("{} ops/s (p50/p99 ms)", raftty.name)),
     };
     let _ = writeln!(out, "{header}");
-    let cell = |o: &Outcome| {
-        format!(
-            "{:.0} ({:.1}/{:.1})",
-            o.ops_per_sec(),
-            o.p50_ms(),
-            o.p99_ms()
-        )
-    };
+    let cell = |o: &Outcome| format!("{:.0} ({:.1}/{:.1})", o.ops_per_sec(), o.p50_ms(), o.p99_ms());
     for (i, (w, r)) in raftty.workloads.iter().enumerate() {
         match etcd.and_then(|e| e.workloads.get(i)) {
             Some((_, e)) => {
@@ -255,20 +187,10 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
                 e.name,
                 e.cold_start.as_secs_f64()
             );
-            let _ = writeln!(
-                out,
-                "idle memory per member (MB): raftty {}, {} {}",
-                mem(raftty),
-                e.name,
-                mem(e)
-            );
+            let _ = writeln!(out, "idle memory per member (MB): raftty {}, {} {}", mem(raftty), e.name, mem(e));
         }
         None => {
-            let _ = writeln!(
-                out,
-                "cold start to healthy: raftty {:.2} s",
-                raftty.cold_start.as_secs_f64()
-            );
+            let _ = writeln!(out, "cold start to healthy: raftty {:.2} s", raftty.cold_start.as_secs_f64());
             let _ = writeln!(out, "idle memory per member (MB): raftty {}", mem(raftty));
         }
     }

@@ -41,20 +41,14 @@ pub struct SnapshotSettings {
 
 impl Default for SnapshotSettings {
     fn default() -> Self {
-        SnapshotSettings {
-            every: 10_000,
-            keep_log: 5_000,
-        }
+        SnapshotSettings { every: 10_000, keep_log: 5_000 }
     }
 }
 
 impl SnapshotSettings {
     /// Snapshot every `every` entries, keeping half as many entries of log after it.
     pub fn every(every: u64) -> SnapshotSettings {
-        SnapshotSettings {
-            every: every.max(1),
-            keep_log: (every / 2).min(5_000),
-        }
+        SnapshotSettings { every: every.max(1), keep_log: (every / 2).min(5_000) }
     }
 }
 
@@ -96,15 +90,9 @@ pub struct Tempo {
 }
 
 impl Tempo {
-    pub const ETCD: Tempo = Tempo {
-        heartbeat_ms: 100,
-        election_timeout_ms: 1000,
-    };
+    pub const ETCD: Tempo = Tempo { heartbeat_ms: 100, election_timeout_ms: 1000 };
     /// Ten times slower than etcd: slow enough for a person to watch an election happen.
-    pub const SLOW: Tempo = Tempo {
-        heartbeat_ms: 1000,
-        election_timeout_ms: 10_000,
-    };
+    pub const SLOW: Tempo = Tempo { heartbeat_ms: 1000, election_timeout_ms: 10_000 };
 
     /// Parses `etcd`, `slow`, or `HEARTBEAT/ELECTION` in milliseconds (e.g. `50/500`).
     pub fn parse(s: &str) -> Result<Tempo> {
@@ -115,20 +103,11 @@ impl Tempo {
                 let (hb, el) = custom.split_once('/').with_context(|| {
                     format!("unknown tempo {custom:?}: use `etcd`, `slow` or HEARTBEAT_MS/ELECTION_MS such as 50/500")
                 })?;
-                let heartbeat_ms = hb
-                    .trim()
-                    .trim_end_matches("ms")
-                    .parse()
-                    .with_context(|| format!("bad heartbeat {hb:?}"))?;
-                let election_timeout_ms = el
-                    .trim()
-                    .trim_end_matches("ms")
-                    .parse()
-                    .with_context(|| format!("bad election timeout {el:?}"))?;
-                Tempo {
-                    heartbeat_ms,
-                    election_timeout_ms,
-                }
+                let heartbeat_ms =
+                    hb.trim().trim_end_matches("ms").parse().with_context(|| format!("bad heartbeat {hb:?}"))?;
+                let election_timeout_ms =
+                    el.trim().trim_end_matches("ms").parse().with_context(|| format!("bad election timeout {el:?}"))?;
+                Tempo { heartbeat_ms, election_timeout_ms }
             }
         };
         anyhow::ensure!(tempo.heartbeat_ms >= 10, "heartbeat must be at least 10 ms");
@@ -145,10 +124,8 @@ impl Tempo {
 impl LabConfig {
     pub fn load(lab_dir: &Path) -> Result<LabConfig> {
         let path = lab_dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid lab config", path.display()))
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid lab config", path.display()))
     }
 
     /// Saves atomically: members read this file at any time.
@@ -161,22 +138,10 @@ impl LabConfig {
     }
 
     pub fn member(&self, name: &str) -> Result<&MemberConfig> {
-        self.members
-            .iter()
-            .find(|m| m.name == name)
-            .with_context(|| {
-                let names: Vec<_> = self
-                    .members
-                    .iter()
-                    .filter(|m| !m.removed)
-                    .map(|m| m.name.as_str())
-                    .collect();
-                format!(
-                    "lab {} has no member {name:?} (members: {})",
-                    self.name,
-                    names.join(", ")
-                )
-            })
+        self.members.iter().find(|m| m.name == name).with_context(|| {
+            let names: Vec<_> = self.members.iter().filter(|m| !m.removed).map(|m| m.name.as_str()).collect();
+            format!("lab {} has no member {name:?} (members: {})", self.name, names.join(", "))
+        })
     }
 
     /// Members that are part of the cluster (not removed).
@@ -193,24 +158,8 @@ mod tests {
     fn tempo_names_and_custom_values() {
         assert_eq!(Tempo::parse("etcd").unwrap(), Tempo::ETCD);
         assert_eq!(Tempo::parse("slow").unwrap(), Tempo::SLOW);
-        assert_eq!(
-            Tempo::parse("50/500").unwrap(),
-            Tempo {
-                heartbeat_ms: 50,
-                election_timeout_ms: 500
-            }
-        );
-        assert!(
-            Tempo::parse("100/200")
-                .unwrap_err()
-                .to_string()
-                .contains("five heartbeats")
-        );
-        assert!(
-            Tempo::parse("fast")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown tempo")
-        );
+        assert_eq!(Tempo::parse("50/500").unwrap(), Tempo { heartbeat_ms: 50, election_timeout_ms: 500 });
+        assert!(Tempo::parse("100/200").unwrap_err().to_string().contains("five heartbeats"));
+        assert!(Tempo::parse("fast").unwrap_err().to_string().contains("unknown tempo"));
     }
 }

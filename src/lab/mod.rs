@@ -10,11 +10,15 @@
 //!
 //! `<home>` is `$RAFTTY_HOME` when set, else the platform's data directory.
 
+pub mod check;
 pub mod config;
+pub mod control;
+pub mod membership;
 pub mod ports;
 pub mod process;
 pub mod status;
 pub mod supervisor;
+pub mod timeline;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -71,34 +75,18 @@ impl Lab {
     }
 
     pub fn open_dir(dir: &Path) -> Result<Lab> {
-        Ok(Lab {
-            dir: dir.to_path_buf(),
-            config: LabConfig::load(dir)?,
-        })
+        Ok(Lab { dir: dir.to_path_buf(), config: LabConfig::load(dir)? })
     }
 
     /// Creates a new lab of `nodes` members: folder, certificates, ports, config.
-    pub fn create(
-        home: &Path,
-        name: &str,
-        nodes: usize,
-        tempo: Tempo,
-        snapshots: SnapshotSettings,
-    ) -> Result<Lab> {
+    pub fn create(home: &Path, name: &str, nodes: usize, tempo: Tempo, snapshots: SnapshotSettings) -> Result<Lab> {
         anyhow::ensure!(nodes >= 1, "a cluster needs at least one member");
         anyhow::ensure!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "a lab name may hold only letters, digits, '-' and '_' (got {name:?})"
         );
         let dir = Lab::dir_for(home, name);
-        anyhow::ensure!(
-            !dir.join(config::CONFIG_FILE).exists(),
-            "lab {name:?} already exists in {}",
-            dir.display()
-        );
+        anyhow::ensure!(!dir.join(config::CONFIG_FILE).exists(), "lab {name:?} already exists in {}", dir.display());
         crate::pki::create_private_dir(&dir)?;
         Pki::create(&dir.join("pki"))?;
         let mut lab = Lab {
@@ -196,10 +184,7 @@ impl Lab {
 
     /// Client URLs of the members that are part of the cluster.
     pub fn endpoints(&self) -> Vec<String> {
-        self.config
-            .active_members()
-            .map(MemberConfig::client_url)
-            .collect()
+        self.config.active_members().map(MemberConfig::client_url).collect()
     }
 }
 

@@ -37,10 +37,7 @@ pub fn pick_free_ports(count: usize, taken: &HashSet<u16>) -> Result<Vec<u16>> {
     let mut attempts = 0;
     while ports.len() < count {
         attempts += 1;
-        anyhow::ensure!(
-            attempts < 10_000,
-            "could not find {count} free ports between {LOWEST_PORT} and {high}"
-        );
+        anyhow::ensure!(attempts < 10_000, "could not find {count} free ports between {LOWEST_PORT} and {high}");
         let port = rng.random_range(LOWEST_PORT..high);
         if taken.contains(&port) || ports.contains(&port) {
             continue;

@@ -60,13 +60,8 @@ impl Lab {
 
     /// Finds the process of `member`, if it is alive.
     pub fn process(&self, member: &str) -> MemberProcess {
-        let exited = MemberProcess {
-            pid: None,
-            state: ProcessState::Exited,
-        };
-        let Some(pid) = fs::read_to_string(self.pid_file(member))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
+        let exited = MemberProcess { pid: None, state: ProcessState::Exited };
+        let Some(pid) = fs::read_to_string(self.pid_file(member)).ok().and_then(|s| s.trim().parse::<i32>().ok())
         else {
             return exited;
         };
@@ -75,14 +70,8 @@ impl Lab {
         }
         match proc_state(pid) {
             Some('Z') | Some('X') | None => exited,
-            Some('T') | Some('t') => MemberProcess {
-                pid: Some(pid),
-                state: ProcessState::Paused,
-            },
-            Some(_) => MemberProcess {
-                pid: Some(pid),
-                state: ProcessState::Running,
-            },
+            Some('T') | Some('t') => MemberProcess { pid: Some(pid), state: ProcessState::Paused },
+            Some(_) => MemberProcess { pid: Some(pid), state: ProcessState::Running },
         }
     }
 
@@ -123,9 +112,7 @@ impl Lab {
             });
         }
         // Dropping the handle neither waits for nor kills the member: it runs on its own.
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting member {member}"))?;
+        let child = cmd.spawn().with_context(|| format!("starting member {member}"))?;
         let pid = child.id() as i32;
         fs::write(self.pid_file(member), pid.to_string())?;
         Ok(pid)
@@ -137,8 +124,7 @@ impl Lab {
         let Some(pid) = proc.pid else {
             return Ok(false);
         };
-        signal::kill(Pid::from_raw(pid), sig)
-            .with_context(|| format!("sending {sig} to {member} (pid {pid})"))?;
+        signal::kill(Pid::from_raw(pid), sig).with_context(|| format!("sending {sig} to {member} (pid {pid})"))?;
         Ok(true)
     }
 

@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::client::EtcdClient;
+use crate::faults::LabFaults;
 use crate::lab::Lab;
+use crate::lab::control;
 use crate::lab::process::ProcessState;
-use crate::proto::etcdserverpb::StatusRequest;
-use crate::proto::etcdserverpb::StatusResponse;
+use crate::proto::rafttyadmin::StateRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,6 +19,18 @@ pub enum Role {
     Follower,
     Candidate,
     Learner,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "leader" => Some(Role::Leader),
+            "follower" => Some(Role::Follower),
+            "candidate" => Some(Role::Candidate),
+            "learner" => Some(Role::Learner),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Role {
@@ -59,59 +71,41 @@ pub struct NodeStatus {
 pub struct LabStatus {
     pub lab: String,
     pub nodes: Vec<NodeStatus>,
+    /// The network faults in force, one line each (`n1 <-> n3 cut`).
+    pub faults: Vec<String>,
 }
 
 impl LabStatus {
     /// The name of the member every answering member agrees is the leader, if they agree.
     pub fn agreed_leader(&self) -> Option<&str> {
-        let mut leaders = self
-            .nodes
-            .iter()
-            .filter(|n| n.state == ProcessState::Running)
-            .map(|n| n.leader.as_deref());
+        let mut leaders = self.nodes.iter().filter(|n| n.state == ProcessState::Running).map(|n| n.leader.as_deref());
         let first = leaders.next()??;
         leaders.all(|l| l == Some(first)).then_some(first)
     }
 }
 
-/// Asks every member of the lab for its status, all at once.
+/// Asks every member of the lab for its state, all at once, over its admin surface.
 pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
-    let cert = lab.root_cert();
     let members: Vec<_> = lab.config.active_members().cloned().collect();
     let queries = members.iter().map(|m| {
-        let cert = cert.clone();
-        let url = m.client_url();
         let process = lab.process(&m.name);
         async move {
-            if process.state == ProcessState::Exited {
+            if process.state != ProcessState::Running {
                 return (process, Err("not running".to_string()));
             }
-            let status = async {
-                let mut client = EtcdClient::connect(&url, &cert, timeout)
-                    .await
-                    .map_err(|e| format!("{e:#}"))?;
-                client
-                    .maintenance
-                    .status(StatusRequest {})
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(|e| e.message().to_string())
+            let state = async {
+                let mut admin = control::admin_client(lab, &m.name, timeout).await.map_err(|e| format!("{e:#}"))?;
+                admin.state(StateRequest {}).await.map(|r| r.into_inner()).map_err(|e| e.message().to_string())
             };
-            (process, status.await)
+            (process, state.await)
         }
     });
     let answers = futures::future::join_all(queries).await;
-    let name_of = |id: u64| {
-        lab.config
-            .members
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.name.clone())
-    };
+    let name_of = |id: u64| lab.config.members.iter().find(|m| m.id == id).map(|m| m.name.clone());
     let nodes = members
         .iter()
         .zip(answers)
-        .map(|(m, (process, status))| {
+        .map(|(m, (process, state))| {
             let mut node = NodeStatus {
                 name: m.name.clone(),
                 id: format!("{:x}", m.id),
@@ -127,17 +121,14 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                 metrics_url: m.metrics_url(),
                 error: None,
             };
-            match status {
+            match state {
                 Ok(s) => {
-                    node.role = Some(role_of(m.id, &s));
-                    node.term = Some(s.raft_term);
-                    node.raft_index = Some(s.raft_index);
-                    node.applied_index = Some(s.raft_applied_index);
-                    node.leader = if s.leader == 0 {
-                        None
-                    } else {
-                        name_of(s.leader).or(Some(format!("{:x}", s.leader)))
-                    };
+                    node.role = Role::parse(&s.role);
+                    node.term = Some(s.term);
+                    node.raft_index = Some(s.last_log_index);
+                    node.applied_index = Some(s.applied_index);
+                    node.leader =
+                        if s.leader == 0 { None } else { name_of(s.leader).or(Some(format!("{:x}", s.leader))) };
                 }
                 Err(e) if process.state == ProcessState::Running => node.error = Some(e),
                 Err(_) => {}
@@ -145,22 +136,8 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
             node
         })
         .collect();
-    Ok(LabStatus {
-        lab: lab.name().to_string(),
-        nodes,
-    })
-}
-
-fn role_of(id: u64, s: &StatusResponse) -> Role {
-    if s.is_learner {
-        Role::Learner
-    } else if s.leader == id {
-        Role::Leader
-    } else if s.leader == 0 {
-        Role::Candidate
-    } else {
-        Role::Follower
-    }
+    let faults = LabFaults::load(&lab.dir)?.describe();
+    Ok(LabStatus { lab: lab.name().to_string(), nodes, faults })
 }
 
 /// The human view: one line per member.
@@ -168,20 +145,8 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
     let dash = || "-".to_string();
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(dash);
     let mut rows = vec![
-        [
-            "NAME",
-            "ID",
-            "PID",
-            "STATE",
-            "ROLE",
-            "TERM",
-            "INDEX",
-            "APPLIED",
-            "LEADER",
-            "CLIENT URL",
-            "PEER URL",
-        ]
-        .map(str::to_string),
+        ["NAME", "ID", "PID", "STATE", "ROLE", "TERM", "INDEX", "APPLIED", "LEADER", "CLIENT URL", "PEER URL"]
+            .map(str::to_string),
     ];
     for n in &status.nodes {
         rows.push([
@@ -198,9 +163,7 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
             n.peer_url.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let tempo = lab.config.tempo;
     let mut out = format!(
         "lab {} ({} members, heartbeat {} ms, election timeout {} ms)\n",
@@ -210,20 +173,14 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
         tempo.election_timeout_ms
     );
     for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     for n in status.nodes.iter().filter(|n| n.error.is_some()) {
-        let _ = writeln!(
-            out,
-            "{} does not answer: {}",
-            n.name,
-            n.error.as_deref().unwrap_or_default()
-        );
+        let _ = writeln!(out, "{} does not answer: {}", n.name, n.error.as_deref().unwrap_or_default());
+    }
+    if !status.faults.is_empty() {
+        let _ = writeln!(out, "network faults: {}", status.faults.join("; "));
     }
     out
 }

@@ -35,23 +35,11 @@ pub struct LabShape {
 
 /// Creates the lab if needed and starts every member that is not running.
 pub async fn up(home: &Path, name: &str, shape: LabShape) -> Result<(Lab, UpReport)> {
-    let LabShape {
-        nodes,
-        tempo,
-        snapshot_every,
-    } = shape;
+    let LabShape { nodes, tempo, snapshot_every } = shape;
     let created = !Lab::exists(home, name);
     let mut lab = if created {
-        let snapshots = snapshot_every
-            .map(SnapshotSettings::every)
-            .unwrap_or_default();
-        Lab::create(
-            home,
-            name,
-            nodes.unwrap_or(3),
-            tempo.unwrap_or(Tempo::ETCD),
-            snapshots,
-        )?
+        let snapshots = snapshot_every.map(SnapshotSettings::every).unwrap_or_default();
+        Lab::create(home, name, nodes.unwrap_or(3), tempo.unwrap_or(Tempo::ETCD), snapshots)?
     } else {
         let lab = Lab::open(home, name)?;
         let members = lab.config.active_members().count();
@@ -71,16 +59,8 @@ pub async fn up(home: &Path, name: &str, shape: LabShape) -> Result<(Lab, UpRepo
         lab
     };
 
-    let mut report = UpReport {
-        created,
-        started: Vec::new(),
-        already_running: Vec::new(),
-    };
-    let members: Vec<String> = lab
-        .config
-        .active_members()
-        .map(|m| m.name.clone())
-        .collect();
+    let mut report = UpReport { created, started: Vec::new(), already_running: Vec::new() };
+    let members: Vec<String> = lab.config.active_members().map(|m| m.name.clone()).collect();
     for member in &members {
         if lab.process(member).state == ProcessState::Exited {
             lab.spawn_member(member)?;
@@ -131,30 +111,16 @@ pub async fn wait_ready(lab: &Lab, started: &[String], timeout: Duration) -> Res
                     .nodes
                     .iter()
                     .map(|n| {
-                        format!(
-                            "{}: {}",
-                            n.name,
-                            n.leader
-                                .as_deref()
-                                .or(n.error.as_deref())
-                                .unwrap_or("no leader")
-                        )
+                        format!("{}: {}", n.name, n.leader.as_deref().or(n.error.as_deref()).unwrap_or("no leader"))
                     })
                     .collect();
-                format!(
-                    "the members do not agree on a leader yet ({})",
-                    seen.join(", ")
-                )
+                format!("the members do not agree on a leader yet ({})", seen.join(", "))
             }
             Some(leader) => {
                 let url = lab.config.member(leader)?.client_url();
                 let read = async {
                     let mut c = EtcdClient::connect(&url, &cert, Duration::from_secs(2)).await?;
-                    c.kv.range(RangeRequest {
-                        key: "health".into(),
-                        ..Default::default()
-                    })
-                    .await?;
+                    c.kv.range(RangeRequest { key: "health".into(), ..Default::default() }).await?;
                     anyhow::Ok(())
                 };
                 match read.await {
@@ -163,11 +129,7 @@ pub async fn wait_ready(lab: &Lab, started: &[String], timeout: Duration) -> Res
                 }
             }
         };
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "lab {} is not ready after {timeout:?}: {problem}",
-            lab.name()
-        );
+        anyhow::ensure!(Instant::now() < deadline, "lab {} is not ready after {timeout:?}: {problem}", lab.name());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -201,11 +163,29 @@ pub fn env_exports(lab: &Lab) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c))
-    {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
+}
+
+/// Changes a lab's tempo. A running member's timing is fixed when it starts, so the members
+/// are restarted one at a time (followers first, the leader last), each waiting for the
+/// cluster to be whole again: the cluster keeps its quorum throughout.
+pub async fn set_tempo(lab: &mut Lab, tempo: Tempo, mut progress: impl FnMut(&str)) -> Result<()> {
+    lab.config.tempo = tempo;
+    lab.config.save(&lab.dir)?;
+    let status = status::gather(lab, Duration::from_secs(2)).await?;
+    let leader = status.agreed_leader().map(str::to_string);
+    let mut order: Vec<String> =
+        status.nodes.iter().filter(|n| n.state == ProcessState::Running).map(|n| n.name.clone()).collect();
+    order.sort_by_key(|n| Some(n) == leader.as_ref());
+    for member in order {
+        progress(&member);
+        lab.stop_member(&member, Duration::from_secs(10))?;
+        lab.spawn_member(&member)?;
+        wait_ready(lab, std::slice::from_ref(&member), READY_TIMEOUT).await?;
+    }
+    Ok(())
 }

@@ -38,10 +38,7 @@ pub(crate) fn apply_command(
         }
         Err(Failure::Storage(e)) => return Err(e),
     };
-    Ok(CommandResult {
-        revision: w.state.revision,
-        result: Some(outcome),
-    })
+    Ok(CommandResult { revision: w.state.revision, result: Some(outcome) })
 }
 
 fn execute(w: &mut Writer<'_, '_>, cmd: &Command) -> Result<Outcome, Failure> {

@@ -12,10 +12,7 @@ use crate::mvcc::write::Writer;
 use crate::proto::etcdserverpb::CompactionRequest;
 use crate::proto::etcdserverpb::CompactionResponse;
 
-pub(crate) fn compact(
-    w: &mut Writer<'_, '_>,
-    req: &CompactionRequest,
-) -> Result<CompactionResponse, Failure> {
+pub(crate) fn compact(w: &mut Writer<'_, '_>, req: &CompactionRequest) -> Result<CompactionResponse, Failure> {
     if req.revision <= w.state.compact_revision {
         return Err(EtcdError::Compacted.into());
     }

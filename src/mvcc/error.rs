@@ -12,10 +12,7 @@ use crate::raft::types::StoreIdentity;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     #[error("{}: {source}", path.display())]
     Database { path: PathBuf, source: redb::Error },
@@ -24,18 +21,10 @@ pub enum StoreError {
     Damaged { path: PathBuf, what: String },
 
     #[error("{} belongs to {found}, not to {expected}; refusing to use another member's data", path.display())]
-    Foreign {
-        path: PathBuf,
-        found: StoreIdentity,
-        expected: StoreIdentity,
-    },
+    Foreign { path: PathBuf, found: StoreIdentity, expected: StoreIdentity },
 
     #[error("{} is from cluster {found:x}, this member is in cluster {expected:x}", path.display())]
-    OtherCluster {
-        path: PathBuf,
-        found: u64,
-        expected: u64,
-    },
+    OtherCluster { path: PathBuf, found: u64, expected: u64 },
 
     #[error("the state store of {} stopped after an earlier failure: {reason}", path.display())]
     Failed { path: PathBuf, reason: String },
@@ -43,17 +32,11 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn damaged(path: &Path, what: impl Into<String>) -> Self {
-        StoreError::Damaged {
-            path: path.to_path_buf(),
-            what: what.into(),
-        }
+        StoreError::Damaged { path: path.to_path_buf(), what: what.into() }
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        StoreError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -61,9 +44,7 @@ impl From<StoreError> for std::io::Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Io { ref source, .. } => std::io::Error::new(source.kind(), e.to_string()),
-            StoreError::Damaged { .. }
-            | StoreError::Foreign { .. }
-            | StoreError::OtherCluster { .. } => {
+            StoreError::Damaged { .. } | StoreError::Foreign { .. } | StoreError::OtherCluster { .. } => {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
             }
             other => std::io::Error::other(other.to_string()),
@@ -78,10 +59,7 @@ pub(crate) trait AtPath<T> {
 
 impl<T, E: Into<redb::Error>> AtPath<T> for Result<T, E> {
     fn at(self, path: &Path) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError::Database {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })
+        self.map_err(|e| StoreError::Database { path: path.to_path_buf(), source: e.into() })
     }
 }
 

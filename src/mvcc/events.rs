@@ -22,8 +22,5 @@ pub enum WatchFeed {
     Revision(Arc<RevisionEvents>),
     /// The whole state was replaced by a Raft snapshot: watchers must re-read history from
     /// where they were (or learn that it was compacted away).
-    Restored {
-        revision: i64,
-        compact_revision: i64,
-    },
+    Restored { revision: i64, compact_revision: i64 },
 }

@@ -44,10 +44,5 @@ pub(crate) fn hash_kv(reader: &Reader<'_>, revision: i64) -> Result<HashKv, Fail
         }
         Ok(())
     })?;
-    Ok(HashKv {
-        hash,
-        compact_revision: compact,
-        hash_revision: at,
-        revision: current,
-    })
+    Ok(HashKv { hash, compact_revision: compact, hash_revision: at, revision: current })
 }

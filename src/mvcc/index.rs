@@ -42,9 +42,7 @@ pub fn latest_at(history: &[IndexEntry], at: i64) -> Option<IndexEntry> {
 
 /// The revision holding the key's value at `at`, if the key exists then.
 pub fn live_at(history: &[IndexEntry], at: i64) -> Option<Revision> {
-    latest_at(history, at)
-        .filter(|e| !e.tombstone)
-        .map(|e| e.rev)
+    latest_at(history, at).filter(|e| !e.tombstone).map(|e| e.rev)
 }
 
 /// How many leading entries a compaction at `at` removes from a history.
@@ -87,26 +85,17 @@ impl KeyIndex {
     }
 
     /// Every key in the span with its history, in key order.
-    pub fn histories<'s>(
-        &'s self,
-        span: KeySpan<'_>,
-    ) -> Box<dyn Iterator<Item = (&'s Bytes, &'s [IndexEntry])> + 's> {
+    pub fn histories<'s>(&'s self, span: KeySpan<'_>) -> Box<dyn Iterator<Item = (&'s Bytes, &'s [IndexEntry])> + 's> {
         match span.bounds() {
             None => Box::new(std::iter::empty()),
-            Some(bounds) => Box::new(
-                self.keys
-                    .range::<[u8], _>(bounds)
-                    .map(|(k, h)| (k, h.as_slice())),
-            ),
+            Some(bounds) => Box::new(self.keys.range::<[u8], _>(bounds).map(|(k, h)| (k, h.as_slice()))),
         }
     }
 
     /// The keys existing at revision `at` within the span, in key order, with the revision
     /// holding each one's value.
     pub fn live(&self, span: KeySpan<'_>, at: i64) -> Vec<(Bytes, Revision)> {
-        self.histories(span)
-            .filter_map(|(key, history)| live_at(history, at).map(|rev| (key.clone(), rev)))
-            .collect()
+        self.histories(span).filter_map(|(key, history)| live_at(history, at).map(|rev| (key.clone(), rev))).collect()
     }
 
     /// Removes the history a compaction at `at` discards and returns the revisions whose
@@ -125,10 +114,7 @@ impl KeyIndex {
     /// The revisions holding each key's value at `at` (etcd's `Keep`): of the history at or
     /// below a compaction point, the part a hash at `at` covers.
     pub fn live_revisions_at(&self, at: i64) -> HashSet<Revision> {
-        self.keys
-            .values()
-            .filter_map(|history| live_at(history, at))
-            .collect()
+        self.keys.values().filter_map(|history| live_at(history, at)).collect()
     }
 
     pub fn key_count(&self) -> usize {
@@ -146,16 +132,10 @@ mod tests {
     use super::*;
 
     fn put(main: i64) -> IndexEntry {
-        IndexEntry {
-            rev: Revision::new(main, 0),
-            tombstone: false,
-        }
+        IndexEntry { rev: Revision::new(main, 0), tombstone: false }
     }
     fn tomb(main: i64) -> IndexEntry {
-        IndexEntry {
-            rev: Revision::new(main, 0),
-            tombstone: true,
-        }
+        IndexEntry { rev: Revision::new(main, 0), tombstone: true }
     }
 
     #[test]

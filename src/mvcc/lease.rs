@@ -18,10 +18,7 @@ use crate::proto::etcdserverpb::LeaseGrantResponse;
 use crate::proto::etcdserverpb::LeaseRevokeRequest;
 use crate::proto::etcdserverpb::LeaseRevokeResponse;
 
-pub(crate) fn grant(
-    w: &mut Writer<'_, '_>,
-    req: &LeaseGrantRequest,
-) -> Result<LeaseGrantResponse, Failure> {
+pub(crate) fn grant(w: &mut Writer<'_, '_>, req: &LeaseGrantRequest) -> Result<LeaseGrantResponse, Failure> {
     // etcd's lessor treats id 0 as "no lease"; the proposer always picks a real id
     if req.id == 0 {
         return Err(EtcdError::LeaseNotFound.into());
@@ -33,26 +30,13 @@ pub(crate) fn grant(
         return Err(EtcdError::LeaseExists.into());
     }
     let ttl = req.ttl.max(MIN_LEASE_TTL);
-    w.save_lease(Lease {
-        id: req.id,
-        ttl,
-        remaining_ttl: 0,
-        keys: BTreeSet::new(),
-    })?;
-    Ok(LeaseGrantResponse {
-        header: None,
-        id: req.id,
-        ttl,
-        error: String::new(),
-    })
+    w.save_lease(Lease { id: req.id, ttl, remaining_ttl: 0, keys: BTreeSet::new() })?;
+    Ok(LeaseGrantResponse { header: None, id: req.id, ttl, error: String::new() })
 }
 
 /// Deletes every key attached to the lease, all in one revision (in key order, so every
 /// member numbers the sub-revisions alike), then forgets the lease.
-pub(crate) fn revoke(
-    w: &mut Writer<'_, '_>,
-    req: &LeaseRevokeRequest,
-) -> Result<LeaseRevokeResponse, Failure> {
+pub(crate) fn revoke(w: &mut Writer<'_, '_>, req: &LeaseRevokeRequest) -> Result<LeaseRevokeResponse, Failure> {
     let keys = match w.state.leases.get(&req.id) {
         Some(lease) => lease.keys.clone(),
         None => return Err(EtcdError::LeaseNotFound.into()),

@@ -65,11 +65,7 @@ enum Write {
 enum Step {
     Put(usize, u8),
     Delete(Span),
-    Txn {
-        checks: Vec<Check>,
-        success: Vec<Write>,
-        failure: Vec<Write>,
-    },
+    Txn { checks: Vec<Check>, success: Vec<Write>, failure: Vec<Write> },
     Compact(i64),
     Read(Span, i64),
     Reopen,
@@ -95,10 +91,7 @@ fn check() -> impl Strategy<Value = Check> {
 }
 
 fn write() -> impl Strategy<Value = Write> {
-    prop_oneof![
-        (0..KEYS.len(), 0..3u8).prop_map(|(k, v)| Write::Put(k, v)),
-        (0..KEYS.len()).prop_map(Write::Delete),
-    ]
+    prop_oneof![(0..KEYS.len(), 0..3u8).prop_map(|(k, v)| Write::Put(k, v)), (0..KEYS.len()).prop_map(Write::Delete),]
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -125,10 +118,7 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        Model {
-            states: vec![BTreeMap::new(), BTreeMap::new()],
-            compacted: -1,
-        }
+        Model { states: vec![BTreeMap::new(), BTreeMap::new()], compacted: -1 }
     }
 
     fn revision(&self) -> i64 {
@@ -169,9 +159,8 @@ impl Model {
     }
 
     fn delete_span(&mut self, span: &Span) {
-        let doomed: Vec<usize> = (0..KEYS.len())
-            .filter(|k| span.contains(KEYS[*k]) && self.current().contains_key(KEYS[*k]))
-            .collect();
+        let doomed: Vec<usize> =
+            (0..KEYS.len()).filter(|k| span.contains(KEYS[*k]) && self.current().contains_key(KEYS[*k])).collect();
         self.write(&doomed.into_iter().map(Write::Delete).collect::<Vec<_>>());
     }
 
@@ -193,11 +182,7 @@ impl Model {
         if at < self.compacted {
             return Err(EtcdError::Compacted);
         }
-        Ok(self.states[at as usize]
-            .iter()
-            .filter(|(k, _)| span.contains(k))
-            .map(|(_, kv)| kv.clone())
-            .collect())
+        Ok(self.states[at as usize].iter().filter(|(k, _)| span.contains(k)).map(|(_, kv)| kv.clone()).collect())
     }
 }
 
@@ -209,18 +194,9 @@ fn duplicated(writes: &[Write]) -> bool {
             Write::Put(k, _) | Write::Delete(k) => *k,
         })
         .collect();
-    let puts: Vec<usize> = writes
-        .iter()
-        .filter_map(|w| {
-            if let Write::Put(k, _) = w {
-                Some(*k)
-            } else {
-                None
-            }
-        })
-        .collect();
-    puts.iter()
-        .any(|p| keys.iter().filter(|k| *k == p).count() > 1)
+    let puts: Vec<usize> =
+        writes.iter().filter_map(|w| if let Write::Put(k, _) = w { Some(*k) } else { None }).collect();
+    puts.iter().any(|p| keys.iter().filter(|k| *k == p).count() > 1)
 }
 
 fn to_ops(writes: &[Write]) -> Vec<crate::proto::etcdserverpb::RequestOp> {
@@ -237,18 +213,10 @@ fn to_compare(check: &Check) -> crate::proto::etcdserverpb::Compare {
     match check {
         Check::ModEquals(k, r) => mod_eq(KEYS[*k], *r),
         Check::ValueEquals(k, v) => value_eq(KEYS[*k], &value(*v)),
-        Check::VersionGreater(k, n) => cmp(
-            KEYS[*k],
-            CompareTarget::Version,
-            CompareResult::Greater,
-            TargetUnion::Version(*n),
-        ),
-        Check::Absent(k) => cmp(
-            KEYS[*k],
-            CompareTarget::Create,
-            CompareResult::Equal,
-            TargetUnion::CreateRevision(0),
-        ),
+        Check::VersionGreater(k, n) => {
+            cmp(KEYS[*k], CompareTarget::Version, CompareResult::Greater, TargetUnion::Version(*n))
+        }
+        Check::Absent(k) => cmp(KEYS[*k], CompareTarget::Create, CompareResult::Equal, TargetUnion::CreateRevision(0)),
     }
 }
 
@@ -275,11 +243,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 model.delete_span(span);
                 prop_assert_eq!(result.revision, model.revision());
             }
-            Step::Txn {
-                checks,
-                success,
-                failure,
-            } => {
+            Step::Txn { checks, success, failure } => {
                 let req = TxnRequest {
                     compare: checks.iter().map(to_compare).collect(),
                     success: to_ops(success),
@@ -314,10 +278,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let (key, end) = span.bounds();
                 let got = store
                     .store
-                    .range(&RangeRequest {
-                        revision: *at,
-                        ..range_req(&key, &end)
-                    })
+                    .range(&RangeRequest { revision: *at, ..range_req(&key, &end) })
                     .map(|served| served.0.kvs);
                 prop_assert_eq!(got, model.read(span, *at), "read {:?} at {}", span, at);
             }
@@ -329,15 +290,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
 
     // every retained revision reads as the model says
     for at in model.compacted.max(1)..=model.revision() {
-        let got = store
-            .store
-            .range(&RangeRequest {
-                revision: at,
-                ..range_req("\0", "\0")
-            })
-            .unwrap()
-            .0
-            .kvs;
+        let got = store.store.range(&RangeRequest { revision: at, ..range_req("\0", "\0") }).unwrap().0.kvs;
         prop_assert_eq!(got, model.read(&Span::All, at).unwrap(), "state at {}", at);
     }
     // and the retained history tells watchers exactly what changed, with what it replaced
@@ -345,10 +298,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let first = (model.compacted + 1).max(2);
     let history = store.store.events(first, model.revision()).unwrap();
     let changed: Vec<i64> = (first..=model.revision()).collect();
-    prop_assert_eq!(
-        history.iter().map(|r| r.revision).collect::<Vec<_>>(),
-        changed
-    );
+    prop_assert_eq!(history.iter().map(|r| r.revision).collect::<Vec<_>>(), changed);
     for revision in history {
         let before = &model.states[revision.revision as usize - 1];
         let after = &model.states[revision.revision as usize];
@@ -363,10 +313,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(kv.mod_revision, revision.revision);
             }
         }
-        let touched = KEYS
-            .iter()
-            .filter(|k| before.get(**k) != after.get(**k))
-            .count();
+        let touched = KEYS.iter().filter(|k| before.get(**k) != after.get(**k)).count();
         prop_assert_eq!(revision.events.len(), touched);
     }
     Ok(())

@@ -25,14 +25,9 @@ use crate::proto::mvccpb::KeyValue;
 /// (what etcd puts in responses nested in a txn); the server replaces it at the top level.
 pub(crate) fn range(view: &impl ReadView, req: &RangeRequest) -> Result<RangeResponse, Failure> {
     let at = resolve_read_revision(view, req.revision)?;
-    let live = view
-        .index()
-        .live(KeySpan::new(&req.key, &req.range_end), at);
+    let live = view.index().live(KeySpan::new(&req.key, &req.range_end), at);
     let mut resp = RangeResponse {
-        header: Some(ResponseHeader {
-            revision: view.read_revision(),
-            ..Default::default()
-        }),
+        header: Some(ResponseHeader { revision: view.read_revision(), ..Default::default() }),
         count: live.len() as i64,
         ..Default::default()
     };
@@ -49,11 +44,7 @@ pub(crate) fn range(view: &impl ReadView, req: &RangeRequest) -> Result<RangeRes
     } else {
         usize::try_from(req.limit.saturating_add(1)).unwrap_or(usize::MAX)
     };
-    let mut kvs = live
-        .iter()
-        .take(fetch)
-        .map(|(_, rev)| view.kv_at(*rev))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut kvs = live.iter().take(fetch).map(|(_, rev)| view.kv_at(*rev)).collect::<Result<Vec<_>, _>>()?;
 
     kvs.retain(|kv| {
         (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)

@@ -11,41 +11,20 @@ use crate::proto::mvccpb::KeyValue;
 use crate::proto::rafttystore::RevisionRecord;
 
 pub fn put_record(kv: KeyValue) -> RevisionRecord {
-    RevisionRecord {
-        kv: Some(kv),
-        tombstone: false,
-    }
+    RevisionRecord { kv: Some(kv), tombstone: false }
 }
 
 /// A delete's record carries what a watcher's DELETE event shows: the key and the deleting
 /// revision.
 pub fn tombstone_record(key: Bytes, main: i64) -> RevisionRecord {
-    RevisionRecord {
-        kv: Some(KeyValue {
-            key,
-            mod_revision: main,
-            ..Default::default()
-        }),
-        tombstone: true,
-    }
+    RevisionRecord { kv: Some(KeyValue { key, mod_revision: main, ..Default::default() }), tombstone: true }
 }
 
-pub fn decode_record(
-    bytes: &[u8],
-    rev: Revision,
-    path: &Path,
-) -> Result<RevisionRecord, StoreError> {
-    let record = RevisionRecord::decode(bytes).map_err(|e| {
-        StoreError::damaged(
-            path,
-            format!("record of revision {}/{}: {e}", rev.main, rev.sub),
-        )
-    })?;
+pub fn decode_record(bytes: &[u8], rev: Revision, path: &Path) -> Result<RevisionRecord, StoreError> {
+    let record = RevisionRecord::decode(bytes)
+        .map_err(|e| StoreError::damaged(path, format!("record of revision {}/{}: {e}", rev.main, rev.sub)))?;
     if record.kv.as_ref().is_none_or(|kv| kv.key.is_empty()) {
-        return Err(StoreError::damaged(
-            path,
-            format!("record of revision {}/{} names no key", rev.main, rev.sub),
-        ));
+        return Err(StoreError::damaged(path, format!("record of revision {}/{} names no key", rev.main, rev.sub)));
     }
     Ok(record)
 }

@@ -39,9 +39,7 @@ impl<'a> KeySpan<'a> {
         match *self {
             KeySpan::One(key) => Some((Bound::Included(key), Bound::Included(key))),
             KeySpan::From(start) => Some((Bound::Included(start), Bound::Unbounded)),
-            KeySpan::Between(start, end) if start < end => {
-                Some((Bound::Included(start), Bound::Excluded(end)))
-            }
+            KeySpan::Between(start, end) if start < end => Some((Bound::Included(start), Bound::Excluded(end))),
             KeySpan::Between(..) => None,
         }
     }

@@ -28,11 +28,7 @@ pub struct Lease {
 
 impl Lease {
     pub fn record(&self) -> LeaseRecord {
-        LeaseRecord {
-            id: self.id,
-            ttl: self.ttl,
-            remaining_ttl: self.remaining_ttl,
-        }
+        LeaseRecord { id: self.id, ttl: self.ttl, remaining_ttl: self.remaining_ttl }
     }
 }
 

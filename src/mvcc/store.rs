@@ -114,10 +114,7 @@ struct DurableClock {
 
 impl std::fmt::Debug for MvccStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MvccStore")
-            .field("path", &self.path)
-            .field("identity", &self.identity)
-            .finish()
+        f.debug_struct("MvccStore").field("path", &self.path).field("identity", &self.identity).finish()
     }
 }
 
@@ -132,9 +129,7 @@ impl MvccStore {
         } else {
             check_owner_without_writing(path, identity)?;
         }
-        let db = Database::builder()
-            .open(path)
-            .map_err(|e| open_error(path, e))?;
+        let db = Database::builder().open(path).map_err(|e| open_error(path, e))?;
         let state = load(&db, path, identity)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         Ok(MvccStore {
@@ -142,10 +137,7 @@ impl MvccStore {
             identity,
             db,
             state: RwLock::new(state),
-            durability: Mutex::new(DurableClock {
-                last: Instant::now(),
-                every: DURABLE_EVERY,
-            }),
+            durability: Mutex::new(DurableClock { last: Instant::now(), every: DURABLE_EVERY }),
             feed,
         })
     }
@@ -208,9 +200,7 @@ impl MvccStore {
     pub fn txn_read(&self, req: &TxnRequest) -> Result<(TxnResponse, i64), EtcdError> {
         validate::check_txn(req)?;
         if !txn::is_read_only(req) {
-            return Err(EtcdError::Internal(
-                "a transaction that writes must go through Raft".into(),
-            ));
+            return Err(EtcdError::Internal("a transaction that writes must go through Raft".into()));
         }
         let mut reader = self.reader()?;
         let mut response = txn::execute(&mut reader, req).map_err(Failure::into_etcd)?;
@@ -297,8 +287,7 @@ impl MvccStore {
             results.push(apply_command(&mut writer, cmd, published)?);
         }
         state.applied = applied.clone();
-        meta.insert(STATE_KEY, stored_state(state).encode_to_vec().as_slice())
-            .at(&self.path)?;
+        meta.insert(STATE_KEY, stored_state(state).encode_to_vec().as_slice()).at(&self.path)?;
         Ok(results)
     }
 
@@ -342,19 +331,12 @@ impl MvccStore {
         let rtx = {
             let state = self.lock_read();
             if let Some(reason) = &state.failed {
-                return Err(StoreError::Failed {
-                    path: self.path.clone(),
-                    reason: reason.clone(),
-                });
+                return Err(StoreError::Failed { path: self.path.clone(), reason: reason.clone() });
             }
             self.db.begin_read().at(&self.path)?
         };
         let state = read_state(&rtx, &self.path)?;
-        Ok(StoreSnapshot {
-            path: self.path.clone(),
-            rtx,
-            state,
-        })
+        Ok(StoreSnapshot { path: self.path.clone(), rtx, state })
     }
 
     /// Replaces the whole state with the given one in a single durable transaction: on any
@@ -380,22 +362,17 @@ impl MvccStore {
                 match item? {
                     RestoreItem::Revision(rev, record) => {
                         loader.revision(rev, &record)?;
-                        records
-                            .insert((rev.main, rev.sub), record.encode_to_vec().as_slice())
-                            .at(&self.path)?;
+                        records.insert((rev.main, rev.sub), record.encode_to_vec().as_slice()).at(&self.path)?;
                     }
                     RestoreItem::Lease(lease) => {
                         loader.lease(&lease)?;
-                        leases
-                            .insert(lease.id, lease.encode_to_vec().as_slice())
-                            .at(&self.path)?;
+                        leases.insert(lease.id, lease.encode_to_vec().as_slice()).at(&self.path)?;
                     }
                 }
             }
             loader.finish(&mut fresh);
             let mut meta = wtx.open_table(META).at(&self.path)?;
-            meta.insert(STATE_KEY, stored_state(&fresh).encode_to_vec().as_slice())
-                .at(&self.path)?;
+            meta.insert(STATE_KEY, stored_state(&fresh).encode_to_vec().as_slice()).at(&self.path)?;
         }
         let mut state = self.lock_write()?;
         if let Err(e) = wtx.commit().at(&self.path) {
@@ -406,10 +383,7 @@ impl MvccStore {
         *state = fresh;
         drop(state);
         self.clock().last = Instant::now();
-        let _ = self.feed.send(WatchFeed::Restored {
-            revision,
-            compact_revision,
-        });
+        let _ = self.feed.send(WatchFeed::Restored { revision, compact_revision });
         Ok(())
     }
 
@@ -422,15 +396,12 @@ impl MvccStore {
     }
 
     fn lock_write(&self) -> Result<RwLockWriteGuard<'_, State>, StoreError> {
-        let guard = self.state.write().map_err(|_| StoreError::Failed {
-            path: self.path.clone(),
-            reason: "a writer panicked".into(),
-        })?;
+        let guard = self
+            .state
+            .write()
+            .map_err(|_| StoreError::Failed { path: self.path.clone(), reason: "a writer panicked".into() })?;
         if let Some(reason) = &guard.failed {
-            return Err(StoreError::Failed {
-                path: self.path.clone(),
-                reason: reason.clone(),
-            });
+            return Err(StoreError::Failed { path: self.path.clone(), reason: reason.clone() });
         }
         Ok(guard)
     }
@@ -439,23 +410,17 @@ impl MvccStore {
     /// read transaction of that same commit (the writer commits while holding the write lock,
     /// so no commit can slip in between taking the lock and opening the transaction).
     pub(crate) fn reader(&self) -> Result<Reader<'_>, EtcdError> {
-        let state = self.state.read().map_err(|_| {
-            EtcdError::Internal(format!("{}: a writer panicked", self.path.display()))
-        })?;
+        let state = self
+            .state
+            .read()
+            .map_err(|_| EtcdError::Internal(format!("{}: a writer panicked", self.path.display())))?;
         if let Some(reason) = &state.failed {
-            return Err(EtcdError::Internal(format!(
-                "{}: {reason}",
-                self.path.display()
-            )));
+            return Err(EtcdError::Internal(format!("{}: {reason}", self.path.display())));
         }
         let internal = |e: StoreError| EtcdError::Internal(e.to_string());
         let rtx = self.db.begin_read().at(&self.path).map_err(internal)?;
         let records = rtx.open_table(REVISIONS).at(&self.path).map_err(internal)?;
-        Ok(Reader {
-            state,
-            records,
-            path: &self.path,
-        })
+        Ok(Reader { state, records, path: &self.path })
     }
 }
 
@@ -477,10 +442,7 @@ impl Reader<'_> {
         if first > last {
             return Ok(());
         }
-        let iter = self
-            .records
-            .range((first, i64::MIN)..=(last, i64::MAX))
-            .at(self.path)?;
+        let iter = self.records.range((first, i64::MIN)..=(last, i64::MAX)).at(self.path)?;
         for item in iter {
             let (key, value) = item.at(self.path)?;
             let (main, sub) = key.value();
@@ -509,19 +471,9 @@ impl ReadView for Reader<'_> {
     }
 
     fn record(&self, rev: Revision) -> Result<RevisionRecord, StoreError> {
-        let bytes = self
-            .records
-            .get((rev.main, rev.sub))
-            .at(self.path)?
-            .ok_or_else(|| {
-                StoreError::damaged(
-                    self.path,
-                    format!(
-                        "revision {}/{} is indexed but not stored",
-                        rev.main, rev.sub
-                    ),
-                )
-            })?;
+        let bytes = self.records.get((rev.main, rev.sub)).at(self.path)?.ok_or_else(|| {
+            StoreError::damaged(self.path, format!("revision {}/{} is indexed but not stored", rev.main, rev.sub))
+        })?;
         decode_record(bytes.value(), rev, self.path)
     }
 
@@ -557,30 +509,13 @@ fn history(reader: &Reader<'_>, from: i64, to: i64) -> Result<Vec<RevisionEvents
     let to = to.min(reader.read_revision());
     let mut out: Vec<RevisionEvents> = Vec::new();
     reader.for_each_record(from..=to, |rev, record| {
-        let kind = if record.tombstone {
-            EventType::Delete
-        } else {
-            EventType::Put
-        };
-        let key = record
-            .kv
-            .as_ref()
-            .map(|kv| kv.key.clone())
-            .unwrap_or_default();
-        let prev_kv = live_at(reader.index().history(&key), rev.main - 1)
-            .map(|r| reader.kv_at(r))
-            .transpose()?;
-        let event = Event {
-            r#type: kind as i32,
-            kv: record.kv,
-            prev_kv,
-        };
+        let kind = if record.tombstone { EventType::Delete } else { EventType::Put };
+        let key = record.kv.as_ref().map(|kv| kv.key.clone()).unwrap_or_default();
+        let prev_kv = live_at(reader.index().history(&key), rev.main - 1).map(|r| reader.kv_at(r)).transpose()?;
+        let event = Event { r#type: kind as i32, kv: record.kv, prev_kv };
         match out.last_mut() {
             Some(last) if last.revision == rev.main => last.events.push(event),
-            _ => out.push(RevisionEvents {
-                revision: rev.main,
-                events: vec![event],
-            }),
+            _ => out.push(RevisionEvents { revision: rev.main, events: vec![event] }),
         }
         Ok(())
     })?;
@@ -641,17 +576,13 @@ fn decode_lease(bytes: &[u8], path: &Path) -> Result<LeaseRecord, StoreError> {
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::damaged(
-            path,
-            "it is already open (is another raftty member running on this data directory?)",
-        ),
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            StoreError::damaged(path, "it is already open (is another raftty member running on this data directory?)")
+        }
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
             StoreError::damaged(path, format!("not a valid redb database ({why})"))
         }
-        other => StoreError::Database {
-            path: path.to_path_buf(),
-            source: other.into(),
-        },
+        other => StoreError::Database { path: path.to_path_buf(), source: other.into() },
     }
 }
 
@@ -663,10 +594,7 @@ fn create(path: &Path, identity: StoreIdentity) -> Result<(), StoreError> {
     creating.push(".creating");
     let creating = PathBuf::from(creating);
     // a leftover of an interrupted creation never held any data
-    if creating
-        .try_exists()
-        .map_err(|e| StoreError::io(&creating, e))?
-    {
+    if creating.try_exists().map_err(|e| StoreError::io(&creating, e))? {
         std::fs::remove_file(&creating).map_err(|e| StoreError::io(&creating, e))?;
     }
     {
@@ -674,17 +602,9 @@ fn create(path: &Path, identity: StoreIdentity) -> Result<(), StoreError> {
         let wtx = db.begin_write().at(&creating)?;
         {
             let mut meta = wtx.open_table(META).at(&creating)?;
-            let record = StoreIdentityRecord {
-                cluster_id: identity.cluster_id,
-                member_id: identity.member_id,
-            };
-            meta.insert(IDENTITY_KEY, record.encode_to_vec().as_slice())
-                .at(&creating)?;
-            meta.insert(
-                STATE_KEY,
-                stored_state(&State::empty()).encode_to_vec().as_slice(),
-            )
-            .at(&creating)?;
+            let record = StoreIdentityRecord { cluster_id: identity.cluster_id, member_id: identity.member_id };
+            meta.insert(IDENTITY_KEY, record.encode_to_vec().as_slice()).at(&creating)?;
+            meta.insert(STATE_KEY, stored_state(&State::empty()).encode_to_vec().as_slice()).at(&creating)?;
             wtx.open_table(REVISIONS).at(&creating)?;
             wtx.open_table(LEASES).at(&creating)?;
         }
@@ -699,43 +619,27 @@ pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(dir, e))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
 }
 
 fn read_state(rtx: &ReadTransaction, path: &Path) -> Result<StoreState, StoreError> {
     let meta = open_meta(rtx, path)?;
-    let bytes = meta
-        .get(STATE_KEY)
-        .at(path)?
-        .ok_or_else(|| StoreError::damaged(path, "no store state recorded"))?;
-    let state = StoreState::decode(bytes.value())
-        .map_err(|e| StoreError::damaged(path, format!("store state: {e}")))?;
+    let bytes = meta.get(STATE_KEY).at(path)?.ok_or_else(|| StoreError::damaged(path, "no store state recorded"))?;
+    let state =
+        StoreState::decode(bytes.value()).map_err(|e| StoreError::damaged(path, format!("store state: {e}")))?;
     if state.format != STATE_FORMAT {
         return Err(StoreError::damaged(
             path,
-            format!(
-                "layout version {} is not the one this build reads ({STATE_FORMAT})",
-                state.format
-            ),
+            format!("layout version {} is not the one this build reads ({STATE_FORMAT})", state.format),
         ));
     }
     Ok(state)
 }
 
-fn open_meta(
-    rtx: &ReadTransaction,
-    path: &Path,
-) -> Result<ReadOnlyTable<&'static str, &'static [u8]>, StoreError> {
+fn open_meta(rtx: &ReadTransaction, path: &Path) -> Result<ReadOnlyTable<&'static str, &'static [u8]>, StoreError> {
     rtx.open_table(META).map_err(|e| match e {
-        TableError::TableDoesNotExist(_) => {
-            StoreError::damaged(path, "it is not a raftty state file (no meta table)")
-        }
-        other => StoreError::Database {
-            path: path.to_path_buf(),
-            source: other.into(),
-        },
+        TableError::TableDoesNotExist(_) => StoreError::damaged(path, "it is not a raftty state file (no meta table)"),
+        other => StoreError::Database { path: path.to_path_buf(), source: other.into() },
     })
 }
 
@@ -755,28 +659,14 @@ fn check_owner_without_writing(path: &Path, identity: StoreIdentity) -> Result<(
     }
 }
 
-fn check_owner(
-    rtx: &ReadTransaction,
-    path: &Path,
-    identity: StoreIdentity,
-) -> Result<(), StoreError> {
+fn check_owner(rtx: &ReadTransaction, path: &Path, identity: StoreIdentity) -> Result<(), StoreError> {
     let meta = open_meta(rtx, path)?;
-    let bytes = meta
-        .get(IDENTITY_KEY)
-        .at(path)?
-        .ok_or_else(|| StoreError::damaged(path, "no owner recorded"))?;
+    let bytes = meta.get(IDENTITY_KEY).at(path)?.ok_or_else(|| StoreError::damaged(path, "no owner recorded"))?;
     let found = StoreIdentityRecord::decode(bytes.value())
         .map_err(|e| StoreError::damaged(path, format!("owner record: {e}")))?;
-    let found = StoreIdentity {
-        cluster_id: found.cluster_id,
-        member_id: found.member_id,
-    };
+    let found = StoreIdentity { cluster_id: found.cluster_id, member_id: found.member_id };
     if found != identity {
-        return Err(StoreError::Foreign {
-            path: path.to_path_buf(),
-            found,
-            expected: identity,
-        });
+        return Err(StoreError::Foreign { path: path.to_path_buf(), found, expected: identity });
     }
     Ok(())
 }
@@ -830,11 +720,7 @@ impl<'p> Loader<'p> {
     }
 
     fn revision(&mut self, rev: Revision, record: &RevisionRecord) -> Result<(), StoreError> {
-        if self.last.is_some_and(|last| rev <= last)
-            || rev.main < 1
-            || rev.main > self.revision
-            || rev.sub < 0
-        {
+        if self.last.is_some_and(|last| rev <= last) || rev.main < 1 || rev.main > self.revision || rev.sub < 0 {
             return Err(StoreError::damaged(
                 self.path,
                 format!(
@@ -844,23 +730,10 @@ impl<'p> Loader<'p> {
             ));
         }
         self.last = Some(rev);
-        let kv = record
-            .kv
-            .as_ref()
-            .filter(|kv| !kv.key.is_empty())
-            .ok_or_else(|| {
-                StoreError::damaged(
-                    self.path,
-                    format!("record of revision {}/{} names no key", rev.main, rev.sub),
-                )
-            })?;
-        self.index.push(
-            kv.key.clone(),
-            IndexEntry {
-                rev,
-                tombstone: record.tombstone,
-            },
-        );
+        let kv = record.kv.as_ref().filter(|kv| !kv.key.is_empty()).ok_or_else(|| {
+            StoreError::damaged(self.path, format!("record of revision {}/{} names no key", rev.main, rev.sub))
+        })?;
+        self.index.push(kv.key.clone(), IndexEntry { rev, tombstone: record.tombstone });
         if record.tombstone || kv.lease == 0 {
             self.lease_of.remove(&kv.key);
         } else {
@@ -870,17 +743,10 @@ impl<'p> Loader<'p> {
     }
 
     fn lease(&mut self, record: &LeaseRecord) -> Result<(), StoreError> {
-        let lease = Lease {
-            id: record.id,
-            ttl: record.ttl,
-            remaining_ttl: record.remaining_ttl,
-            keys: BTreeSet::new(),
-        };
+        let lease =
+            Lease { id: record.id, ttl: record.ttl, remaining_ttl: record.remaining_ttl, keys: BTreeSet::new() };
         if self.leases.insert(record.id, lease).is_some() {
-            return Err(StoreError::damaged(
-                self.path,
-                format!("lease {:x} recorded twice", record.id),
-            ));
+            return Err(StoreError::damaged(self.path, format!("lease {:x} recorded twice", record.id)));
         }
         Ok(())
     }

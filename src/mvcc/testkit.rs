@@ -31,74 +31,46 @@ use crate::proto::rafttypb::command_result::Result as Outcome;
 use crate::proto::rafttystore::AppliedState;
 use crate::raft::types::StoreIdentity;
 
-pub const IDENTITY: StoreIdentity = StoreIdentity {
-    cluster_id: 0xc1,
-    member_id: 0xa1,
-};
+pub const IDENTITY: StoreIdentity = StoreIdentity { cluster_id: 0xc1, member_id: 0xa1 };
 
 pub fn b(s: &str) -> Bytes {
     Bytes::from(s.to_owned())
 }
 
 pub fn put_req(key: &str, value: &str) -> PutRequest {
-    PutRequest {
-        key: b(key),
-        value: b(value),
-        ..Default::default()
-    }
+    PutRequest { key: b(key), value: b(value), ..Default::default() }
 }
 
 pub fn put(key: &str, value: &str) -> Command {
-    Command {
-        op: Some(Op::Put(put_req(key, value))),
-    }
+    Command { op: Some(Op::Put(put_req(key, value))) }
 }
 
 pub fn put_with(req: PutRequest) -> Command {
-    Command {
-        op: Some(Op::Put(req)),
-    }
+    Command { op: Some(Op::Put(req)) }
 }
 
 pub fn del_req(key: &str, end: &str) -> DeleteRangeRequest {
-    DeleteRangeRequest {
-        key: b(key),
-        range_end: b(end),
-        prev_kv: false,
-    }
+    DeleteRangeRequest { key: b(key), range_end: b(end), prev_kv: false }
 }
 
 pub fn del(key: &str, end: &str) -> Command {
-    Command {
-        op: Some(Op::DeleteRange(del_req(key, end))),
-    }
+    Command { op: Some(Op::DeleteRange(del_req(key, end))) }
 }
 
 pub fn txn(req: TxnRequest) -> Command {
-    Command {
-        op: Some(Op::Txn(req)),
-    }
+    Command { op: Some(Op::Txn(req)) }
 }
 
 pub fn compact(revision: i64) -> Command {
-    Command {
-        op: Some(Op::Compaction(CompactionRequest {
-            revision,
-            physical: false,
-        })),
-    }
+    Command { op: Some(Op::Compaction(CompactionRequest { revision, physical: false })) }
 }
 
 pub fn grant(id: i64, ttl: i64) -> Command {
-    Command {
-        op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl, id })),
-    }
+    Command { op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl, id })) }
 }
 
 pub fn revoke(id: i64) -> Command {
-    Command {
-        op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })),
-    }
+    Command { op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })) }
 }
 
 pub fn checkpoint(id: i64, remaining_ttl: i64) -> Command {
@@ -110,42 +82,27 @@ pub fn checkpoint(id: i64, remaining_ttl: i64) -> Command {
 }
 
 pub fn op_put(key: &str, value: &str) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestPut(put_req(key, value))),
-    }
+    RequestOp { request: Some(Request::RequestPut(put_req(key, value))) }
 }
 
 pub fn op_del(key: &str, end: &str) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestDeleteRange(del_req(key, end))),
-    }
+    RequestOp { request: Some(Request::RequestDeleteRange(del_req(key, end))) }
 }
 
 pub fn op_range(req: RangeRequest) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestRange(req)),
-    }
+    RequestOp { request: Some(Request::RequestRange(req)) }
 }
 
 pub fn op_txn(req: TxnRequest) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestTxn(req)),
-    }
+    RequestOp { request: Some(Request::RequestTxn(req)) }
 }
 
 pub fn get_req(key: &str) -> RangeRequest {
-    RangeRequest {
-        key: b(key),
-        ..Default::default()
-    }
+    RangeRequest { key: b(key), ..Default::default() }
 }
 
 pub fn range_req(key: &str, end: &str) -> RangeRequest {
-    RangeRequest {
-        key: b(key),
-        range_end: b(end),
-        ..Default::default()
-    }
+    RangeRequest { key: b(key), range_end: b(end), ..Default::default() }
 }
 
 pub fn cmp(key: &str, target: CompareTarget, result: CompareResult, with: TargetUnion) -> Compare {
@@ -159,28 +116,15 @@ pub fn cmp(key: &str, target: CompareTarget, result: CompareResult, with: Target
 }
 
 pub fn mod_eq(key: &str, revision: i64) -> Compare {
-    cmp(
-        key,
-        CompareTarget::Mod,
-        CompareResult::Equal,
-        TargetUnion::ModRevision(revision),
-    )
+    cmp(key, CompareTarget::Mod, CompareResult::Equal, TargetUnion::ModRevision(revision))
 }
 
 pub fn value_eq(key: &str, value: &str) -> Compare {
-    cmp(
-        key,
-        CompareTarget::Value,
-        CompareResult::Equal,
-        TargetUnion::Value(b(value)),
-    )
+    cmp(key, CompareTarget::Value, CompareResult::Equal, TargetUnion::Value(b(value)))
 }
 
 pub fn applied_at(index: u64) -> AppliedState {
-    AppliedState {
-        last_applied: Some(LogId { term: 1, index }),
-        ..Default::default()
-    }
+    AppliedState { last_applied: Some(LogId { term: 1, index }), ..Default::default() }
 }
 
 /// A store in a temporary directory, fed commands one per Raft entry.
@@ -194,26 +138,14 @@ impl TestStore {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = MvccStore::open(&dir.path().join(STATE_FILE), IDENTITY).expect("open store");
-        TestStore {
-            dir,
-            store,
-            next_index: 1,
-        }
+        TestStore { dir, store, next_index: 1 }
     }
 
     pub fn reopen(self) -> Self {
-        let TestStore {
-            dir,
-            store,
-            next_index,
-        } = self;
+        let TestStore { dir, store, next_index } = self;
         drop(store);
         let store = MvccStore::open(&dir.path().join(STATE_FILE), IDENTITY).expect("reopen store");
-        TestStore {
-            dir,
-            store,
-            next_index,
-        }
+        TestStore { dir, store, next_index }
     }
 
     pub fn apply(&mut self, cmd: Command) -> CommandResult {
@@ -247,10 +179,7 @@ impl TestStore {
 
     pub fn keys(&self, req: RangeRequest) -> Vec<String> {
         let resp = self.store.range(&req).expect("range").0;
-        resp.kvs
-            .iter()
-            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
-            .collect()
+        resp.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
     }
 }
 

@@ -36,34 +36,24 @@ use crate::proto::etcdserverpb::response_op::Response;
 use crate::proto::mvccpb::KeyValue;
 
 fn header(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader {
-        revision,
-        ..Default::default()
-    })
+    Some(ResponseHeader { revision, ..Default::default() })
 }
 
 /// Whether a transaction can be served without going through Raft: no put or delete on any
 /// branch, at any depth.
 pub fn is_read_only(txn: &TxnRequest) -> bool {
-    txn.success
-        .iter()
-        .chain(&txn.failure)
-        .all(|op| match &op.request {
-            Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
-            Some(Request::RequestTxn(nested)) => is_read_only(nested),
-            Some(Request::RequestRange(_)) | None => true,
-        })
+    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
+        Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
+        Some(Request::RequestTxn(nested)) => is_read_only(nested),
+        Some(Request::RequestRange(_)) | None => true,
+    })
 }
 
 /// A Put inside or outside a transaction (for a standalone Put the caller checks the lease
 /// first, as etcd does).
 pub(crate) fn put(target: &mut impl TxnTarget, req: &PutRequest) -> Result<PutResponse, Failure> {
     let needs_existing = req.ignore_value || req.ignore_lease;
-    let prev = if needs_existing || req.prev_kv {
-        target.get(&req.key)?
-    } else {
-        None
-    };
+    let prev = if needs_existing || req.prev_kv { target.get(&req.key)? } else { None };
     if needs_existing && prev.is_none() {
         return Err(EtcdError::KeyNotFound.into());
     }
@@ -76,10 +66,7 @@ pub(crate) fn put(target: &mut impl TxnTarget, req: &PutRequest) -> Result<PutRe
         _ => req.lease,
     };
     let revision = target.put_kv(req.key.clone(), value, lease)?;
-    Ok(PutResponse {
-        header: header(revision),
-        prev_kv: prev.filter(|_| req.prev_kv),
-    })
+    Ok(PutResponse { header: header(revision), prev_kv: prev.filter(|_| req.prev_kv) })
 }
 
 pub(crate) fn delete_range(
@@ -87,26 +74,15 @@ pub(crate) fn delete_range(
     req: &DeleteRangeRequest,
 ) -> Result<DeleteRangeResponse, Failure> {
     let span = KeySpan::new(&req.key, &req.range_end);
-    let prev_kvs = if req.prev_kv {
-        target.live_kvs(span, target.read_revision())?
-    } else {
-        Vec::new()
-    };
+    let prev_kvs = if req.prev_kv { target.live_kvs(span, target.read_revision())? } else { Vec::new() };
     let deleted = target.delete_span(span)?;
     let revision = target.begin_revision() + i64::from(target.has_changes());
-    Ok(DeleteRangeResponse {
-        header: header(revision),
-        deleted,
-        prev_kvs,
-    })
+    Ok(DeleteRangeResponse { header: header(revision), deleted, prev_kvs })
 }
 
 /// Runs a whole transaction. The top-level header carries the revision after it only for
 /// symmetry with nested ones; the server replaces it.
-pub(crate) fn execute(
-    target: &mut impl TxnTarget,
-    txn: &TxnRequest,
-) -> Result<TxnResponse, Failure> {
+pub(crate) fn execute(target: &mut impl TxnTarget, txn: &TxnRequest) -> Result<TxnResponse, Failure> {
     let mut path = Vec::new();
     compare_path(target, txn, &mut path)?;
     if !is_read_only(txn) {
@@ -117,20 +93,12 @@ pub(crate) fn execute(
 }
 
 fn branch(txn: &TxnRequest, succeeded: bool) -> &[RequestOp] {
-    if succeeded {
-        &txn.success
-    } else {
-        &txn.failure
-    }
+    if succeeded { &txn.success } else { &txn.failure }
 }
 
 /// Evaluates the compares of this transaction and of every nested one on the branches taken,
 /// depth first, in the order `apply_ops` will consume them.
-fn compare_path(
-    view: &impl ReadView,
-    txn: &TxnRequest,
-    path: &mut Vec<bool>,
-) -> Result<(), Failure> {
+fn compare_path(view: &impl ReadView, txn: &TxnRequest, path: &mut Vec<bool>) -> Result<(), Failure> {
     let mut succeeded = true;
     for cmp in &txn.compare {
         if !compare(view, cmp)? {
@@ -214,9 +182,7 @@ fn apply_ops(
         let response = match &op.request {
             Some(Request::RequestRange(r)) => Some(Response::ResponseRange(range(target, r)?)),
             Some(Request::RequestPut(p)) => Some(Response::ResponsePut(put(target, p)?)),
-            Some(Request::RequestDeleteRange(d)) => {
-                Some(Response::ResponseDeleteRange(delete_range(target, d)?))
-            }
+            Some(Request::RequestDeleteRange(d)) => Some(Response::ResponseDeleteRange(delete_range(target, d)?)),
             Some(Request::RequestTxn(nested)) => {
                 let mut resp = apply_ops(target, nested, path, cursor)?;
                 // etcd gives nested transactions an empty header
@@ -228,11 +194,7 @@ fn apply_ops(
         responses.push(ResponseOp { response });
     }
     let revision = target.begin_revision() + i64::from(target.has_changes());
-    Ok(TxnResponse {
-        header: header(revision),
-        succeeded,
-        responses,
-    })
+    Ok(TxnResponse { header: header(revision), succeeded, responses })
 }
 
 /// One compare: every key in its range must satisfy it; with no key, VALUE compares fail
@@ -249,9 +211,7 @@ fn compare(view: &impl ReadView, cmp: &Compare) -> Result<bool, Failure> {
 }
 
 fn compare_kv(cmp: &Compare, kv: &KeyValue) -> bool {
-    let int = |pick: fn(&TargetUnion) -> Option<i64>| {
-        cmp.target_union.as_ref().and_then(pick).unwrap_or(0)
-    };
+    let int = |pick: fn(&TargetUnion) -> Option<i64>| cmp.target_union.as_ref().and_then(pick).unwrap_or(0);
     let ordering = match CompareTarget::try_from(cmp.target) {
         Ok(CompareTarget::Value) => {
             let wanted = match &cmp.target_union {

@@ -67,11 +67,7 @@ pub fn check_command(cmd: &Command) -> Result<(), EtcdError> {
 /// etcd counts the largest of the compare, success and failure lists against the limit, and
 /// gives a nested transaction only what its parent left over.
 fn txn_shape(req: &TxnRequest, max_ops: usize) -> Result<(), EtcdError> {
-    let ops = req
-        .compare
-        .len()
-        .max(req.success.len())
-        .max(req.failure.len());
+    let ops = req.compare.len().max(req.success.len()).max(req.failure.len());
     if ops > max_ops {
         return Err(EtcdError::TooManyOps);
     }
@@ -121,12 +117,8 @@ fn overlaps(ops: &[RequestOp]) -> Result<(HashSet<Bytes>, Vec<Deleted>), EtcdErr
     let mut deleted: Vec<Deleted> = ops
         .iter()
         .filter_map(|op| match &op.request {
-            Some(Request::RequestDeleteRange(d)) if d.range_end.is_empty() => {
-                Some(Deleted::Key(d.key.clone()))
-            }
-            Some(Request::RequestDeleteRange(d)) => {
-                Some(Deleted::Interval(d.key.clone(), d.range_end.clone()))
-            }
+            Some(Request::RequestDeleteRange(d)) if d.range_end.is_empty() => Some(Deleted::Key(d.key.clone())),
+            Some(Request::RequestDeleteRange(d)) => Some(Deleted::Interval(d.key.clone(), d.range_end.clone())),
             _ => None,
         })
         .collect();
@@ -173,10 +165,7 @@ mod tests {
 
     fn put_op(key: &str) -> RequestOp {
         RequestOp {
-            request: Some(Request::RequestPut(PutRequest {
-                key: Bytes::from(key.to_owned()),
-                ..Default::default()
-            })),
+            request: Some(Request::RequestPut(PutRequest { key: Bytes::from(key.to_owned()), ..Default::default() })),
         }
     }
     fn del_op(key: &str, end: &str) -> RequestOp {
@@ -197,88 +186,36 @@ mod tests {
         }
     }
     fn txn_op(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> RequestOp {
-        RequestOp {
-            request: Some(Request::RequestTxn(TxnRequest {
-                compare: vec![],
-                success,
-                failure,
-            })),
-        }
+        RequestOp { request: Some(Request::RequestTxn(TxnRequest { compare: vec![], success, failure })) }
     }
     fn txn_of(success: Vec<RequestOp>) -> TxnRequest {
-        TxnRequest {
-            compare: vec![],
-            success,
-            failure: vec![],
-        }
+        TxnRequest { compare: vec![], success, failure: vec![] }
     }
     fn cmp(key: &str) -> Compare {
-        Compare {
-            key: Bytes::from(key.to_owned()),
-            ..Default::default()
-        }
+        Compare { key: Bytes::from(key.to_owned()), ..Default::default() }
     }
 
     #[test]
     fn empty_keys_are_refused_everywhere() {
-        assert_eq!(
-            check_range(&RangeRequest::default()),
-            Err(EtcdError::EmptyKey)
-        );
+        assert_eq!(check_range(&RangeRequest::default()), Err(EtcdError::EmptyKey));
         assert_eq!(check_put(&PutRequest::default()), Err(EtcdError::EmptyKey));
-        assert_eq!(
-            check_delete(&DeleteRangeRequest::default()),
-            Err(EtcdError::EmptyKey)
-        );
-        let with_empty_compare = TxnRequest {
-            compare: vec![cmp("")],
-            ..Default::default()
-        };
+        assert_eq!(check_delete(&DeleteRangeRequest::default()), Err(EtcdError::EmptyKey));
+        let with_empty_compare = TxnRequest { compare: vec![cmp("")], ..Default::default() };
         assert_eq!(check_txn(&with_empty_compare), Err(EtcdError::EmptyKey));
-        assert_eq!(
-            check_txn(&txn_of(vec![range_op("")])),
-            Err(EtcdError::EmptyKey)
-        );
-        assert_eq!(
-            check_txn(&txn_of(vec![txn_op(vec![put_op("")], vec![])])),
-            Err(EtcdError::EmptyKey)
-        );
-        assert_eq!(
-            EtcdError::EmptyKey.to_string(),
-            "etcdserver: key is not provided"
-        );
+        assert_eq!(check_txn(&txn_of(vec![range_op("")])), Err(EtcdError::EmptyKey));
+        assert_eq!(check_txn(&txn_of(vec![txn_op(vec![put_op("")], vec![])])), Err(EtcdError::EmptyKey));
+        assert_eq!(EtcdError::EmptyKey.to_string(), "etcdserver: key is not provided");
     }
 
     #[test]
     fn ignore_flags_refuse_what_they_ignore() {
-        let p = PutRequest {
-            key: "k".into(),
-            value: "v".into(),
-            ignore_value: true,
-            ..Default::default()
-        };
+        let p = PutRequest { key: "k".into(), value: "v".into(), ignore_value: true, ..Default::default() };
         assert_eq!(check_put(&p), Err(EtcdError::ValueProvided));
-        assert_eq!(
-            EtcdError::ValueProvided.to_string(),
-            "etcdserver: value is provided"
-        );
-        let p = PutRequest {
-            key: "k".into(),
-            lease: 7,
-            ignore_lease: true,
-            ..Default::default()
-        };
+        assert_eq!(EtcdError::ValueProvided.to_string(), "etcdserver: value is provided");
+        let p = PutRequest { key: "k".into(), lease: 7, ignore_lease: true, ..Default::default() };
         assert_eq!(check_put(&p), Err(EtcdError::LeaseProvided));
-        assert_eq!(
-            EtcdError::LeaseProvided.to_string(),
-            "etcdserver: lease is provided"
-        );
-        let p = PutRequest {
-            key: "k".into(),
-            ignore_value: true,
-            ignore_lease: true,
-            ..Default::default()
-        };
+        assert_eq!(EtcdError::LeaseProvided.to_string(), "etcdserver: lease is provided");
+        let p = PutRequest { key: "k".into(), ignore_value: true, ignore_lease: true, ..Default::default() };
         assert_eq!(check_put(&p), Ok(()));
     }
 
@@ -287,10 +224,7 @@ mod tests {
         let many = |n: usize| (0..n).map(|i| put_op(&format!("k{i}"))).collect::<Vec<_>>();
         assert_eq!(check_txn(&txn_of(many(128))), Ok(()));
         assert_eq!(check_txn(&txn_of(many(129))), Err(EtcdError::TooManyOps));
-        assert_eq!(
-            EtcdError::TooManyOps.to_string(),
-            "etcdserver: too many operations in txn request"
-        );
+        assert_eq!(EtcdError::TooManyOps.to_string(), "etcdserver: too many operations in txn request");
         // compares, success and failure are not added up
         let wide = TxnRequest {
             compare: (0..128).map(|i| cmp(&format!("c{i}"))).collect(),
@@ -310,10 +244,7 @@ mod tests {
 
     #[test]
     fn an_empty_op_is_key_not_found() {
-        assert_eq!(
-            check_txn(&txn_of(vec![RequestOp { request: None }])),
-            Err(EtcdError::KeyNotFound)
-        );
+        assert_eq!(check_txn(&txn_of(vec![RequestOp { request: None }])), Err(EtcdError::KeyNotFound));
     }
 
     #[test]
@@ -322,66 +253,23 @@ mod tests {
         assert_eq!(check_txn(&txn_of(vec![put_op("a"), put_op("a")])), dup);
         assert_eq!(check_txn(&txn_of(vec![put_op("a"), del_op("a", "")])), dup);
         assert_eq!(check_txn(&txn_of(vec![del_op("a", "c"), put_op("b")])), dup);
-        assert_eq!(
-            check_txn(&txn_of(vec![del_op("a", "c"), put_op("c")])),
-            Ok(())
-        );
+        assert_eq!(check_txn(&txn_of(vec![del_op("a", "c"), put_op("c")])), Ok(()));
         // deleting twice, or reading and writing, is fine
-        assert_eq!(
-            check_txn(&txn_of(vec![del_op("a", ""), del_op("a", "b")])),
-            Ok(())
-        );
+        assert_eq!(check_txn(&txn_of(vec![del_op("a", ""), del_op("a", "b")])), Ok(()));
         assert_eq!(check_txn(&txn_of(vec![range_op("a"), put_op("a")])), Ok(()));
         // etcd 3.4 reads a "\0" range end literally, so it covers nothing here
-        assert_eq!(
-            check_txn(&txn_of(vec![del_op("a", "\0"), put_op("b")])),
-            Ok(())
-        );
+        assert_eq!(check_txn(&txn_of(vec![del_op("a", "\0"), put_op("b")])), Ok(()));
         // success and failure are checked separately
-        let split = TxnRequest {
-            compare: vec![],
-            success: vec![put_op("a")],
-            failure: vec![put_op("a")],
-        };
+        let split = TxnRequest { compare: vec![], success: vec![put_op("a")], failure: vec![put_op("a")] };
         assert_eq!(check_txn(&split), Ok(()));
         // nested: a put in the child clashes with the parent's put or delete ...
-        assert_eq!(
-            check_txn(&txn_of(vec![
-                put_op("a"),
-                txn_op(vec![put_op("a")], vec![])
-            ])),
-            dup
-        );
-        assert_eq!(
-            check_txn(&txn_of(vec![
-                del_op("a", "b"),
-                txn_op(vec![put_op("a")], vec![])
-            ])),
-            dup
-        );
-        assert_eq!(
-            check_txn(&txn_of(vec![
-                txn_op(vec![del_op("a", "b")], vec![]),
-                put_op("a")
-            ])),
-            dup
-        );
+        assert_eq!(check_txn(&txn_of(vec![put_op("a"), txn_op(vec![put_op("a")], vec![])])), dup);
+        assert_eq!(check_txn(&txn_of(vec![del_op("a", "b"), txn_op(vec![put_op("a")], vec![])])), dup);
+        assert_eq!(check_txn(&txn_of(vec![txn_op(vec![del_op("a", "b")], vec![]), put_op("a")])), dup);
         // ... but the child's two branches exclude each other
-        assert_eq!(
-            check_txn(&txn_of(vec![txn_op(vec![put_op("a")], vec![put_op("a")])])),
-            Ok(())
-        );
+        assert_eq!(check_txn(&txn_of(vec![txn_op(vec![put_op("a")], vec![put_op("a")])])), Ok(()));
         // two children putting one key do clash
-        assert_eq!(
-            check_txn(&txn_of(vec![
-                txn_op(vec![put_op("a")], vec![]),
-                txn_op(vec![], vec![put_op("a")])
-            ])),
-            dup
-        );
-        assert_eq!(
-            EtcdError::DuplicateKey.to_string(),
-            "etcdserver: duplicate key given in txn request"
-        );
+        assert_eq!(check_txn(&txn_of(vec![txn_op(vec![put_op("a")], vec![]), txn_op(vec![], vec![put_op("a")])])), dup);
+        assert_eq!(EtcdError::DuplicateKey.to_string(), "etcdserver: duplicate key given in txn request");
     }
 }

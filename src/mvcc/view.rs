@@ -34,18 +34,12 @@ pub(crate) trait ReadView {
 
     /// The key's current value as this view reads it.
     fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        live_at(self.index().history(key), self.read_revision())
-            .map(|rev| self.kv_at(rev))
-            .transpose()
+        live_at(self.index().history(key), self.read_revision()).map(|rev| self.kv_at(rev)).transpose()
     }
 
     /// The keys of the span existing at `at`, with their values, in key order.
     fn live_kvs(&self, span: KeySpan<'_>, at: i64) -> Result<Vec<KeyValue>, StoreError> {
-        self.index()
-            .live(span, at)
-            .into_iter()
-            .map(|(_, rev)| self.kv_at(rev))
-            .collect()
+        self.index().live(span, at).into_iter().map(|(_, rev)| self.kv_at(rev)).collect()
     }
 }
 
@@ -61,10 +55,7 @@ pub(crate) trait TxnTarget: ReadView {
 
 /// Checks an explicit read revision against a view, as etcd's `rangeKeys` does, and returns
 /// the revision to read at.
-pub(crate) fn resolve_read_revision(
-    view: &impl ReadView,
-    requested: i64,
-) -> Result<i64, EtcdError> {
+pub(crate) fn resolve_read_revision(view: &impl ReadView, requested: i64) -> Result<i64, EtcdError> {
     let current = view.read_revision();
     if requested > current {
         return Err(EtcdError::FutureRevision);

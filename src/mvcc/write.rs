@@ -65,15 +65,7 @@ impl<'w, 't> Writer<'w, 't> {
         path: &'w Path,
     ) -> Self {
         let begin = state.revision;
-        Writer {
-            state,
-            records,
-            lease_table,
-            path,
-            begin,
-            events: Vec::new(),
-            undo: Vec::new(),
-        }
+        Writer { state, records, lease_table, path, begin, events: Vec::new(), undo: Vec::new() }
     }
 
     pub fn begin_command(&mut self) {
@@ -89,10 +81,7 @@ impl<'w, 't> Writer<'w, 't> {
             return None;
         }
         self.state.revision = self.begin + 1;
-        Some(RevisionEvents {
-            revision: self.state.revision,
-            events: std::mem::take(&mut self.events),
-        })
+        Some(RevisionEvents { revision: self.state.revision, events: std::mem::take(&mut self.events) })
     }
 
     /// Takes back everything the failed command did.
@@ -124,9 +113,7 @@ impl<'w, 't> Writer<'w, 't> {
     }
 
     fn store(&mut self, rev: Revision, record: &RevisionRecord) -> Result<(), StoreError> {
-        self.records
-            .insert((rev.main, rev.sub), record.encode_to_vec().as_slice())
-            .at(self.path)?;
+        self.records.insert((rev.main, rev.sub), record.encode_to_vec().as_slice()).at(self.path)?;
         self.undo.push(Undo::Stored(rev));
         Ok(())
     }
@@ -137,16 +124,9 @@ impl<'w, 't> Writer<'w, 't> {
     }
 
     fn attach(&mut self, lease: i64, key: &Bytes) -> Result<(), Failure> {
-        let l = self
-            .state
-            .leases
-            .get_mut(&lease)
-            .ok_or(EtcdError::LeaseNotFound)?;
+        let l = self.state.leases.get_mut(&lease).ok_or(EtcdError::LeaseNotFound)?;
         if l.keys.insert(key.clone()) {
-            self.undo.push(Undo::Attached {
-                lease,
-                key: key.clone(),
-            });
+            self.undo.push(Undo::Attached { lease, key: key.clone() });
         }
         Ok(())
     }
@@ -155,19 +135,14 @@ impl<'w, 't> Writer<'w, 't> {
         if let Some(l) = self.state.leases.get_mut(&lease)
             && l.keys.remove(key)
         {
-            self.undo.push(Undo::Detached {
-                lease,
-                key: key.clone(),
-            });
+            self.undo.push(Undo::Detached { lease, key: key.clone() });
         }
     }
 
     /// The key's value before this command, for the watch event's `prev_kv` (etcd reads it at
     /// the revision before the event's).
     fn value_before_command(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        live_at(self.state.index.history(key), self.begin)
-            .map(|rev| self.kv_at(rev))
-            .transpose()
+        live_at(self.state.index.history(key), self.begin).map(|rev| self.kv_at(rev)).transpose()
     }
 
     fn delete_key(&mut self, key: Bytes, current: &KeyValue) -> Result<(), Failure> {
@@ -175,21 +150,11 @@ impl<'w, 't> Writer<'w, 't> {
         let prev_kv = self.value_before_command(&key)?;
         let record = tombstone_record(key.clone(), rev.main);
         self.store(rev, &record)?;
-        self.index_entry(
-            key.clone(),
-            IndexEntry {
-                rev,
-                tombstone: true,
-            },
-        );
+        self.index_entry(key.clone(), IndexEntry { rev, tombstone: true });
         if current.lease != 0 {
             self.detach(current.lease, &key);
         }
-        self.events.push(Event {
-            r#type: EventType::Delete as i32,
-            kv: record.kv,
-            prev_kv,
-        });
+        self.events.push(Event { r#type: EventType::Delete as i32, kv: record.kv, prev_kv });
         Ok(())
     }
 
@@ -203,9 +168,7 @@ impl<'w, 't> Writer<'w, 't> {
     }
 
     pub fn write_lease_record(&mut self, record: &LeaseRecord) -> Result<(), StoreError> {
-        self.lease_table
-            .insert(record.id, record.encode_to_vec().as_slice())
-            .at(self.path)?;
+        self.lease_table.insert(record.id, record.encode_to_vec().as_slice()).at(self.path)?;
         Ok(())
     }
 
@@ -242,19 +205,9 @@ impl ReadView for Writer<'_, '_> {
     }
 
     fn record(&self, rev: Revision) -> Result<RevisionRecord, StoreError> {
-        let bytes = self
-            .records
-            .get((rev.main, rev.sub))
-            .at(self.path)?
-            .ok_or_else(|| {
-                StoreError::damaged(
-                    self.path,
-                    format!(
-                        "revision {}/{} is indexed but not stored",
-                        rev.main, rev.sub
-                    ),
-                )
-            })?;
+        let bytes = self.records.get((rev.main, rev.sub)).at(self.path)?.ok_or_else(|| {
+            StoreError::damaged(self.path, format!("revision {}/{} is indexed but not stored", rev.main, rev.sub))
+        })?;
         decode_record(bytes.value(), rev, self.path)
     }
 
@@ -271,11 +224,7 @@ impl TxnTarget for Writer<'_, '_> {
     fn put_kv(&mut self, key: Bytes, value: Bytes, lease: i64) -> Result<i64, Failure> {
         let rev = self.next_revision();
         let current = self.get(&key)?;
-        let prev_kv = if self.has_changes() {
-            self.value_before_command(&key)?
-        } else {
-            current.clone()
-        };
+        let prev_kv = if self.has_changes() { self.value_before_command(&key)? } else { current.clone() };
         let kv = KeyValue {
             key: key.clone(),
             value,
@@ -286,24 +235,14 @@ impl TxnTarget for Writer<'_, '_> {
         };
         let record = put_record(kv);
         self.store(rev, &record)?;
-        self.index_entry(
-            key.clone(),
-            IndexEntry {
-                rev,
-                tombstone: false,
-            },
-        );
+        self.index_entry(key.clone(), IndexEntry { rev, tombstone: false });
         if let Some(old) = current.as_ref().map(|c| c.lease).filter(|l| *l != 0) {
             self.detach(old, &key);
         }
         if lease != 0 {
             self.attach(lease, &key)?;
         }
-        self.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: record.kv,
-            prev_kv,
-        });
+        self.events.push(Event { r#type: EventType::Put as i32, kv: record.kv, prev_kv });
         Ok(rev.main)
     }
 

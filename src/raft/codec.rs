@@ -22,10 +22,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn missing(what: &'static str, field: &str) -> Self {
-        DecodeError {
-            what,
-            why: format!("missing field `{field}`"),
-        }
+        DecodeError { what, why: format!("missing field `{field}`") }
     }
 }
 
@@ -42,10 +39,7 @@ impl From<DecodeError> for tonic::Status {
 }
 
 pub fn log_id_to_pb(id: &LogId) -> pb::LogId {
-    pb::LogId {
-        term: id.leader_id.term,
-        index: id.index,
-    }
+    pb::LogId { term: id.leader_id.term, index: id.index }
 }
 
 pub fn log_id_from_pb(id: &pb::LogId) -> LogId {
@@ -61,60 +55,33 @@ pub fn opt_log_id_from_pb(id: &Option<pb::LogId>) -> Option<LogId> {
 }
 
 pub fn vote_to_pb(v: &Vote) -> pb::Vote {
-    pb::Vote {
-        term: v.leader_id.term,
-        node_id: *v.leader_id.node_id(),
-        committed: v.committed,
-    }
+    pb::Vote { term: v.leader_id.term, node_id: *v.leader_id.node_id(), committed: v.committed }
 }
 
 pub fn vote_from_pb(v: &pb::Vote) -> Vote {
     let leader_id = LeaderId::new(v.term, v.node_id);
-    Vote {
-        leader_id,
-        committed: v.committed,
-    }
+    Vote { leader_id, committed: v.committed }
 }
 
 fn required_vote(v: &Option<pb::Vote>, what: &'static str) -> Result<Vote, DecodeError> {
-    v.as_ref()
-        .map(vote_from_pb)
-        .ok_or_else(|| DecodeError::missing(what, "vote"))
+    v.as_ref().map(vote_from_pb).ok_or_else(|| DecodeError::missing(what, "vote"))
 }
 
 pub fn membership_to_pb(m: &Membership) -> pb::Membership {
     pb::Membership {
-        configs: m
-            .get_joint_config()
-            .iter()
-            .map(|c| pb::NodeIdSet {
-                ids: c.iter().copied().collect(),
-            })
-            .collect(),
+        configs: m.get_joint_config().iter().map(|c| pb::NodeIdSet { ids: c.iter().copied().collect() }).collect(),
         nodes: m.nodes().map(|(id, n)| (*id, n.clone())).collect(),
     }
 }
 
 pub fn membership_from_pb(m: &pb::Membership) -> Result<Membership, DecodeError> {
-    let configs: Vec<BTreeSet<NodeId>> = m
-        .configs
-        .iter()
-        .map(|c| c.ids.iter().copied().collect())
-        .collect();
-    let nodes: BTreeMap<NodeId, MemberNode> =
-        m.nodes.iter().map(|(k, v)| (*k, v.clone())).collect();
-    Membership::new(configs, nodes).map_err(|e| DecodeError {
-        what: "membership",
-        why: e.to_string(),
-    })
+    let configs: Vec<BTreeSet<NodeId>> = m.configs.iter().map(|c| c.ids.iter().copied().collect()).collect();
+    let nodes: BTreeMap<NodeId, MemberNode> = m.nodes.iter().map(|(k, v)| (*k, v.clone())).collect();
+    Membership::new(configs, nodes).map_err(|e| DecodeError { what: "membership", why: e.to_string() })
 }
 
 pub fn entry_to_pb(e: &Entry) -> pb::Entry {
-    let mut out = pb::Entry {
-        term: e.log_id.leader_id.term,
-        index: e.log_id.index,
-        ..Default::default()
-    };
+    let mut out = pb::Entry { term: e.log_id.leader_id.term, index: e.log_id.index, ..Default::default() };
     match &e.payload {
         Payload::Blank => {}
         Payload::Normal(cmd) => out.command = Some(cmd.clone()),
@@ -130,10 +97,7 @@ pub fn entry_from_pb(e: pb::Entry) -> Result<Entry, DecodeError> {
         (Some(cmd), None) => Payload::Normal(cmd),
         (None, Some(m)) => Payload::Membership(membership_from_pb(&m)?),
         (Some(_), Some(_)) => {
-            return Err(DecodeError {
-                what: "log entry",
-                why: "both a command and a membership".into(),
-            });
+            return Err(DecodeError { what: "log entry", why: "both a command and a membership".into() });
         }
     };
     Ok(Entry { log_id, payload })
@@ -148,10 +112,7 @@ pub fn vote_request_to_pb(r: &VoteRequest) -> pb::VoteRequest {
 }
 
 pub fn vote_request_from_pb(r: &pb::VoteRequest) -> Result<VoteRequest, DecodeError> {
-    let mut req = VoteRequest::new(
-        required_vote(&r.vote, "vote request")?,
-        opt_log_id_from_pb(&r.last_log_id),
-    );
+    let mut req = VoteRequest::new(required_vote(&r.vote, "vote request")?, opt_log_id_from_pb(&r.last_log_id));
     req.leadership_transfer = r.leadership_transfer;
     Ok(req)
 }
@@ -165,11 +126,7 @@ pub fn vote_response_to_pb(r: &VoteResponse) -> pb::VoteResponse {
 }
 
 pub fn vote_response_from_pb(r: &pb::VoteResponse) -> Result<VoteResponse, DecodeError> {
-    Ok(VoteResponse::new(
-        required_vote(&r.vote, "vote response")?,
-        opt_log_id_from_pb(&r.last_log_id),
-        r.vote_granted,
-    ))
+    Ok(VoteResponse::new(required_vote(&r.vote, "vote response")?, opt_log_id_from_pb(&r.last_log_id), r.vote_granted))
 }
 
 pub fn append_request_to_pb(r: &AppendEntriesRequest) -> pb::AppendEntriesRequest {
@@ -181,18 +138,12 @@ pub fn append_request_to_pb(r: &AppendEntriesRequest) -> pb::AppendEntriesReques
     }
 }
 
-pub fn append_request_from_pb(
-    r: pb::AppendEntriesRequest,
-) -> Result<AppendEntriesRequest, DecodeError> {
+pub fn append_request_from_pb(r: pb::AppendEntriesRequest) -> Result<AppendEntriesRequest, DecodeError> {
     Ok(AppendEntriesRequest {
         vote: required_vote(&r.vote, "append-entries request")?,
         prev_log_id: opt_log_id_from_pb(&r.prev_log_id),
         leader_commit: opt_log_id_from_pb(&r.leader_commit),
-        entries: r
-            .entries
-            .into_iter()
-            .map(entry_from_pb)
-            .collect::<Result<_, _>>()?,
+        entries: r.entries.into_iter().map(entry_from_pb).collect::<Result<_, _>>()?,
     })
 }
 
@@ -214,24 +165,17 @@ pub fn append_response_to_pb(r: &AppendEntriesResponse) -> pb::AppendEntriesResp
     out
 }
 
-pub fn append_response_from_pb(
-    r: &pb::AppendEntriesResponse,
-) -> Result<AppendEntriesResponse, DecodeError> {
+pub fn append_response_from_pb(r: &pb::AppendEntriesResponse) -> Result<AppendEntriesResponse, DecodeError> {
     use pb::append_entries_response::Outcome;
-    let outcome = Outcome::try_from(r.outcome).map_err(|_| DecodeError {
-        what: "append-entries response",
-        why: format!("unknown outcome {}", r.outcome),
-    })?;
+    let outcome = Outcome::try_from(r.outcome)
+        .map_err(|_| DecodeError { what: "append-entries response", why: format!("unknown outcome {}", r.outcome) })?;
     Ok(match outcome {
         Outcome::Success => AppendEntriesResponse::Success,
-        Outcome::PartialSuccess => {
-            AppendEntriesResponse::PartialSuccess(opt_log_id_from_pb(&r.last_log_id))
-        }
+        Outcome::PartialSuccess => AppendEntriesResponse::PartialSuccess(opt_log_id_from_pb(&r.last_log_id)),
         Outcome::Conflict => AppendEntriesResponse::Conflict,
-        Outcome::HigherVote => AppendEntriesResponse::HigherVote(required_vote(
-            &r.higher_vote,
-            "append-entries response",
-        )?),
+        Outcome::HigherVote => {
+            AppendEntriesResponse::HigherVote(required_vote(&r.higher_vote, "append-entries response")?)
+        }
     })
 }
 
@@ -247,10 +191,8 @@ pub fn snapshot_meta_to_pb(vote: &Vote, meta: &SnapshotMeta) -> pb::SnapshotMeta
 
 pub fn snapshot_meta_from_pb(m: &pb::SnapshotMeta) -> Result<(Vote, SnapshotMeta), DecodeError> {
     let vote = required_vote(&m.vote, "snapshot meta")?;
-    let membership = m
-        .last_membership
-        .as_ref()
-        .ok_or_else(|| DecodeError::missing("snapshot meta", "last_membership"))?;
+    let membership =
+        m.last_membership.as_ref().ok_or_else(|| DecodeError::missing("snapshot meta", "last_membership"))?;
     let meta = SnapshotMeta {
         last_log_id: opt_log_id_from_pb(&m.last_log_id),
         last_membership: StoredMembership::new(
@@ -261,9 +203,7 @@ pub fn snapshot_meta_from_pb(m: &pb::SnapshotMeta) -> Result<(Vote, SnapshotMeta
     Ok((vote, meta))
 }
 
-pub fn transfer_leader_request_from_pb(
-    r: &pb::TransferLeaderRequest,
-) -> Result<TransferLeaderRequest, DecodeError> {
+pub fn transfer_leader_request_from_pb(r: &pb::TransferLeaderRequest) -> Result<TransferLeaderRequest, DecodeError> {
     Ok(TransferLeaderRequest::new(
         required_vote(&r.from_leader, "transfer-leader request")?,
         r.to_node_id,
@@ -291,16 +231,12 @@ pub fn transfer_leader_response_to_pb(r: &TransferLeaderResponse) -> pb::Transfe
     out
 }
 
-pub fn transfer_leader_response_from_pb(
-    r: &pb::TransferLeaderResponse,
-) -> Result<TransferLeaderResponse, DecodeError> {
+pub fn transfer_leader_response_from_pb(r: &pb::TransferLeaderResponse) -> Result<TransferLeaderResponse, DecodeError> {
     use openraft::raft::TransferLeaderError;
     use pb::transfer_leader_response::Outcome;
     let what = "transfer-leader response";
-    let outcome = Outcome::try_from(r.outcome).map_err(|_| DecodeError {
-        what,
-        why: format!("unknown outcome {}", r.outcome),
-    })?;
+    let outcome = Outcome::try_from(r.outcome)
+        .map_err(|_| DecodeError { what, why: format!("unknown outcome {}", r.outcome) })?;
     Ok(match outcome {
         Outcome::Ok => Ok(()),
         Outcome::VoteChanged => Err(TransferLeaderError::VoteChanged {
@@ -332,26 +268,12 @@ mod tests {
             BTreeMap::from([(1, node("a")), (2, node("b")), (3, node("c"))]),
         )
         .unwrap();
-        let put = Command {
-            op: Some(Op::Put(PutRequest {
-                key: "k".into(),
-                value: "v".into(),
-                ..Default::default()
-            })),
-        };
+        let put =
+            Command { op: Some(Op::Put(PutRequest { key: "k".into(), value: "v".into(), ..Default::default() })) };
         let entries = vec![
-            Entry {
-                log_id: LogId::new(CommittedLeaderId::new(3), 7),
-                payload: Payload::Blank,
-            },
-            Entry {
-                log_id: LogId::new(CommittedLeaderId::new(3), 8),
-                payload: Payload::Normal(put),
-            },
-            Entry {
-                log_id: LogId::new(CommittedLeaderId::new(4), 9),
-                payload: Payload::Membership(m),
-            },
+            Entry { log_id: LogId::new(CommittedLeaderId::new(3), 7), payload: Payload::Blank },
+            Entry { log_id: LogId::new(CommittedLeaderId::new(3), 8), payload: Payload::Normal(put) },
+            Entry { log_id: LogId::new(CommittedLeaderId::new(4), 9), payload: Payload::Membership(m) },
         ];
         for e in entries {
             let back = entry_from_pb(entry_to_pb(&e)).unwrap();

@@ -136,10 +136,7 @@ pub enum OpenFailure {
     #[error("{0}")]
     Storage(#[source] redb::Error),
     #[error("it belongs to {found}, not to {expected}")]
-    OtherOwner {
-        found: StoreIdentity,
-        expected: StoreIdentity,
-    },
+    OtherOwner { found: StoreIdentity, expected: StoreIdentity },
     #[error("it is in layout version {found}, and this raftty reads only version {FORMAT_VERSION}")]
     UnknownFormat { found: String },
     #[error("it is damaged: {0}")]
@@ -171,28 +168,17 @@ impl Histogram {
     pub fn exponential(start: f64, factor: f64, count: usize) -> Histogram {
         let upper_bounds: Vec<f64> = (0..count).map(|i| start * factor.powi(i as i32)).collect();
         let counts = (0..=count).map(|_| AtomicU64::new(0)).collect();
-        Histogram {
-            upper_bounds,
-            counts,
-            sum_bits: AtomicU64::new(0f64.to_bits()),
-            count: AtomicU64::new(0),
-        }
+        Histogram { upper_bounds, counts, sum_bits: AtomicU64::new(0f64.to_bits()), count: AtomicU64::new(0) }
     }
 
     pub fn observe(&self, value: f64) {
-        let slot = self
-            .upper_bounds
-            .iter()
-            .position(|bound| value <= *bound)
-            .unwrap_or(self.upper_bounds.len());
+        let slot = self.upper_bounds.iter().position(|bound| value <= *bound).unwrap_or(self.upper_bounds.len());
         if let Some(counter) = self.counts.get(slot) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         let _ = self
             .sum_bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + value).to_bits())
-            });
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + value).to_bits()));
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -394,11 +380,7 @@ impl WriteOp {
 
     fn effect(&self) -> Effect {
         match self {
-            WriteOp::Append {
-                entries,
-                replace_from: None,
-                ..
-            } if entries.is_empty() => Effect::Nothing,
+            WriteOp::Append { entries, replace_from: None, .. } if entries.is_empty() => Effect::Nothing,
             WriteOp::SaveCommitted { .. } => Effect::Lazy,
             _ => Effect::Durable,
         }
@@ -408,9 +390,7 @@ impl WriteOp {
         let outcome = || result.clone().map_err(io::Error::other);
         match self {
             WriteOp::Append { callback, .. } => callback.io_completed(outcome()),
-            WriteOp::TruncateFrom { done, .. }
-            | WriteOp::Purge { done, .. }
-            | WriteOp::SaveVote { done, .. } => {
+            WriteOp::TruncateFrom { done, .. } | WriteOp::Purge { done, .. } | WriteOp::SaveVote { done, .. } => {
                 // The caller may have given up waiting; nothing is lost, the write happened.
                 let _ = done.send(outcome());
             }
@@ -436,16 +416,9 @@ impl LogStore {
         LogStore::open_with(data_dir, identity, LogStoreConfig::default())
     }
 
-    pub fn open_with(
-        data_dir: &Path,
-        identity: StoreIdentity,
-        config: LogStoreConfig,
-    ) -> Result<LogStore, OpenError> {
+    pub fn open_with(data_dir: &Path, identity: StoreIdentity, config: LogStoreConfig) -> Result<LogStore, OpenError> {
         let path = data_dir.join(LOG_FILE_NAME);
-        let fail = |reason| OpenError {
-            path: path.clone(),
-            reason,
-        };
+        let fail = |reason| OpenError { path: path.clone(), reason };
         std::fs::create_dir_all(data_dir).map_err(|e| fail(OpenFailure::Io(e)))?;
         if path.exists() {
             check_owner_without_writing(&path, identity).map_err(fail)?;
@@ -494,13 +467,7 @@ impl LogStore {
             .name("raft-log-writer".into())
             .spawn(move || writer_core.run_writer(queued))
             .map_err(|e| fail(OpenFailure::Io(e)))?;
-        Ok(LogStore {
-            handle: Arc::new(Handle {
-                core,
-                queue: Some(queue),
-                writer: Some(writer),
-            }),
-        })
+        Ok(LogStore { handle: Arc::new(Handle { core, queue: Some(queue), writer: Some(writer) }) })
     }
 
     /// Counters and histograms for metrics; they keep counting as long as the store lives.
@@ -524,9 +491,7 @@ impl LogStore {
             {
                 let view = core.lock_view()?;
                 core.check_writable(&view)?;
-                if view.unflushed_bytes == 0
-                    || view.unflushed_bytes + incoming <= core.config.max_unflushed_bytes
-                {
+                if view.unflushed_bytes == 0 || view.unflushed_bytes + incoming <= core.config.max_unflushed_bytes {
                     return Ok(());
                 }
             }
@@ -539,17 +504,9 @@ impl Handle {
     /// Queues a write. Called with the view locked, so queue order is the order in which the
     /// view changed.
     fn enqueue(&self, _view: &mut LogView, op: WriteOp) -> io::Result<()> {
-        let stopped = || {
-            io::Error::other(format!(
-                "the writer of the Raft log {} has stopped",
-                self.core.path.display()
-            ))
-        };
-        self.queue
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(op)
-            .map_err(|_| stopped())
+        let stopped =
+            || io::Error::other(format!("the writer of the Raft log {} has stopped", self.core.path.display()));
+        self.queue.as_ref().ok_or_else(stopped)?.send(op).map_err(|_| stopped())
     }
 
     /// Queues a write that the caller waits for, and waits for it.
@@ -566,10 +523,7 @@ impl Handle {
             self.enqueue(&mut view, op)?;
         }
         written.await.map_err(|_| {
-            io::Error::other(format!(
-                "the writer of the Raft log {} stopped before writing",
-                self.core.path.display()
-            ))
+            io::Error::other(format!("the writer of the Raft log {} stopped before writing", self.core.path.display()))
         })?
     }
 }
@@ -617,8 +571,7 @@ impl LogView {
     /// Forgets the oldest durable entries beyond the budget; they are read from disk instead.
     fn evict_durable(&mut self, config: &LogStoreConfig) {
         while let Some(first) = self.cache.front() {
-            let over_budget = self.cache.len() > config.cache_max_entries
-                || self.cache_bytes > config.cache_max_bytes;
+            let over_budget = self.cache.len() > config.cache_max_entries || self.cache_bytes > config.cache_max_bytes;
             if !over_budget || first.seq > self.durable_seq {
                 break;
             }
@@ -682,19 +635,12 @@ impl Core {
 
     /// The file holds something it should not: an entry that does not decode, or a hole.
     fn read_error(&self, what: impl fmt::Display) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("reading the Raft log {}: {what}", self.path.display()),
-        )
+        io::Error::new(io::ErrorKind::InvalidData, format!("reading the Raft log {}: {what}", self.path.display()))
     }
 
     /// redb could not do what was asked.
     fn storage_error(&self, e: impl Into<redb::Error>) -> io::Error {
-        io::Error::other(format!(
-            "reading the Raft log {}: {}",
-            self.path.display(),
-            e.into()
-        ))
+        io::Error::other(format!("reading the Raft log {}: {}", self.path.display(), e.into()))
     }
 
     /// Splits a read into the entries the cache holds and a read of older ones from disk.
@@ -705,10 +651,7 @@ impl Core {
     /// the file changes the view first, under this lock, so it cannot have reached the file
     /// yet unless the view already excludes the entry. Newer entries the snapshot may also
     /// hold, or older versions of them, are never used: those indexes come from the cache.
-    fn plan_read(
-        &self,
-        range: &impl RangeBounds<u64>,
-    ) -> io::Result<(Vec<Entry>, Option<DiskRead>)> {
+    fn plan_read(&self, range: &impl RangeBounds<u64>) -> io::Result<(Vec<Entry>, Option<DiskRead>)> {
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i.saturating_add(1),
@@ -725,11 +668,7 @@ impl Core {
         if start >= end {
             return Ok((Vec::new(), None));
         }
-        let cache_start = view
-            .cache
-            .front()
-            .map_or(end, |c| c.entry.log_id.index)
-            .clamp(start, end);
+        let cache_start = view.cache.front().map_or(end, |c| c.entry.log_id.index).clamp(start, end);
         let cached = view
             .cache
             .iter()
@@ -739,10 +678,7 @@ impl Core {
             .collect();
         let disk = if start < cache_start {
             let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
-            Some(DiskRead {
-                txn,
-                indexes: start..cache_start,
-            })
+            Some(DiskRead { txn, indexes: start..cache_start })
         } else {
             None
         };
@@ -752,13 +688,9 @@ impl Core {
     fn read_from_disk(&self, read: DiskRead) -> io::Result<Vec<Entry>> {
         let DiskRead { txn, indexes } = read;
         let table = txn.open_table(LOG).map_err(|e| self.storage_error(e))?;
-        let mut entries =
-            Vec::with_capacity(usize::try_from(indexes.end - indexes.start).unwrap_or(0));
+        let mut entries = Vec::with_capacity(usize::try_from(indexes.end - indexes.start).unwrap_or(0));
         let mut expected = indexes.start;
-        for item in table
-            .range(indexes.clone())
-            .map_err(|e| self.storage_error(e))?
-        {
+        for item in table.range(indexes.clone()).map_err(|e| self.storage_error(e))? {
             let (key, value) = item.map_err(|e| self.storage_error(e))?;
             let index = key.value();
             if index != expected {
@@ -774,23 +706,15 @@ impl Core {
         Ok(entries)
     }
 
-    async fn read_entries(
-        self: &Arc<Self>,
-        range: impl RangeBounds<u64>,
-    ) -> io::Result<Vec<Entry>> {
+    async fn read_entries(self: &Arc<Self>, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
         let (cached, disk) = self.plan_read(&range)?;
         let Some(disk) = disk else {
             return Ok(cached);
         };
         let core = self.clone();
-        let mut entries = tokio::task::spawn_blocking(move || core.read_from_disk(disk))
-            .await
-            .map_err(|e| {
-                io::Error::other(format!(
-                    "reading the Raft log {}: the read task failed: {e}",
-                    self.path.display()
-                ))
-            })??;
+        let mut entries = tokio::task::spawn_blocking(move || core.read_from_disk(disk)).await.map_err(|e| {
+            io::Error::other(format!("reading the Raft log {}: the read task failed: {e}", self.path.display()))
+        })??;
         entries.extend(cached);
         Ok(entries)
     }
@@ -810,16 +734,8 @@ impl Core {
             let mut batch = vec![first];
             batch.extend(queued.try_iter());
             #[cfg(test)]
-            let gate = self
-                .commit_gate
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let failure = self
-                .view
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .failure
-                .clone();
+            let gate = self.commit_gate.lock().unwrap_or_else(PoisonError::into_inner);
+            let failure = self.view.lock().unwrap_or_else(PoisonError::into_inner).failure.clone();
             let result = match failure {
                 Some(failure) => Err(failure),
                 None => self.write_batch(&batch).map_err(|e| e.to_string()),
@@ -827,20 +743,15 @@ impl Core {
             #[cfg(test)]
             drop(gate);
             if let Ok(report) = &result {
-                lazy_commit_pending = !report.durable
-                    && (lazy_commit_pending || batch.iter().any(|op| op.effect() == Effect::Lazy));
+                lazy_commit_pending =
+                    !report.durable && (lazy_commit_pending || batch.iter().any(|op| op.effect() == Effect::Lazy));
             }
             self.finish_batch(batch, result);
         }
         // A committed log id written lazily reaches the disk with the next durable commit;
         // at a clean shutdown there is none, so make one.
         let make_durable = || -> Result<(), redb::Error> { Ok(self.db.begin_write()?.commit()?) };
-        let failed = self
-            .view
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .failure
-            .is_some();
+        let failed = self.view.lock().unwrap_or_else(PoisonError::into_inner).failure.is_some();
         if lazy_commit_pending
             && !failed
             && let Err(e) = make_durable()
@@ -851,11 +762,7 @@ impl Core {
 
     fn write_batch(&self, batch: &[WriteOp]) -> Result<BatchReport, redb::Error> {
         let mut report = BatchReport::default();
-        let effect = batch
-            .iter()
-            .map(WriteOp::effect)
-            .max()
-            .unwrap_or(Effect::Nothing);
+        let effect = batch.iter().map(WriteOp::effect).max().unwrap_or(Effect::Nothing);
         if effect == Effect::Nothing {
             // Everything queued before this batch is durable already: nothing to wait for.
             return Ok(report);
@@ -865,22 +772,13 @@ impl Core {
         // restart re-apply entries known to be committed. Losing its latest value costs a
         // slower catch-up, never safety: any persisted value is a true committed id, and
         // since writes reach the file in call order, the entries it covers are on disk too.
-        txn.set_durability(if effect == Effect::Durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })?;
+        txn.set_durability(if effect == Effect::Durable { Durability::Immediate } else { Durability::None })?;
         {
             let mut log = txn.open_table(LOG)?;
             let mut meta = txn.open_table(META)?;
             for op in batch {
                 match op {
-                    WriteOp::Append {
-                        replace_from,
-                        entries,
-                        bytes,
-                        ..
-                    } => {
+                    WriteOp::Append { replace_from, entries, bytes, .. } => {
                         if let Some(first_replaced) = replace_from {
                             log.retain_in(*first_replaced.., |_, _| false)?;
                         }
@@ -893,24 +791,15 @@ impl Core {
                             report.bytes += *bytes as u64;
                         }
                     }
-                    WriteOp::TruncateFrom { first_removed, .. } => {
-                        log.retain_in(*first_removed.., |_, _| false)?
-                    }
-                    WriteOp::Purge {
-                        last_removed,
-                        record,
-                        ..
-                    } => {
+                    WriteOp::TruncateFrom { first_removed, .. } => log.retain_in(*first_removed.., |_, _| false)?,
+                    WriteOp::Purge { last_removed, record, .. } => {
                         meta.insert(LAST_PURGED_KEY, record.as_slice())?;
                         log.retain_in(..=*last_removed, |_, _| false)?;
                     }
                     WriteOp::SaveVote { record, .. } => {
                         meta.insert(VOTE_KEY, record.as_slice())?;
                     }
-                    WriteOp::SaveCommitted {
-                        record: Some(record),
-                        ..
-                    } => {
+                    WriteOp::SaveCommitted { record: Some(record), .. } => {
                         meta.insert(COMMITTED_KEY, record.as_slice())?;
                     }
                     WriteOp::SaveCommitted { record: None, .. } => {
@@ -924,19 +813,11 @@ impl Core {
         if effect == Effect::Durable {
             report.durable = true;
             let stats = &self.stats;
-            stats
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
+            stats.commit_seconds.observe(started.elapsed().as_secs_f64());
             stats.durable_commits.fetch_add(1, Ordering::Relaxed);
-            stats
-                .durable_appends
-                .fetch_add(report.appends, Ordering::Relaxed);
-            stats
-                .entries_written
-                .fetch_add(report.entries, Ordering::Relaxed);
-            stats
-                .bytes_written
-                .fetch_add(report.bytes, Ordering::Relaxed);
+            stats.durable_appends.fetch_add(report.appends, Ordering::Relaxed);
+            stats.entries_written.fetch_add(report.entries, Ordering::Relaxed);
+            stats.bytes_written.fetch_add(report.bytes, Ordering::Relaxed);
             stats.entries_per_commit.observe(report.entries as f64);
         }
         Ok(report)
@@ -947,16 +828,8 @@ impl Core {
     fn finish_batch(&self, batch: Vec<WriteOp>, result: Result<BatchReport, String>) {
         {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-            let flushed: usize = batch
-                .iter()
-                .map(|op| {
-                    if let WriteOp::Append { bytes, .. } = op {
-                        *bytes
-                    } else {
-                        0
-                    }
-                })
-                .sum();
+            let flushed: usize =
+                batch.iter().map(|op| if let WriteOp::Append { bytes, .. } = op { *bytes } else { 0 }).sum();
             view.unflushed_bytes = view.unflushed_bytes.saturating_sub(flushed);
             match &result {
                 Ok(_) => {
@@ -971,9 +844,8 @@ impl Core {
             }
         }
         self.batch_done.notify_waiters();
-        let outcome = result
-            .map(|_| ())
-            .map_err(|failure| format!("writing the Raft log {}: {failure}", self.path.display()));
+        let outcome =
+            result.map(|_| ()).map_err(|failure| format!("writing the Raft log {}: {failure}", self.path.display()));
         for op in batch {
             op.complete(&outcome);
         }
@@ -1011,38 +883,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState, io::Error> {
         let view = self.handle.core.lock_view()?;
-        Ok(LogState {
-            last_purged_log_id: view.last_purged,
-            last_log_id: view.last_log_id,
-        })
+        Ok(LogState { last_purged_log_id: view.last_purged, last_log_id: view.last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader {
-            handle: self.handle.clone(),
-        }
+        LogReader { handle: self.handle.clone() }
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let record = vote_to_pb(vote).encode_to_vec();
-        self.handle
-            .write_and_wait(|_, seq, done| WriteOp::SaveVote { seq, record, done })
-            .await?;
+        self.handle.write_and_wait(|_, seq, done| WriteOp::SaveVote { seq, record, done }).await?;
         // Readers see the vote only once it is durable: a vote is a promise to other members.
         self.handle.core.lock_view()?.vote = Some(*vote);
         Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        let record = committed
-            .as_ref()
-            .map(|id| log_id_to_pb(id).encode_to_vec());
+        let record = committed.as_ref().map(|id| log_id_to_pb(id).encode_to_vec());
         let mut view = self.handle.core.lock_view()?;
         self.handle.core.check_writable(&view)?;
         view.committed = committed;
         let seq = view.take_seq();
-        self.handle
-            .enqueue(&mut view, WriteOp::SaveCommitted { seq, record })
+        self.handle.enqueue(&mut view, WriteOp::SaveCommitted { seq, record })
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -1062,19 +924,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 format!("appending to the Raft log {}: {why}", core.path.display()),
             )
         };
-        if let Some(pair) = entries
-            .windows(2)
-            .find(|pair| pair[1].log_id.index != pair[0].log_id.index + 1)
-        {
-            return Err(invalid(format!(
-                "entry {} follows entry {}",
-                pair[1].log_id, pair[0].log_id
-            )));
+        if let Some(pair) = entries.windows(2).find(|pair| pair[1].log_id.index != pair[0].log_id.index + 1) {
+            return Err(invalid(format!("entry {} follows entry {}", pair[1].log_id, pair[0].log_id)));
         }
-        let encoded: Vec<(u64, Vec<u8>)> = entries
-            .iter()
-            .map(|entry| (entry.log_id.index, entry_to_pb(entry).encode_to_vec()))
-            .collect();
+        let encoded: Vec<(u64, Vec<u8>)> =
+            entries.iter().map(|entry| (entry.log_id.index, entry_to_pb(entry).encode_to_vec())).collect();
         let bytes = encoded.iter().map(|(_, record)| record.len()).sum();
         self.wait_for_room(bytes).await?;
 
@@ -1111,23 +965,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let seq = view.take_seq();
         for (entry, (_, record)) in entries.into_iter().zip(&encoded) {
             view.cache_bytes += record.len();
-            view.cache.push_back(CachedEntry {
-                entry,
-                encoded_len: record.len(),
-                seq,
-            });
+            view.cache.push_back(CachedEntry { entry, encoded_len: record.len(), seq });
         }
         view.unflushed_bytes += bytes;
-        self.handle.enqueue(
-            &mut view,
-            WriteOp::Append {
-                seq,
-                replace_from,
-                entries: encoded,
-                bytes,
-                callback,
-            },
-        )
+        self.handle.enqueue(&mut view, WriteOp::Append { seq, replace_from, entries: encoded, bytes, callback })
     }
 
     async fn truncate_after(&mut self, last_kept: Option<LogId>) -> Result<(), io::Error> {
@@ -1135,16 +976,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.handle
             .write_and_wait(|view, seq, done| {
                 view.drop_cache_from(first_removed);
-                if view.next_index().is_some_and(|next| next > first_removed) {
+                if let Some(next) = view.next_index().filter(|next| *next > first_removed) {
+                    // Only a follower whose log diverged from the leader's loses entries.
+                    crate::events::emit(
+                        "log_truncated",
+                        &[("from", first_removed.to_string()), ("to", (next - 1).to_string())],
+                    );
                     // Entries at or below the purge point are gone already; the log then
                     // ends at the purge point.
                     view.last_log_id = last_kept.max(view.last_purged);
                 }
-                WriteOp::TruncateFrom {
-                    seq,
-                    first_removed,
-                    done,
-                }
+                WriteOp::TruncateFrom { seq, first_removed, done }
             })
             .await
     }
@@ -1162,18 +1004,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 view.drop_cache_upto(last_removed.index);
                 view.last_purged = Some(last_removed);
                 view.first_present = view.first_present.max(last_removed.index + 1);
-                if view
-                    .last_log_id
-                    .is_none_or(|last| last.index < last_removed.index)
-                {
+                if view.last_log_id.is_none_or(|last| last.index < last_removed.index) {
                     view.last_log_id = Some(last_removed);
                 }
-                WriteOp::Purge {
-                    seq,
-                    last_removed: last_removed.index,
-                    record,
-                    done,
-                }
+                WriteOp::Purge { seq, last_removed: last_removed.index, record, done }
             })
             .await
     }
@@ -1209,10 +1043,7 @@ fn check_owner_without_writing(path: &Path, identity: StoreIdentity) -> Result<(
     if let Some(record) = meta.get(IDENTITY_KEY).map_err(|e| storage(e.into()))? {
         let found = decode_identity(record.value()).map_err(OpenFailure::Damaged)?;
         if found != identity {
-            return Err(OpenFailure::OtherOwner {
-                found,
-                expected: identity,
-            });
+            return Err(OpenFailure::OtherOwner { found, expected: identity });
         }
     }
     Ok(())
@@ -1226,25 +1057,16 @@ fn recover(db: &Database, identity: StoreIdentity) -> Result<Recovered, OpenFail
         let mut meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
         let log = txn.open_table(LOG).map_err(|e| storage(e.into()))?;
         let get = |key: &str| -> Result<Option<Vec<u8>>, OpenFailure> {
-            Ok(meta
-                .get(key)
-                .map_err(|e| storage(e.into()))?
-                .map(|v| v.value().to_vec()))
+            Ok(meta.get(key).map_err(|e| storage(e.into()))?.map(|v| v.value().to_vec()))
         };
         match get(IDENTITY_KEY)? {
             Some(record) => {
                 let found = decode_identity(&record).map_err(OpenFailure::Damaged)?;
                 if found != identity {
-                    return Err(OpenFailure::OtherOwner {
-                        found,
-                        expected: identity,
-                    });
+                    return Err(OpenFailure::OtherOwner { found, expected: identity });
                 }
                 let format = get(FORMAT_KEY)?;
-                let format = format
-                    .as_deref()
-                    .and_then(|f| <[u8; 4]>::try_from(f).ok())
-                    .map(u32::from_be_bytes);
+                let format = format.as_deref().and_then(|f| <[u8; 4]>::try_from(f).ok()).map(u32::from_be_bytes);
                 if format != Some(FORMAT_VERSION) {
                     return Err(OpenFailure::UnknownFormat {
                         found: format.map_or_else(|| "unknown".to_string(), |f| f.to_string()),
@@ -1255,36 +1077,24 @@ fn recover(db: &Database, identity: StoreIdentity) -> Result<Recovered, OpenFail
                 let meta_len = meta.len().map_err(|e| storage(e.into()))?;
                 let log_len = log.len().map_err(|e| storage(e.into()))?;
                 if meta_len > 0 || log_len > 0 {
-                    return Err(OpenFailure::Damaged(
-                        "it holds records but no identity record".into(),
-                    ));
+                    return Err(OpenFailure::Damaged("it holds records but no identity record".into()));
                 }
-                meta.insert(IDENTITY_KEY, encode_identity(identity).as_slice())
-                    .map_err(|e| storage(e.into()))?;
-                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes().as_slice())
-                    .map_err(|e| storage(e.into()))?;
+                meta.insert(IDENTITY_KEY, encode_identity(identity).as_slice()).map_err(|e| storage(e.into()))?;
+                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(|e| storage(e.into()))?;
             }
         }
         let record = |key: &str| -> Result<Option<Vec<u8>>, OpenFailure> {
-            Ok(meta
-                .get(key)
-                .map_err(|e| storage(e.into()))?
-                .map(|v| v.value().to_vec()))
+            Ok(meta.get(key).map_err(|e| storage(e.into()))?.map(|v| v.value().to_vec()))
         };
-        let damaged = |what: &str, e: prost::DecodeError| {
-            OpenFailure::Damaged(format!("the {what} record does not decode: {e}"))
-        };
+        let damaged =
+            |what: &str, e: prost::DecodeError| OpenFailure::Damaged(format!("the {what} record does not decode: {e}"));
         let vote = match record(VOTE_KEY)? {
-            Some(r) => Some(vote_from_pb(
-                &pb::Vote::decode(r.as_slice()).map_err(|e| damaged("vote", e))?,
-            )),
+            Some(r) => Some(vote_from_pb(&pb::Vote::decode(r.as_slice()).map_err(|e| damaged("vote", e))?)),
             None => None,
         };
         let log_id = |key: &str| -> Result<Option<LogId>, OpenFailure> {
             match record(key)? {
-                Some(r) => Ok(Some(log_id_from_pb(
-                    &pb::LogId::decode(r.as_slice()).map_err(|e| damaged(key, e))?,
-                ))),
+                Some(r) => Ok(Some(log_id_from_pb(&pb::LogId::decode(r.as_slice()).map_err(|e| damaged(key, e))?))),
                 None => Ok(None),
             }
         };
@@ -1293,22 +1103,13 @@ fn recover(db: &Database, identity: StoreIdentity) -> Result<Recovered, OpenFail
 
         // Decoding the ends and counting proves the entries are consecutive without reading
         // them all; an entry damaged in between is reported when it is read.
-        let first = log
-            .first()
-            .map_err(|e| storage(e.into()))?
-            .map(|(k, v)| (k.value(), v.value().to_vec()));
-        let last = log
-            .last()
-            .map_err(|e| storage(e.into()))?
-            .map(|(k, v)| (k.value(), v.value().to_vec()));
-        let first_present = first
-            .as_ref()
-            .map_or(last_purged.map_or(0, |p| p.index + 1), |(index, _)| *index);
+        let first = log.first().map_err(|e| storage(e.into()))?.map(|(k, v)| (k.value(), v.value().to_vec()));
+        let last = log.last().map_err(|e| storage(e.into()))?.map(|(k, v)| (k.value(), v.value().to_vec()));
+        let first_present = first.as_ref().map_or(last_purged.map_or(0, |p| p.index + 1), |(index, _)| *index);
         let last_log_id = match (first, last) {
             (Some((first_index, first_record)), Some((last_index, last_record))) => {
                 decode_entry(first_index, &first_record).map_err(OpenFailure::Damaged)?;
-                let last_entry =
-                    decode_entry(last_index, &last_record).map_err(OpenFailure::Damaged)?;
+                let last_entry = decode_entry(last_index, &last_record).map_err(OpenFailure::Damaged)?;
                 let count = log.len().map_err(|e| storage(e.into()))?;
                 if count != last_index - first_index + 1 {
                     return Err(OpenFailure::Damaged(format!(
@@ -1324,13 +1125,7 @@ fn recover(db: &Database, identity: StoreIdentity) -> Result<Recovered, OpenFail
             }
             _ => last_purged,
         };
-        Recovered {
-            vote,
-            committed,
-            last_purged,
-            last_log_id,
-            first_present,
-        }
+        Recovered { vote, committed, last_purged, last_log_id, first_present }
     };
     txn.commit().map_err(|e| storage(e.into()))?;
     Ok(recovered)
@@ -1344,29 +1139,18 @@ fn encode_identity(identity: StoreIdentity) -> [u8; 16] {
 }
 
 fn decode_identity(record: &[u8]) -> Result<StoreIdentity, String> {
-    let record = <[u8; 16]>::try_from(record).map_err(|_| {
-        format!(
-            "the identity record has {} bytes instead of 16",
-            record.len()
-        )
-    })?;
+    let record = <[u8; 16]>::try_from(record)
+        .map_err(|_| format!("the identity record has {} bytes instead of 16", record.len()))?;
     let (cluster, member) = record.split_at(8);
     let number = |bytes: &[u8]| bytes.try_into().map(u64::from_be_bytes).unwrap_or_default();
-    Ok(StoreIdentity {
-        cluster_id: number(cluster),
-        member_id: number(member),
-    })
+    Ok(StoreIdentity { cluster_id: number(cluster), member_id: number(member) })
 }
 
 fn decode_entry(index: u64, record: &[u8]) -> Result<Entry, String> {
-    let entry =
-        pb::Entry::decode(record).map_err(|e| format!("entry {index} does not decode: {e}"))?;
+    let entry = pb::Entry::decode(record).map_err(|e| format!("entry {index} does not decode: {e}"))?;
     let entry = entry_from_pb(entry).map_err(|e| format!("entry {index}: {e}"))?;
     if entry.log_id.index != index {
-        return Err(format!(
-            "the entry stored at index {index} says it is entry {}",
-            entry.log_id
-        ));
+        return Err(format!("the entry stored at index {index} says it is entry {}", entry.log_id));
     }
     Ok(entry)
 }
@@ -1395,10 +1179,7 @@ mod tests {
     const PATIENCE: Duration = Duration::from_secs(30);
 
     fn me() -> StoreIdentity {
-        StoreIdentity {
-            cluster_id: 0xc1,
-            member_id: 0xa1,
-        }
+        StoreIdentity { cluster_id: 0xc1, member_id: 0xa1 }
     }
 
     fn log_id(term: u64, index: u64) -> LogId {
@@ -1406,10 +1187,7 @@ mod tests {
     }
 
     fn vote(term: u64) -> Vote {
-        Vote {
-            leader_id: LeaderId::new(term, 7),
-            committed: false,
-        }
+        Vote { leader_id: LeaderId::new(term, 7), committed: false }
     }
 
     fn put(term: u64, index: u64) -> Entry {
@@ -1418,12 +1196,7 @@ mod tests {
             value: b"nginx".as_slice().into(),
             ..Default::default()
         };
-        Entry {
-            log_id: log_id(term, index),
-            payload: EntryPayload::Normal(Command {
-                op: Some(Op::Put(request)),
-            }),
-        }
+        Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Command { op: Some(Op::Put(request)) }) }
     }
 
     fn puts(term: u64, indexes: impl IntoIterator<Item = u64>) -> Vec<Entry> {
@@ -1438,12 +1211,8 @@ mod tests {
     async fn wait_durable(flushed: OneshotReceiverOf<TypeConfig, io::Result<()>>, what: &str) {
         timeout(PATIENCE, flushed)
             .await
-            .unwrap_or_else(|_| {
-                panic!("{what}: the flush callback did not fire within {PATIENCE:?}")
-            })
-            .unwrap_or_else(|_| {
-                panic!("{what}: the flush callback was dropped without being called")
-            })
+            .unwrap_or_else(|_| panic!("{what}: the flush callback did not fire within {PATIENCE:?}"))
+            .unwrap_or_else(|_| panic!("{what}: the flush callback was dropped without being called"))
             .unwrap_or_else(|e| panic!("{what}: the append failed: {e}"));
     }
 
@@ -1480,10 +1249,7 @@ mod tests {
             wait_durable(flushed, &format!("entry {index}")).await;
             // With Durability::Immediate, what redb shows as committed is on disk.
             let on_disk = store.handle.core.last_index_on_disk().unwrap();
-            assert!(
-                on_disk >= Some(index),
-                "entry {index} was acknowledged while the file ends at {on_disk:?}"
-            );
+            assert!(on_disk >= Some(index), "entry {index} was acknowledged while the file ends at {on_disk:?}");
         }
 
         let commits = stats.durable_commits();
@@ -1495,15 +1261,8 @@ mod tests {
         );
         assert_eq!(stats.durable_appends(), APPENDS);
         assert_eq!(stats.entries_written(), APPENDS);
-        assert!(
-            stats.bytes_written() > APPENDS * 20,
-            "bytes written: {}",
-            stats.bytes_written()
-        );
-        assert!(
-            commits * 4 <= APPENDS,
-            "group commit is not grouping: {APPENDS} appends took {commits} fsyncs"
-        );
+        assert!(stats.bytes_written() > APPENDS * 20, "bytes written: {}", stats.bytes_written());
+        assert!(commits * 4 <= APPENDS, "group commit is not grouping: {APPENDS} appends took {commits} fsyncs");
         let per_commit = stats.entries_per_commit();
         assert_eq!(per_commit.count, commits);
         assert_eq!(per_commit.sum, APPENDS as f64);
@@ -1515,11 +1274,7 @@ mod tests {
         drop(store);
         let mut reopened = LogStore::open(dir.path(), me()).unwrap();
         let entries = read_all(&mut reopened).await;
-        assert_eq!(
-            entries,
-            puts(1, 1..=APPENDS),
-            "the reopened log differs from what was appended"
-        );
+        assert_eq!(entries, puts(1, 1..=APPENDS), "the reopened log differs from what was appended");
     }
 
     // Holding the commit gate across awaits is the point: it keeps writes in flight.
@@ -1528,10 +1283,7 @@ mod tests {
     async fn readers_see_writes_in_flight_but_never_removed_entries() {
         let dir = tempfile::tempdir().unwrap();
         // A tiny cache, so reads combine entries on disk with entries in memory.
-        let config = LogStoreConfig {
-            cache_max_entries: 2,
-            ..LogStoreConfig::default()
-        };
+        let config = LogStoreConfig { cache_max_entries: 2, ..LogStoreConfig::default() };
         let mut store = LogStore::open_with(dir.path(), me(), config).unwrap();
         let mut reader = store.get_log_reader().await;
         let stats = store.stats();
@@ -1548,19 +1300,13 @@ mod tests {
             [1, 2, 3, 4, 5, 6, 7, 8],
             "appended entries must be readable at once"
         );
-        assert!(
-            flushed.try_recv().is_err(),
-            "the flush callback fired before any commit"
-        );
+        assert!(flushed.try_recv().is_err(), "the flush callback fired before any commit");
         assert_eq!(stats.durable_commits(), commits_before);
 
         {
             let truncation = store.truncate_after(Some(log_id(2, 6)));
             tokio::pin!(truncation);
-            assert!(
-                futures::poll!(truncation.as_mut()).is_pending(),
-                "truncate_after returned before its commit"
-            );
+            assert!(futures::poll!(truncation.as_mut()).is_pending(), "truncate_after returned before its commit");
             assert_eq!(
                 indexes(&read_all(&mut reader).await),
                 [1, 2, 3, 4, 5, 6],
@@ -1568,10 +1314,7 @@ mod tests {
             );
             assert_eq!(reader.try_get_log_entries(7..).await.unwrap(), []);
             drop(gate);
-            timeout(PATIENCE, truncation)
-                .await
-                .expect("truncate_after did not finish")
-                .unwrap();
+            timeout(PATIENCE, truncation).await.expect("truncate_after did not finish").unwrap();
         }
         wait_durable(flushed, "entries 6 to 8").await;
 
@@ -1579,26 +1322,13 @@ mod tests {
         {
             let purge = store.purge(log_id(1, 3));
             tokio::pin!(purge);
-            assert!(
-                futures::poll!(purge.as_mut()).is_pending(),
-                "purge returned before its commit"
-            );
-            assert_eq!(
-                indexes(&read_all(&mut reader).await),
-                [4, 5, 6],
-                "purged entries must vanish at once"
-            );
+            assert!(futures::poll!(purge.as_mut()).is_pending(), "purge returned before its commit");
+            assert_eq!(indexes(&read_all(&mut reader).await), [4, 5, 6], "purged entries must vanish at once");
             assert_eq!(reader.try_get_log_entries(0..=3).await.unwrap(), []);
             drop(gate);
-            timeout(PATIENCE, purge)
-                .await
-                .expect("purge did not finish")
-                .unwrap();
+            timeout(PATIENCE, purge).await.expect("purge did not finish").unwrap();
         }
-        let expected_state = LogState {
-            last_purged_log_id: Some(log_id(1, 3)),
-            last_log_id: Some(log_id(2, 6)),
-        };
+        let expected_state = LogState { last_purged_log_id: Some(log_id(1, 3)), last_log_id: Some(log_id(2, 6)) };
         assert_eq!(store.get_log_state().await.unwrap(), expected_state);
 
         drop((reader, store, core));
@@ -1636,18 +1366,12 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("would leave a hole"), "{err}");
         let (callback, _) = flush_signal();
-        let err = store
-            .append([put(1, 4), put(1, 6)], callback)
-            .await
-            .unwrap_err();
+        let err = store.append([put(1, 4), put(1, 6)], callback).await.unwrap_err();
         assert!(err.to_string().contains("follows entry"), "{err}");
 
         store.purge(log_id(1, 9)).await.unwrap();
         store.purge(log_id(1, 2)).await.unwrap();
-        assert_eq!(
-            store.get_log_state().await.unwrap().last_purged_log_id,
-            Some(log_id(1, 9))
-        );
+        assert_eq!(store.get_log_state().await.unwrap().last_purged_log_id, Some(log_id(1, 9)));
         let (callback, _) = flush_signal();
         let err = store.append([put(1, 9)], callback).await.unwrap_err();
         assert!(err.to_string().contains("purged already"), "{err}");
@@ -1656,13 +1380,7 @@ mod tests {
         drop(store);
         let mut reopened = LogStore::open(dir.path(), me()).unwrap();
         let state = reopened.get_log_state().await.unwrap();
-        assert_eq!(
-            state,
-            LogState {
-                last_purged_log_id: Some(log_id(1, 9)),
-                last_log_id: Some(log_id(2, 11))
-            }
-        );
+        assert_eq!(state, LogState { last_purged_log_id: Some(log_id(1, 9)), last_log_id: Some(log_id(2, 11)) });
     }
 
     #[tokio::test]
@@ -1676,20 +1394,13 @@ mod tests {
         drop(store);
         let mut reopened = LogStore::open(dir.path(), me()).unwrap();
         assert_eq!(read_all(&mut reopened).await, expected);
-        assert_eq!(
-            reopened.get_log_state().await.unwrap().last_log_id,
-            Some(log_id(2, 3))
-        );
+        assert_eq!(reopened.get_log_state().await.unwrap().last_log_id, Some(log_id(2, 3)));
     }
 
     #[tokio::test]
     async fn a_small_unflushed_budget_slows_appends_down_without_losing_any() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogStoreConfig {
-            max_unflushed_bytes: 200,
-            cache_max_entries: 10,
-            ..LogStoreConfig::default()
-        };
+        let config = LogStoreConfig { max_unflushed_bytes: 200, cache_max_entries: 10, ..LogStoreConfig::default() };
         let mut store = LogStore::open_with(dir.path(), me(), config).unwrap();
         let mut pending = Vec::new();
         for index in 1..=300 {
@@ -1702,11 +1413,7 @@ mod tests {
         }
         assert_eq!(read_all(&mut store).await, puts(1, 1..=300));
         let view = store.handle.core.lock_view().unwrap();
-        assert!(
-            view.cache.len() <= 10,
-            "the cache kept {} durable entries over its budget of 10",
-            view.cache.len()
-        );
+        assert!(view.cache.len() <= 10, "the cache kept {} durable entries over its budget of 10", view.cache.len());
     }
 
     #[tokio::test]
@@ -1717,51 +1424,22 @@ mod tests {
         append_durably(&mut store, puts(1, 1..=3)).await;
         drop(store);
 
-        let other_member = StoreIdentity {
-            member_id: 0xb2,
-            ..me()
-        };
-        let err = LogStore::open(dir.path(), other_member)
-            .err()
-            .expect("another member's log must be refused");
-        assert!(
-            matches!(err.reason, OpenFailure::OtherOwner { .. }),
-            "{err:?}"
-        );
+        let other_member = StoreIdentity { member_id: 0xb2, ..me() };
+        let err = LogStore::open(dir.path(), other_member).err().expect("another member's log must be refused");
+        assert!(matches!(err.reason, OpenFailure::OtherOwner { .. }), "{err:?}");
         let message = err.to_string();
-        assert!(
-            message.contains(&path),
-            "the error does not name the file: {message}"
-        );
-        assert!(
-            message.contains("belongs to member a1 of cluster c1, not to member b2 of cluster c1"),
-            "{message}"
-        );
+        assert!(message.contains(&path), "the error does not name the file: {message}");
+        assert!(message.contains("belongs to member a1 of cluster c1, not to member b2 of cluster c1"), "{message}");
 
-        let other_cluster = StoreIdentity {
-            cluster_id: 0xc2,
-            ..me()
-        };
-        let err = LogStore::open(dir.path(), other_cluster)
-            .err()
-            .expect("another cluster's log must be refused");
-        assert!(
-            err.to_string().contains("not to member a1 of cluster c2"),
-            "{err}"
-        );
+        let other_cluster = StoreIdentity { cluster_id: 0xc2, ..me() };
+        let err = LogStore::open(dir.path(), other_cluster).err().expect("another cluster's log must be refused");
+        assert!(err.to_string().contains("not to member a1 of cluster c2"), "{err}");
 
         let mut store = LogStore::open(dir.path(), me()).unwrap();
-        assert_eq!(
-            read_all(&mut store).await,
-            puts(1, 1..=3),
-            "a refused open must leave the log as it was"
-        );
+        assert_eq!(read_all(&mut store).await, puts(1, 1..=3), "a refused open must leave the log as it was");
     }
 
-    fn overwrite_record(
-        dir: &Path,
-        write: impl FnOnce(&mut redb::Table<&str, &[u8]>, &mut redb::Table<u64, &[u8]>),
-    ) {
+    fn overwrite_record(dir: &Path, write: impl FnOnce(&mut redb::Table<&str, &[u8]>, &mut redb::Table<u64, &[u8]>)) {
         let db = Database::create(dir.join(LOG_FILE_NAME)).unwrap();
         let txn = db.begin_write().unwrap();
         {
@@ -1780,16 +1458,8 @@ mod tests {
         let txn = db.begin_read().unwrap();
         let meta = txn.open_table(META).unwrap();
         let log = txn.open_table(LOG).unwrap();
-        let meta = meta
-            .iter()
-            .unwrap()
-            .map(|r| r.unwrap())
-            .map(|(k, v)| (k.value().to_string(), v.value().to_vec()));
-        let log = log
-            .iter()
-            .unwrap()
-            .map(|r| r.unwrap())
-            .map(|(k, v)| (k.value(), v.value().to_vec()));
+        let meta = meta.iter().unwrap().map(|r| r.unwrap()).map(|(k, v)| (k.value().to_string(), v.value().to_vec()));
+        let log = log.iter().unwrap().map(|r| r.unwrap()).map(|(k, v)| (k.value(), v.value().to_vec()));
         (meta.collect(), log.collect())
     }
 
@@ -1808,8 +1478,7 @@ mod tests {
             (
                 "the vote record does not decode",
                 Box::new(|meta, _| {
-                    meta.insert(VOTE_KEY, [0xff, 0xff, 0xff].as_slice())
-                        .unwrap();
+                    meta.insert(VOTE_KEY, [0xff, 0xff, 0xff].as_slice()).unwrap();
                 }),
             ),
             (
@@ -1821,8 +1490,7 @@ mod tests {
             (
                 "the entry stored at index 3 says it is entry",
                 Box::new(|_, log| {
-                    log.insert(3, entry_to_pb(&put(1, 4)).encode_to_vec().as_slice())
-                        .unwrap();
+                    log.insert(3, entry_to_pb(&put(1, 4)).encode_to_vec().as_slice()).unwrap();
                 }),
             ),
             (
@@ -1840,8 +1508,7 @@ mod tests {
             (
                 "layout version 9",
                 Box::new(|meta, _| {
-                    meta.insert(FORMAT_KEY, 9u32.to_be_bytes().as_slice())
-                        .unwrap();
+                    meta.insert(FORMAT_KEY, 9u32.to_be_bytes().as_slice()).unwrap();
                 }),
             ),
         ];
@@ -1849,27 +1516,19 @@ mod tests {
             let saved = std::fs::read(dir.path().join(LOG_FILE_NAME)).unwrap();
             overwrite_record(dir.path(), |meta, log| damage(meta, log));
             let damaged = records(dir.path());
-            let err = LogStore::open(dir.path(), me())
-                .err()
-                .unwrap_or_else(|| panic!("opened a log where {reason}"));
+            let err = LogStore::open(dir.path(), me()).err().unwrap_or_else(|| panic!("opened a log where {reason}"));
             let message = err.to_string();
             assert!(
                 message.contains(&path) && message.contains(reason),
                 "expected the file and {reason:?} in: {message}"
             );
-            assert!(
-                records(dir.path()) == damaged,
-                "a refused open changed the records of the file"
-            );
+            assert!(records(dir.path()) == damaged, "a refused open changed the records of the file");
             std::fs::write(dir.path().join(LOG_FILE_NAME), saved).unwrap();
         }
 
         let mut store = LogStore::open(dir.path(), me()).unwrap();
         assert_eq!(read_all(&mut store).await, puts(1, 1..=3));
-        assert_eq!(
-            vote_to_pb(&store.read_vote().await.unwrap().unwrap()).encode_to_vec(),
-            good_vote
-        );
+        assert_eq!(vote_to_pb(&store.read_vote().await.unwrap().unwrap()).encode_to_vec(), good_vote);
     }
 
     #[test]
@@ -1878,18 +1537,9 @@ mod tests {
         let file = dir.path().join(LOG_FILE_NAME);
         let garbage = b"this is not a redb database, but someone's notes".repeat(100);
         std::fs::write(&file, &garbage).unwrap();
-        let err = LogStore::open(dir.path(), me())
-            .err()
-            .expect("a file that is not redb must be refused");
-        assert!(
-            err.to_string().contains(&file.display().to_string()),
-            "{err}"
-        );
-        assert_eq!(
-            std::fs::read(&file).unwrap(),
-            garbage,
-            "a refused open changed the file"
-        );
+        let err = LogStore::open(dir.path(), me()).err().expect("a file that is not redb must be refused");
+        assert!(err.to_string().contains(&file.display().to_string()), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), garbage, "a refused open changed the file");
     }
 
     const CRASH_DIR_VAR: &str = "RAFTTY_LOG_STORE_CRASH_DIR";
@@ -1912,10 +1562,7 @@ mod tests {
                 break;
             }
             let (callback, flushed) = flush_signal();
-            store
-                .append([put(1, index)], callback)
-                .await
-                .expect("child: append");
+            store.append([put(1, index)], callback).await.expect("child: append");
             tokio::spawn(async move {
                 if let Ok(Ok(())) = flushed.await {
                     println!("durable {index}");
@@ -1923,10 +1570,7 @@ mod tests {
             });
             if index % 50 == 0 {
                 let term = index / 50;
-                store
-                    .save_vote(&vote(term))
-                    .await
-                    .expect("child: save_vote");
+                store.save_vote(&vote(term)).await.expect("child: save_vote");
                 println!("vote {term}");
             }
         }
@@ -1953,12 +1597,7 @@ mod tests {
     fn a_killed_process_loses_nothing_it_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                CRASH_CHILD_TEST,
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", CRASH_CHILD_TEST, "--nocapture", "--test-threads=1"])
             .env(CRASH_DIR_VAR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1977,8 +1616,7 @@ mod tests {
         let mut acknowledged = Acknowledged::default();
         let deadline = Instant::now() + Duration::from_secs(60);
         while acknowledged.durable.len() < 400 || acknowledged.votes.len() < 3 {
-            let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
+            let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
                 let _ = child.kill();
                 panic!(
                     "within 60 s the child acknowledged only {} appends and {} votes (waited for 400 and 3)",
@@ -1998,10 +1636,7 @@ mod tests {
         }
         let Acknowledged { durable, votes } = acknowledged;
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let mut store = LogStore::open(dir.path(), me()).expect("reopen the log after the crash");
             let entries = read_all(&mut store).await;

@@ -3,6 +3,7 @@
 pub mod codec;
 pub mod log_store;
 pub mod network;
+pub mod observer;
 pub mod peer_service;
 pub mod snapshot;
 pub mod state_machine;

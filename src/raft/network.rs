@@ -20,6 +20,8 @@ use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
+use crate::events;
+use crate::faults::FaultState;
 use crate::pki::CertFiles;
 use crate::proto::rafttypb as pb;
 use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
@@ -39,42 +41,51 @@ pub struct PeerChannels {
     self_id: NodeId,
     cert: CertFiles,
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    faults: Arc<FaultState>,
 }
 
 impl PeerChannels {
-    pub fn new(self_id: NodeId, cert: CertFiles) -> PeerChannels {
-        PeerChannels {
-            self_id,
-            cert,
-            channels: Arc::default(),
-        }
+    pub fn new(self_id: NodeId, cert: CertFiles, faults: Arc<FaultState>) -> PeerChannels {
+        PeerChannels { self_id, cert, channels: Arc::default(), faults }
     }
 
     pub fn self_id(&self) -> NodeId {
         self.self_id
     }
 
+    pub fn faults(&self) -> &Arc<FaultState> {
+        &self.faults
+    }
+
+    /// Sends one request to `target` through the lab's simulated network: a lost request
+    /// or a lost answer looks to the caller exactly like a peer that never answered, after
+    /// `timeout`; a slow link adds its delays.
+    pub async fn deliver<T, F>(&self, target: NodeId, timeout: Duration, call: F) -> Result<T, tonic::Status>
+    where
+        F: Future<Output = Result<T, tonic::Status>>,
+    {
+        let verdict = self.faults.verdict(target);
+        let started = tokio::time::Instant::now();
+        let lost = || tonic::Status::deadline_exceeded("no answer before the timeout");
+        if verdict.request_lost {
+            tokio::time::sleep(timeout).await;
+            return Err(lost());
+        }
+        tokio::time::sleep(verdict.request_delay).await;
+        let answer = call.await;
+        if verdict.response_lost {
+            tokio::time::sleep_until(started + timeout).await;
+            return Err(lost());
+        }
+        tokio::time::sleep(verdict.response_delay).await;
+        answer
+    }
+
     /// A client for the peer port of `target` at `peer_url`; connects lazily.
-    pub fn client(
-        &self,
-        target: NodeId,
-        peer_url: &str,
-    ) -> Result<RaftPeerClient<Channel>, String> {
+    pub fn client(&self, target: NodeId, peer_url: &str) -> Result<RaftPeerClient<Channel>, String> {
         Ok(RaftPeerClient::new(self.channel(target, peer_url)?)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE))
-    }
-
-    /// Waits until the connection to `target` is up: until then nothing sent on it can have
-    /// reached the peer.
-    pub async fn connected(&self, target: NodeId, peer_url: &str) -> bool {
-        use tonic::codegen::Service;
-        let Ok(mut channel) = self.channel(target, peer_url) else {
-            return false;
-        };
-        std::future::poll_fn(|cx| channel.poll_ready(cx))
-            .await
-            .is_ok()
     }
 
     fn channel(&self, target: NodeId, peer_url: &str) -> Result<Channel, String> {
@@ -118,7 +129,9 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: NodeId, node: &MemberNode) -> PeerConnection {
         PeerConnection {
             target,
+            target_name: if node.name.is_empty() { format!("{target:x}") } else { node.name.clone() },
             client: self.channels.client(target, &node.peer_url),
+            channels: self.channels.clone(),
         }
     }
 }
@@ -126,31 +139,27 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 /// A connection to one other member, as openraft uses it.
 pub struct PeerConnection {
     target: NodeId,
+    target_name: String,
     client: Result<RaftPeerClient<Channel>, String>,
+    channels: PeerChannels,
 }
 
 impl PeerConnection {
     fn client(&self) -> Result<RaftPeerClient<Channel>, RPCError> {
-        self.client
-            .clone()
-            .map_err(|why| RPCError::Unreachable(Unreachable::new(&AnyError::error(why))))
+        self.client.clone().map_err(|why| RPCError::Unreachable(Unreachable::new(&AnyError::error(why))))
     }
 }
 
 fn request<T>(message: T, option: &RPCOption) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
-    req.set_timeout(option.hard_ttl());
+    req.set_timeout(option.soft_ttl());
     req
 }
 
 /// A failed call: unreachable if the peer could not be contacted at all (openraft then
 /// backs off), a network error otherwise.
 fn rpc_error(target: NodeId, status: tonic::Status) -> RPCError {
-    let err = AnyError::error(format!(
-        "peer {target:x}: {}: {}",
-        status.code(),
-        status.message()
-    ));
+    let err = AnyError::error(format!("peer {target:x}: {}: {}", status.code(), status.message()));
     match status.code() {
         tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&err)),
         _ => RPCError::Network(NetworkError::new(&err)),
@@ -159,6 +168,43 @@ fn rpc_error(target: NodeId, status: tonic::Status) -> RPCError {
 
 fn decode_error(e: codec::DecodeError) -> RPCError {
     RPCError::Network(NetworkError::new(&AnyError::error(e.to_string())))
+}
+
+impl PeerConnection {
+    fn vote_requested(&self, rpc: &VoteRequest, pre_vote: bool) {
+        let kind = if pre_vote { "prevote_requested" } else { "vote_requested" };
+        events::emit(kind, &[("peer", self.target_name.clone()), ("last_log", display_log_id(&rpc.last_log_id))]);
+    }
+
+    /// Reports a vote's outcome, with why a refusal happened as Raft sees it.
+    fn vote_answered(&self, rpc: &VoteRequest, resp: &VoteResponse, pre_vote: bool) {
+        let prefix = if pre_vote { "prevote" } else { "vote" };
+        if resp.vote_granted {
+            events::emit(&format!("{prefix}_granted"), &[("peer", self.target_name.clone())]);
+            return;
+        }
+        let ours = rpc.vote.leader_id.term;
+        let theirs = resp.vote.leader_id.term;
+        let why = if theirs > ours {
+            format!("it is already in term {theirs}")
+        } else if resp.last_log_id > rpc.last_log_id {
+            format!(
+                "its log is ahead of ours ({} vs {})",
+                display_log_id(&resp.last_log_id),
+                display_log_id(&rpc.last_log_id)
+            )
+        } else if pre_vote {
+            "it still hears from a leader".to_string()
+        } else {
+            format!("it already voted for {:x} in term {theirs}", resp.vote.leader_id.voted_for)
+        };
+        events::emit(&format!("{prefix}_refused"), &[("peer", self.target_name.clone()), ("why", why)]);
+    }
+}
+
+/// A log id as people read it: `term/index`, or `none`.
+pub fn display_log_id(id: &Option<LogId>) -> String {
+    id.map(|l| format!("{}/{}", l.leader_id.term, l.index)).unwrap_or_else(|| "none".to_string())
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerConnection {
@@ -170,37 +216,50 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError> {
         let mut client = self.client()?;
-        let resp = client
-            .append_entries(request(codec::append_request_to_pb(&rpc), &option))
-            .await
-            .map_err(|s| rpc_error(self.target, s))?;
-        codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)
+        let range = rpc.entries.first().zip(rpc.entries.last()).map(|(f, l)| (f.log_id.index, l.log_id.index));
+        if let Some((first, last)) = range {
+            events::emit_range("append_sent", &self.target_name, first, last);
+        }
+        let call = client.append_entries(request(codec::append_request_to_pb(&rpc), &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)?;
+        match (&resp, range) {
+            (AppendEntriesResponse::Success, Some((first, last))) => {
+                events::emit_range("append_acked", &self.target_name, first, last)
+            }
+            (AppendEntriesResponse::Conflict, _) => events::emit(
+                "conflict",
+                &[
+                    ("peer", self.target_name.clone()),
+                    ("why", format!("its log does not hold our entry {}", display_log_id(&rpc.prev_log_id))),
+                ],
+            ),
+            _ => {}
+        }
+        Ok(resp)
     }
 
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest,
-        option: RPCOption,
-    ) -> Result<VoteResponse, RPCError> {
+    async fn vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
         let mut client = self.client()?;
-        let resp = client
-            .vote(request(codec::vote_request_to_pb(&rpc), &option))
-            .await
-            .map_err(|s| rpc_error(self.target, s))?;
-        codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)
+        self.vote_requested(&rpc, false);
+        let call = client.vote(request(codec::vote_request_to_pb(&rpc), &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)?;
+        self.vote_answered(&rpc, &resp, false);
+        Ok(resp)
     }
 
-    async fn pre_vote(
-        &mut self,
-        rpc: VoteRequest,
-        option: RPCOption,
-    ) -> Result<VoteResponse, RPCError> {
+    async fn pre_vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
         let mut client = self.client()?;
-        let resp = client
-            .pre_vote(request(codec::vote_request_to_pb(&rpc), &option))
-            .await
-            .map_err(|s| rpc_error(self.target, s))?;
-        codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)
+        self.vote_requested(&rpc, true);
+        let call = client.pre_vote(request(codec::vote_request_to_pb(&rpc), &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)?;
+        self.vote_answered(&rpc, &resp, true);
+        Ok(resp)
     }
 
     async fn full_snapshot(
@@ -214,9 +273,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let meta = codec::snapshot_meta_to_pb(&vote, &snapshot.meta);
         let path = snapshot.snapshot.path.clone();
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-            StreamingError::from(RPCError::Network(NetworkError::new(&AnyError::error(
-                format!("opening snapshot {}: {e}", path.display()),
-            ))))
+            StreamingError::from(RPCError::Network(NetworkError::new(&AnyError::error(format!(
+                "opening snapshot {}: {e}",
+                path.display()
+            )))))
         })?;
         let chunks = async_stream::stream! {
             yield pb::SnapshotChunk { payload: Some(pb::snapshot_chunk::Payload::Meta(meta)) };
@@ -237,11 +297,13 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             }
         };
         let mut req = tonic::Request::new(chunks);
-        req.set_timeout(option.hard_ttl());
+        req.set_timeout(option.soft_ttl());
         let target = self.target;
+        let channels = self.channels.clone();
+        let index = snapshot.meta.last_log_id.map(|l| l.index).unwrap_or(0);
         let send = async move {
-            client
-                .install_snapshot(req)
+            channels
+                .deliver(target, option.soft_ttl(), client.install_snapshot(req))
                 .await
                 .map_err(|s| StreamingError::from(rpc_error(target, s)))
         };
@@ -249,17 +311,13 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             resp = send => resp?,
             closed = cancel => return Err(StreamingError::Closed(closed)),
         };
-        let vote = resp
-            .get_ref()
-            .vote
-            .as_ref()
-            .map(codec::vote_from_pb)
-            .ok_or_else(|| {
-                StreamingError::from(decode_error(codec::DecodeError {
-                    what: "snapshot response",
-                    why: "missing field `vote`".into(),
-                }))
-            })?;
+        let vote = resp.get_ref().vote.as_ref().map(codec::vote_from_pb).ok_or_else(|| {
+            StreamingError::from(decode_error(codec::DecodeError {
+                what: "snapshot response",
+                why: "missing field `vote`".into(),
+            }))
+        })?;
+        events::emit("snapshot_sent", &[("peer", self.target_name.clone()), ("index", index.to_string())]);
         Ok(SnapshotResponse { vote })
     }
 
@@ -274,10 +332,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             to_node_id: *req.to_node_id(),
             last_log_id: req.last_log_id().map(codec::log_id_to_pb),
         };
-        let resp = client
-            .transfer_leader(request(msg, &option))
-            .await
-            .map_err(|s| rpc_error(self.target, s))?;
+        let call = client.transfer_leader(request(msg, &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
         codec::transfer_leader_response_from_pb(resp.get_ref()).map_err(decode_error)
     }
 

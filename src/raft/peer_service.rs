@@ -36,9 +36,7 @@ fn require_member<T>(req: &Request<T>) -> Result<(), Status> {
             "the peer port is for cluster members; certificate {:?} is not a member's",
             id.common_name
         ))),
-        None => Err(Status::unauthenticated(
-            "the peer port requires a member certificate",
-        )),
+        None => Err(Status::unauthenticated("the peer port requires a member certificate")),
     }
 }
 
@@ -54,29 +52,18 @@ impl RaftPeer for PeerService {
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
         require_member(&req)?;
         let rpc = codec::append_request_from_pb(req.into_inner())?;
-        let resp = self
-            .member
-            .raft
-            .append_entries(rpc)
-            .await
-            .map_err(raft_failure)?;
+        let resp = self.member.raft.append_entries(rpc).await.map_err(raft_failure)?;
         Ok(Response::new(codec::append_response_to_pb(&resp)))
     }
 
-    async fn vote(
-        &self,
-        req: Request<pb::VoteRequest>,
-    ) -> Result<Response<pb::VoteResponse>, Status> {
+    async fn vote(&self, req: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
         require_member(&req)?;
         let rpc = codec::vote_request_from_pb(req.get_ref())?;
         let resp = self.member.raft.vote(rpc).await.map_err(raft_failure)?;
         Ok(Response::new(codec::vote_response_to_pb(&resp)))
     }
 
-    async fn pre_vote(
-        &self,
-        req: Request<pb::VoteRequest>,
-    ) -> Result<Response<pb::VoteResponse>, Status> {
+    async fn pre_vote(&self, req: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
         require_member(&req)?;
         let rpc = codec::vote_request_from_pb(req.get_ref())?;
         let resp = self.member.raft.pre_vote(rpc).await.map_err(raft_failure)?;
@@ -90,14 +77,12 @@ impl RaftPeer for PeerService {
         require_member(&req)?;
         let mut chunks = req.into_inner();
         let (vote, meta) = match chunks.next().await {
-            Some(Ok(pb::SnapshotChunk {
-                payload: Some(pb::snapshot_chunk::Payload::Meta(meta)),
-            })) => codec::snapshot_meta_from_pb(&meta)?,
+            Some(Ok(pb::SnapshotChunk { payload: Some(pb::snapshot_chunk::Payload::Meta(meta)) })) => {
+                codec::snapshot_meta_from_pb(&meta)?
+            }
             Some(Err(status)) => return Err(status),
             _ => {
-                return Err(Status::invalid_argument(
-                    "a snapshot stream must start with its meta",
-                ));
+                return Err(Status::invalid_argument("a snapshot stream must start with its meta"));
             }
         };
         // Received into a file of our own snapshot folder, so installing it is a rename.
@@ -108,9 +93,7 @@ impl RaftPeer for PeerService {
                 match chunk.map_err(std::io::Error::other)?.payload {
                     Some(pb::snapshot_chunk::Payload::Data(data)) => file.write_all(&data).await?,
                     _ => {
-                        return Err(std::io::Error::other(
-                            "a snapshot stream carries one meta, then only data",
-                        ));
+                        return Err(std::io::Error::other("a snapshot stream carries one meta, then only data"));
                     }
                 }
             }
@@ -121,10 +104,7 @@ impl RaftPeer for PeerService {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(Status::aborted(format!("receiving snapshot: {e}")));
         }
-        let snapshot = Snapshot {
-            meta,
-            snapshot: SnapshotFile { path: path.clone() },
-        };
+        let snapshot = Snapshot { meta, snapshot: SnapshotFile { path: path.clone() } };
         // On success the state machine owns the file (it moves it into place).
         let resp = match self.member.raft.install_full_snapshot(vote, snapshot).await {
             Ok(resp) => resp,
@@ -133,9 +113,7 @@ impl RaftPeer for PeerService {
                 return Err(raft_failure(e));
             }
         };
-        Ok(Response::new(pb::SnapshotResponse {
-            vote: Some(codec::vote_to_pb(&resp.vote)),
-        }))
+        Ok(Response::new(pb::SnapshotResponse { vote: Some(codec::vote_to_pb(&resp.vote)) }))
     }
 
     async fn transfer_leader(
@@ -144,35 +122,26 @@ impl RaftPeer for PeerService {
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
         require_member(&req)?;
         let rpc = codec::transfer_leader_request_from_pb(req.get_ref())?;
-        let resp = self
-            .member
-            .raft
-            .handle_transfer_leader(rpc)
-            .await
-            .map_err(raft_failure)?;
+        let resp = self.member.raft.handle_transfer_leader(rpc).await.map_err(raft_failure)?;
         Ok(Response::new(codec::transfer_leader_response_to_pb(&resp)))
     }
 
-    async fn propose(
-        &self,
-        req: Request<pb::ProposeRequest>,
-    ) -> Result<Response<pb::ProposeResponse>, Status> {
+    async fn propose(&self, req: Request<pb::ProposeRequest>) -> Result<Response<pb::ProposeResponse>, Status> {
         require_member(&req)?;
-        let command = req
-            .into_inner()
-            .command
-            .ok_or_else(|| Status::invalid_argument("no command to propose"))?;
+        let command = req.into_inner().command.ok_or_else(|| Status::invalid_argument("no command to propose"))?;
         let (result, log_index) = self.member.serve_forwarded_proposal(command).await?;
-        Ok(Response::new(pb::ProposeResponse {
-            result: Some(result),
-            log_index,
-        }))
+        Ok(Response::new(pb::ProposeResponse { result: Some(result), log_index }))
     }
 
-    async fn read_index(
-        &self,
-        req: Request<pb::ReadIndexRequest>,
-    ) -> Result<Response<pb::ReadIndexResponse>, Status> {
+    async fn publish(&self, req: Request<pb::PublishRequest>) -> Result<Response<pb::PublishResponse>, Status> {
+        require_member(&req)?;
+        let req = req.into_inner();
+        let node = req.node.ok_or_else(|| Status::invalid_argument("nothing to publish"))?;
+        self.member.serve_publish(req.id, node).await?;
+        Ok(Response::new(pb::PublishResponse {}))
+    }
+
+    async fn read_index(&self, req: Request<pb::ReadIndexRequest>) -> Result<Response<pb::ReadIndexResponse>, Status> {
         require_member(&req)?;
         let read_index = self.member.serve_read_index().await?;
         Ok(Response::new(pb::ReadIndexResponse { read_index }))

@@ -63,10 +63,7 @@ const MAX_RECORD_LEN: u64 = 64 << 20;
 
 /// The file name of a snapshot: sorting names sorts snapshots by log position.
 pub fn file_name(header: &SnapshotHeader) -> String {
-    let last = header
-        .applied
-        .as_ref()
-        .and_then(|a| a.last_applied.as_ref());
+    let last = header.applied.as_ref().and_then(|a| a.last_applied.as_ref());
     let (index, term) = last.map_or((0, 0), |l| (l.index, l.term));
     format!("snapshot-{index:020}-{term:020}.{EXTENSION}")
 }
@@ -77,10 +74,7 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     for entry in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let path = entry.map_err(|e| StoreError::io(dir, e))?.path();
         let is_snapshot = path.extension().is_some_and(|e| e == EXTENSION)
-            && path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("snapshot-"));
+            && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("snapshot-"));
         if is_snapshot {
             found.push(path);
         }
@@ -122,11 +116,7 @@ fn write_message(out: &mut impl Write, message: &impl Message) -> std::io::Resul
 }
 
 /// Writes a snapshot of `view` into `dir`; returns its path and header.
-pub fn write(
-    dir: &Path,
-    cluster_id: u64,
-    view: &StoreSnapshot,
-) -> Result<(PathBuf, SnapshotHeader), StoreError> {
+pub fn write(dir: &Path, cluster_id: u64, view: &StoreSnapshot) -> Result<(PathBuf, SnapshotHeader), StoreError> {
     let state = view.state();
     let header = SnapshotHeader {
         format: SNAPSHOT_FORMAT,
@@ -154,46 +144,21 @@ pub fn write(
 fn write_to(tmp: &Path, header: &SnapshotHeader, view: &StoreSnapshot) -> Result<(), StoreError> {
     let io = |e| StoreError::io(tmp, e);
     let file = File::create_new(tmp).map_err(io)?;
-    let mut out = Checksummed {
-        inner: BufWriter::new(file),
-        crc: 0,
-    };
+    let mut out = Checksummed { inner: BufWriter::new(file), crc: 0 };
     out.write_all(MAGIC).map_err(io)?;
     write_message(&mut out, header).map_err(io)?;
     let mut end = SnapshotEnd::default();
     view.for_each_revision::<StoreError>(|rev, record| {
-        let at = RevisionRecordAt {
-            main: rev.main,
-            sub: rev.sub,
-            record: Some(record),
-        };
-        write_message(
-            &mut out,
-            &SnapshotRecord {
-                record: Some(Record::Revision(at)),
-            },
-        )
-        .map_err(io)?;
+        let at = RevisionRecordAt { main: rev.main, sub: rev.sub, record: Some(record) };
+        write_message(&mut out, &SnapshotRecord { record: Some(Record::Revision(at)) }).map_err(io)?;
         end.revisions += 1;
         Ok(())
     })?;
     for lease in view.leases()? {
-        write_message(
-            &mut out,
-            &SnapshotRecord {
-                record: Some(Record::Lease(lease)),
-            },
-        )
-        .map_err(io)?;
+        write_message(&mut out, &SnapshotRecord { record: Some(Record::Lease(lease)) }).map_err(io)?;
         end.leases += 1;
     }
-    write_message(
-        &mut out,
-        &SnapshotRecord {
-            record: Some(Record::End(end)),
-        },
-    )
-    .map_err(io)?;
+    write_message(&mut out, &SnapshotRecord { record: Some(Record::End(end)) }).map_err(io)?;
     let crc = out.crc;
     let mut inner = out.inner;
     inner.write_all(&crc.to_le_bytes()).map_err(io)?;
@@ -207,10 +172,7 @@ pub fn verify(path: &Path, cluster_id: u64) -> Result<SnapshotHeader, StoreError
     let io = |e| StoreError::io(path, e);
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len < MAGIC.len() as u64 + CHECKSUM_LEN {
-        return Err(StoreError::damaged(
-            path,
-            format!("snapshot is only {len} bytes long"),
-        ));
+        return Err(StoreError::damaged(path, format!("snapshot is only {len} bytes long")));
     }
     let mut input = BufReader::new(File::open(path).map_err(io)?);
     let mut crc = 0u32;
@@ -225,10 +187,7 @@ pub fn verify(path: &Path, cluster_id: u64) -> Result<SnapshotHeader, StoreError
     let mut stored = [0u8; 4];
     input.read_exact(&mut stored).map_err(io)?;
     if u32::from_le_bytes(stored) != crc {
-        return Err(StoreError::damaged(
-            path,
-            "snapshot checksum mismatch (the file is damaged or incomplete)",
-        ));
+        return Err(StoreError::damaged(path, "snapshot checksum mismatch (the file is damaged or incomplete)"));
     }
     let header = read_header(path)?;
     if header.cluster_id != cluster_id {
@@ -271,10 +230,7 @@ impl SnapshotReader {
         let mut magic = [0u8; 8];
         reader.read_exact(&mut magic)?;
         if &magic != MAGIC {
-            return Err(StoreError::damaged(
-                path,
-                "not a raftty snapshot (bad magic)",
-            ));
+            return Err(StoreError::damaged(path, "not a raftty snapshot (bad magic)"));
         }
         let header: SnapshotHeader = reader.read_message()?;
         if header.format != SNAPSHOT_FORMAT {
@@ -291,14 +247,9 @@ impl SnapshotReader {
 
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), StoreError> {
         if (buf.len() as u64) > self.remaining {
-            return Err(StoreError::damaged(
-                &self.path,
-                "snapshot ends in the middle of a record",
-            ));
+            return Err(StoreError::damaged(&self.path, "snapshot ends in the middle of a record"));
         }
-        self.input
-            .read_exact(buf)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.input.read_exact(buf).map_err(|e| StoreError::io(&self.path, e))?;
         self.remaining -= buf.len() as u64;
         Ok(())
     }
@@ -313,24 +264,17 @@ impl SnapshotReader {
                 return Ok(value);
             }
         }
-        Err(StoreError::damaged(
-            &self.path,
-            "snapshot record length is not a valid varint",
-        ))
+        Err(StoreError::damaged(&self.path, "snapshot record length is not a valid varint"))
     }
 
     fn read_message<M: Message + Default>(&mut self) -> Result<M, StoreError> {
         let len = self.read_length()?;
         if len > MAX_RECORD_LEN {
-            return Err(StoreError::damaged(
-                &self.path,
-                format!("snapshot record of {len} bytes"),
-            ));
+            return Err(StoreError::damaged(&self.path, format!("snapshot record of {len} bytes")));
         }
         let mut buf = vec![0u8; len as usize];
         self.read_exact(&mut buf)?;
-        M::decode(buf.as_slice())
-            .map_err(|e| StoreError::damaged(&self.path, format!("snapshot record: {e}")))
+        M::decode(buf.as_slice()).map_err(|e| StoreError::damaged(&self.path, format!("snapshot record: {e}")))
     }
 
     fn next_item(&mut self) -> Result<Option<RestoreItem>, StoreError> {
@@ -340,14 +284,9 @@ impl SnapshotReader {
         let record: SnapshotRecord = self.read_message()?;
         match record.record {
             Some(Record::Revision(at)) => {
-                let record = at
-                    .record
-                    .ok_or_else(|| StoreError::damaged(&self.path, "revision without a record"))?;
+                let record = at.record.ok_or_else(|| StoreError::damaged(&self.path, "revision without a record"))?;
                 self.seen.revisions += 1;
-                Ok(Some(RestoreItem::Revision(
-                    Revision::new(at.main, at.sub),
-                    record,
-                )))
+                Ok(Some(RestoreItem::Revision(Revision::new(at.main, at.sub), record)))
             }
             Some(Record::Lease(lease)) => {
                 self.seen.leases += 1;
@@ -364,10 +303,7 @@ impl SnapshotReader {
                     ));
                 }
                 if self.remaining != 0 {
-                    return Err(StoreError::damaged(
-                        &self.path,
-                        "snapshot has bytes after its end record",
-                    ));
+                    return Err(StoreError::damaged(&self.path, "snapshot has bytes after its end record"));
                 }
                 self.finished = true;
                 Ok(None)

@@ -56,9 +56,7 @@ struct Inner {
 
 impl std::fmt::Debug for StateMachineStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateMachineStore")
-            .field("mvcc", &self.inner.mvcc)
-            .finish()
+        f.debug_struct("StateMachineStore").field("mvcc", &self.inner.mvcc).finish()
     }
 }
 
@@ -70,12 +68,7 @@ impl StateMachineStore {
         remove_unfinished_snapshots(&snapshot_dir)?;
         let mvcc = Arc::new(MvccStore::open(&data_dir.join(STATE_FILE), identity)?);
         Ok(StateMachineStore {
-            inner: Arc::new(Inner {
-                mvcc,
-                snapshot_dir,
-                identity,
-                snapshot_files: Mutex::new(()),
-            }),
+            inner: Arc::new(Inner { mvcc, snapshot_dir, identity, snapshot_files: Mutex::new(()) }),
         })
     }
 
@@ -92,9 +85,7 @@ impl StateMachineStore {
     /// leader can be written before it is handed to `Raft::install_full_snapshot`. Left-over
     /// files there are removed when the store is next opened.
     pub fn incoming_snapshot_path(&self) -> PathBuf {
-        self.inner
-            .snapshot_dir
-            .join(format!("incoming-{:016x}.tmp", rand::random::<u64>()))
+        self.inner.snapshot_dir.join(format!("incoming-{:016x}.tmp", rand::random::<u64>()))
     }
 
     fn cluster_id(&self) -> u64 {
@@ -126,22 +117,15 @@ async fn blocking<T: Send + 'static>(
 fn decode_applied(applied: &AppliedState) -> Result<(Option<LogId>, StoredMembership), io::Error> {
     let last_applied = opt_log_id_from_pb(&applied.last_applied);
     let membership = match &applied.last_membership {
-        Some(m) => StoredMembership::new(
-            opt_log_id_from_pb(&applied.last_membership_log_id),
-            membership_from_pb(m)?,
-        ),
+        Some(m) => StoredMembership::new(opt_log_id_from_pb(&applied.last_membership_log_id), membership_from_pb(m)?),
         None => StoredMembership::default(),
     };
     Ok((last_applied, membership))
 }
 
 fn snapshot_meta(header: &SnapshotHeader) -> Result<SnapshotMeta, io::Error> {
-    let (last_log_id, last_membership) =
-        decode_applied(&header.applied.clone().unwrap_or_default())?;
-    Ok(SnapshotMeta {
-        last_log_id,
-        last_membership,
-    })
+    let (last_log_id, last_membership) = decode_applied(&header.applied.clone().unwrap_or_default())?;
+    Ok(SnapshotMeta { last_log_id, last_membership })
 }
 
 /// Keeps `keep` and the newest snapshot; deletes every other one.
@@ -173,8 +157,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some(item) = entries.try_next().await? {
             chunk.push(item);
             if chunk.len() == APPLY_CHUNK {
-                self.apply_chunk(std::mem::take(&mut chunk), &mut applied)
-                    .await?;
+                self.apply_chunk(std::mem::take(&mut chunk), &mut applied).await?;
             }
         }
         if !chunk.is_empty() {
@@ -184,17 +167,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder {
-            store: self.clone(),
-            view: Some(self.inner.mvcc.snapshot()),
-        }
+        SnapshotBuilder { store: self.clone(), view: Some(self.inner.mvcc.snapshot()) }
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: SnapshotFile,
-    ) -> Result<(), io::Error> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
         let store = self.clone();
         let expected = meta.last_log_id.as_ref().map(log_id_to_pb);
         blocking(move || {
@@ -204,23 +180,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if found != expected {
                 return Err(StoreError::damaged(
                     &path,
-                    format!(
-                        "snapshot holds log position {found:?}, but was offered as {expected:?}"
-                    ),
+                    format!("snapshot holds log position {found:?}, but was offered as {expected:?}"),
                 ));
             }
             let (records, _) = snapshot::SnapshotReader::open(&path)?;
-            store
-                .inner
-                .mvcc
-                .restore(&snapshot::store_state(&header), records)?;
+            store.inner.mvcc.restore(&snapshot::store_state(&header), records)?;
 
             // keep the installed snapshot as the current one
-            let _files = store
-                .inner
-                .snapshot_files
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let _files = store.inner.snapshot_files.lock().unwrap_or_else(|p| p.into_inner());
             let current = store.inner.snapshot_dir.join(snapshot::file_name(&header));
             if path != current {
                 std::fs::rename(&path, &current).map_err(|e| StoreError::io(&current, e))?;
@@ -248,10 +215,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .await?;
         match found {
             None => Ok(None),
-            Some((path, header)) => Ok(Some(Snapshot {
-                meta: snapshot_meta(&header)?,
-                snapshot: SnapshotFile { path },
-            })),
+            Some((path, header)) => {
+                Ok(Some(Snapshot { meta: snapshot_meta(&header)?, snapshot: SnapshotFile { path } }))
+            }
         }
     }
 }
@@ -259,11 +225,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 impl StateMachineStore {
     /// Applies entries in one store transaction, then answers their clients: a client that
     /// gets an answer can read its write on this member.
-    async fn apply_chunk(
-        &self,
-        chunk: Vec<EntryResponder>,
-        applied: &mut AppliedState,
-    ) -> Result<(), io::Error> {
+    async fn apply_chunk(&self, chunk: Vec<EntryResponder>, applied: &mut AppliedState) -> Result<(), io::Error> {
         let mut commands = Vec::new();
         let mut responders = Vec::new();
         for (entry, responder) in chunk {
@@ -290,12 +252,7 @@ impl StateMachineStore {
         let revision = self.inner.mvcc.current_revision();
         for (command_at, responder) in responders {
             let result =
-                command_at
-                    .and_then(|i| results.get(i).cloned())
-                    .unwrap_or(CommandResult {
-                        revision,
-                        result: None,
-                    });
+                command_at.and_then(|i| results.get(i).cloned()).unwrap_or(CommandResult { revision, result: None });
             responder.send(result);
         }
         Ok(())
@@ -322,21 +279,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             };
             // the snapshot may let openraft purge the log: the store must not fall behind it
             store.inner.mvcc.flush()?;
-            let (path, header) =
-                snapshot::write(&store.inner.snapshot_dir, store.cluster_id(), &view)?;
-            let _files = store
-                .inner
-                .snapshot_files
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let (path, header) = snapshot::write(&store.inner.snapshot_dir, store.cluster_id(), &view)?;
+            let _files = store.inner.snapshot_files.lock().unwrap_or_else(|p| p.into_inner());
             remove_older_snapshots(&store.inner.snapshot_dir, &path)?;
             Ok((path, header))
         })
         .await?;
-        Ok(Snapshot {
-            meta: snapshot_meta(&header)?,
-            snapshot: SnapshotFile { path },
-        })
+        Ok(Snapshot { meta: snapshot_meta(&header)?, snapshot: SnapshotFile { path } })
     }
 }
 
@@ -357,30 +306,18 @@ mod tests {
     }
 
     fn normal(index: u64, cmd: Command) -> Entry {
-        Entry {
-            log_id: LogId::new(CommittedLeaderId::new(TERM), index),
-            payload: EntryPayload::Normal(cmd),
-        }
+        Entry { log_id: LogId::new(CommittedLeaderId::new(TERM), index), payload: EntryPayload::Normal(cmd) }
     }
 
     fn membership(index: u64) -> Entry {
-        let node = MemberNode {
-            name: "m1".into(),
-            peer_url: "https://127.0.0.1:2380".into(),
-            client_url: String::new(),
-        };
+        let node =
+            MemberNode { name: "m1".into(), peer_url: "https://127.0.0.1:2380".into(), client_url: String::new() };
         let m = Membership::new(vec![BTreeSet::from([1])], BTreeMap::from([(1, node)])).unwrap();
-        Entry {
-            log_id: LogId::new(CommittedLeaderId::new(TERM), index),
-            payload: EntryPayload::Membership(m),
-        }
+        Entry { log_id: LogId::new(CommittedLeaderId::new(TERM), index), payload: EntryPayload::Membership(m) }
     }
 
     fn blank(index: u64) -> Entry {
-        Entry {
-            log_id: LogId::new(CommittedLeaderId::new(TERM), index),
-            payload: EntryPayload::Blank,
-        }
+        Entry { log_id: LogId::new(CommittedLeaderId::new(TERM), index), payload: EntryPayload::Blank }
     }
 
     async fn apply(sm: &mut StateMachineStore, entries: Vec<Entry>) {
@@ -397,13 +334,9 @@ mod tests {
                 2 => membership(2),
                 3 => normal(3, grant(0x77, 60)),
                 7 => normal(7, compact(3)),
-                i if i % 3 == 0 => normal(
-                    i,
-                    put_with(PutRequest {
-                        lease: 0x77,
-                        ..put_req(&format!("leased/{i}"), "v")
-                    }),
-                ),
+                i if i % 3 == 0 => {
+                    normal(i, put_with(PutRequest { lease: 0x77, ..put_req(&format!("leased/{i}"), "v") }))
+                }
                 i => normal(i, put(&format!("key/{}", i % 5), &format!("value {i}"))),
             })
             .collect()
@@ -413,27 +346,13 @@ mod tests {
     async fn applies_entries_and_records_where_it_stands() {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = open(dir.path());
-        assert_eq!(
-            sm.applied_state().await.unwrap(),
-            (None, StoredMembership::default())
-        );
+        assert_eq!(sm.applied_state().await.unwrap(), (None, StoredMembership::default()));
         apply(&mut sm, history(1, 10)).await;
         let (applied, membership) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(LogId::new(CommittedLeaderId::new(TERM), 10)));
-        assert_eq!(
-            membership.log_id(),
-            &Some(LogId::new(CommittedLeaderId::new(TERM), 2))
-        );
+        assert_eq!(membership.log_id(), &Some(LogId::new(CommittedLeaderId::new(TERM), 2)));
         assert!(membership.membership().voter_ids().eq([1]));
-        assert_eq!(
-            sm.mvcc()
-                .range(&crate::mvcc::testkit::get_req("key/4"))
-                .unwrap()
-                .0
-                .kvs
-                .len(),
-            1
-        );
+        assert_eq!(sm.mvcc().range(&crate::mvcc::testkit::get_req("key/4")).unwrap().0.kvs.len(), 1);
 
         // a clean restart keeps all of it
         drop(sm);
@@ -446,23 +365,13 @@ mod tests {
     async fn every_member_applying_the_same_entries_ends_with_the_same_hash() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let mut one = open(a.path());
-        let mut other = StateMachineStore::open(
-            b.path(),
-            StoreIdentity {
-                member_id: 0xb2,
-                ..IDENTITY
-            },
-        )
-        .unwrap();
+        let mut other = StateMachineStore::open(b.path(), StoreIdentity { member_id: 0xb2, ..IDENTITY }).unwrap();
         apply(&mut one, history(1, 40)).await;
         // the other member gets the same entries in different batches
         for (from, to) in [(1, 2), (3, 17), (18, 18), (19, 40)] {
             apply(&mut other, history(from, to)).await;
         }
-        assert_eq!(
-            one.mvcc().hash_kv(0).unwrap(),
-            other.mvcc().hash_kv(0).unwrap()
-        );
+        assert_eq!(one.mvcc().hash_kv(0).unwrap(), other.mvcc().hash_kv(0).unwrap());
     }
 
     async fn build(sm: &mut StateMachineStore) -> Snapshot {
@@ -487,47 +396,22 @@ mod tests {
         // applies go on while (and after) the snapshot is taken; it does not move
         apply(&mut leader, history(21, 25)).await;
         assert_eq!(
-            snapshot::read_header(&snap.snapshot.path)
-                .unwrap()
-                .applied
-                .unwrap()
-                .last_applied
-                .unwrap()
-                .index,
+            snapshot::read_header(&snap.snapshot.path).unwrap().applied.unwrap().last_applied.unwrap().index,
             20
         );
 
-        let mut follower = StateMachineStore::open(
-            b.path(),
-            StoreIdentity {
-                member_id: 0xb2,
-                ..IDENTITY
-            },
-        )
-        .unwrap();
+        let mut follower = StateMachineStore::open(b.path(), StoreIdentity { member_id: 0xb2, ..IDENTITY }).unwrap();
         apply(&mut follower, vec![blank(1)]).await;
         let mut watch = follower.mvcc().subscribe();
         let file = receive(&snap, &follower);
-        follower
-            .install_snapshot(&snap.meta, file.clone())
-            .await
-            .unwrap();
-        assert!(
-            !file.path.exists(),
-            "the received file became the current snapshot"
-        );
+        follower.install_snapshot(&snap.meta, file.clone()).await.unwrap();
+        assert!(!file.path.exists(), "the received file became the current snapshot");
 
         let hash = |sm: &StateMachineStore, rev| sm.mvcc().hash_kv(rev).unwrap().hash;
         let at_snapshot = follower.mvcc().current_revision();
         assert_eq!(hash(&follower, 0), hash(&leader, at_snapshot));
-        assert_eq!(
-            follower.applied_state().await.unwrap(),
-            (snap.meta.last_log_id, snap.meta.last_membership.clone())
-        );
-        assert!(matches!(
-            watch.try_recv().unwrap(),
-            crate::mvcc::WatchFeed::Restored { .. }
-        ));
+        assert_eq!(follower.applied_state().await.unwrap(), (snap.meta.last_log_id, snap.meta.last_membership.clone()));
+        assert!(matches!(watch.try_recv().unwrap(), crate::mvcc::WatchFeed::Restored { .. }));
         assert_eq!(follower.mvcc().lease(0x77), leader_lease_at_snapshot(&snap));
         let current = follower.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, snap.meta);
@@ -543,36 +427,20 @@ mod tests {
         let store = MvccStore::open(&dir.path().join(STATE_FILE), IDENTITY).unwrap();
         let header = snapshot::verify(&snap.snapshot.path, IDENTITY.cluster_id).unwrap();
         let (records, _) = snapshot::SnapshotReader::open(&snap.snapshot.path).unwrap();
-        store
-            .restore(&snapshot::store_state(&header), records)
-            .unwrap();
+        store.restore(&snapshot::store_state(&header), records).unwrap();
         store.lease(0x77)
     }
 
     #[tokio::test]
     async fn a_damaged_or_foreign_snapshot_is_refused_and_changes_nothing() {
-        let (a, b, c) = (
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-        );
+        let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let mut leader = open(a.path());
         apply(&mut leader, history(1, 12)).await;
         let snap = build(&mut leader).await;
 
-        let mut follower = StateMachineStore::open(
-            b.path(),
-            StoreIdentity {
-                member_id: 0xb2,
-                ..IDENTITY
-            },
-        )
-        .unwrap();
+        let mut follower = StateMachineStore::open(b.path(), StoreIdentity { member_id: 0xb2, ..IDENTITY }).unwrap();
         apply(&mut follower, history(1, 4)).await;
-        let before = (
-            follower.mvcc().hash_kv(0).unwrap(),
-            follower.applied_state().await.unwrap(),
-        );
+        let before = (follower.mvcc().hash_kv(0).unwrap(), follower.applied_state().await.unwrap());
 
         let len = std::fs::metadata(&snap.snapshot.path).unwrap().len();
         for offset in [3, len / 2, len - 2] {
@@ -580,59 +448,28 @@ mod tests {
             let mut bytes = std::fs::read(&file.path).unwrap();
             bytes[offset as usize] ^= 0x20;
             std::fs::write(&file.path, bytes).unwrap();
-            let err = follower
-                .install_snapshot(&snap.meta, file)
-                .await
-                .unwrap_err();
-            assert!(
-                err.to_string().contains("checksum mismatch"),
-                "flipped byte {offset}: {err}"
-            );
+            let err = follower.install_snapshot(&snap.meta, file).await.unwrap_err();
+            assert!(err.to_string().contains("checksum mismatch"), "flipped byte {offset}: {err}");
         }
         let truncated = receive(&snap, &follower);
         let bytes = std::fs::read(&truncated.path).unwrap();
         std::fs::write(&truncated.path, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(
-            follower
-                .install_snapshot(&snap.meta, truncated)
-                .await
-                .is_err()
-        );
+        assert!(follower.install_snapshot(&snap.meta, truncated).await.is_err());
 
         // a snapshot of another cluster, intact
-        let mut stranger = StateMachineStore::open(
-            c.path(),
-            StoreIdentity {
-                cluster_id: 0xdead,
-                member_id: 1,
-            },
-        )
-        .unwrap();
+        let mut stranger =
+            StateMachineStore::open(c.path(), StoreIdentity { cluster_id: 0xdead, member_id: 1 }).unwrap();
         apply(&mut stranger, history(1, 12)).await;
         let foreign = build(&mut stranger).await;
-        let err = follower
-            .install_snapshot(&foreign.meta, receive(&foreign, &follower))
-            .await
-            .unwrap_err();
+        let err = follower.install_snapshot(&foreign.meta, receive(&foreign, &follower)).await.unwrap_err();
         assert!(err.to_string().contains("cluster dead"), "{err}");
 
         // offered under the wrong log position
         let mut wrong_meta = snap.meta.clone();
         wrong_meta.last_log_id = Some(LogId::new(CommittedLeaderId::new(TERM), 11));
-        assert!(
-            follower
-                .install_snapshot(&wrong_meta, receive(&snap, &follower))
-                .await
-                .is_err()
-        );
+        assert!(follower.install_snapshot(&wrong_meta, receive(&snap, &follower)).await.is_err());
 
-        assert_eq!(
-            (
-                follower.mvcc().hash_kv(0).unwrap(),
-                follower.applied_state().await.unwrap()
-            ),
-            before
-        );
+        assert_eq!((follower.mvcc().hash_kv(0).unwrap(), follower.applied_state().await.unwrap()), before);
         assert!(follower.get_current_snapshot().await.unwrap().is_none());
     }
 
@@ -645,10 +482,7 @@ mod tests {
         apply(&mut sm, history(11, 15)).await;
         let second = build(&mut sm).await;
         assert!(!first.snapshot.path.exists());
-        assert_eq!(
-            snapshot::list(sm.snapshot_dir()).unwrap(),
-            vec![second.snapshot.path.clone()]
-        );
+        assert_eq!(snapshot::list(sm.snapshot_dir()).unwrap(), vec![second.snapshot.path.clone()]);
 
         // a snapshot being received when the member stopped does not survive it
         std::fs::write(sm.incoming_snapshot_path(), b"half a snapshot").unwrap();
@@ -656,10 +490,8 @@ mod tests {
         let mut sm = open(dir.path());
         let current = sm.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, second.meta);
-        let names: Vec<_> = std::fs::read_dir(dir.path().join(SNAPSHOT_DIR))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join(SNAPSHOT_DIR)).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(names, vec![second.snapshot.path]);
     }
 
@@ -670,8 +502,7 @@ mod tests {
     async fn recovery_after_a_crash_reaches_the_same_state() {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = open(dir.path());
-        sm.mvcc()
-            .set_durable_interval(std::time::Duration::from_secs(3600));
+        sm.mvcc().set_durable_interval(std::time::Duration::from_secs(3600));
         apply(&mut sm, history(1, 12)).await;
         build(&mut sm).await; // durable up to 12, snapshot at 12
         apply(&mut sm, history(13, 30)).await; // not durable
@@ -682,14 +513,7 @@ mod tests {
         std::fs::copy(dir.path().join(STATE_FILE), crashed.path().join(STATE_FILE)).unwrap();
         std::fs::create_dir(crashed.path().join(SNAPSHOT_DIR)).unwrap();
         for snap in snapshot::list(sm.snapshot_dir()).unwrap() {
-            std::fs::copy(
-                &snap,
-                crashed
-                    .path()
-                    .join(SNAPSHOT_DIR)
-                    .join(snap.file_name().unwrap()),
-            )
-            .unwrap();
+            std::fs::copy(&snap, crashed.path().join(SNAPSHOT_DIR).join(snap.file_name().unwrap())).unwrap();
         }
         let mut restarted = open(crashed.path());
         let (applied, _) = restarted.applied_state().await.unwrap();
@@ -697,17 +521,10 @@ mod tests {
         assert!((12..=30).contains(&applied), "applied {applied}");
         let current = restarted.get_current_snapshot().await.unwrap().unwrap();
         if current.meta.last_log_id.map(|l| l.index) > Some(applied) {
-            restarted
-                .install_snapshot(&current.meta, current.snapshot)
-                .await
-                .unwrap();
+            restarted.install_snapshot(&current.meta, current.snapshot).await.unwrap();
         }
         let (applied, _) = restarted.applied_state().await.unwrap();
-        apply(
-            &mut restarted,
-            history(applied.map_or(0, |l| l.index) + 1, 30),
-        )
-        .await;
+        apply(&mut restarted, history(applied.map_or(0, |l| l.index) + 1, 30)).await;
         assert_eq!(restarted.mvcc().hash_kv(0).unwrap(), expected);
 
         // worse: the state file is lost, only the snapshot is left
@@ -716,20 +533,10 @@ mod tests {
         let mut rebuilt = open(crashed.path());
         assert_eq!(rebuilt.applied_state().await.unwrap().0, None);
         let current = rebuilt.get_current_snapshot().await.unwrap().unwrap();
-        rebuilt
-            .install_snapshot(&current.meta, current.snapshot)
-            .await
-            .unwrap();
-        assert_eq!(
-            rebuilt.applied_state().await.unwrap().0.map(|l| l.index),
-            Some(12)
-        );
+        rebuilt.install_snapshot(&current.meta, current.snapshot).await.unwrap();
+        assert_eq!(rebuilt.applied_state().await.unwrap().0.map(|l| l.index), Some(12));
         apply(&mut rebuilt, history(13, 30)).await;
         assert_eq!(rebuilt.mvcc().hash_kv(0).unwrap(), expected);
-        assert_eq!(
-            snapshot::list(rebuilt.snapshot_dir()).unwrap().len(),
-            1,
-            "installing it kept the file"
-        );
+        assert_eq!(snapshot::list(rebuilt.snapshot_dir()).unwrap().len(), 1, "installing it kept the file");
     }
 }

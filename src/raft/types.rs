@@ -59,11 +59,7 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
         let range = |k: &[u8], end: &[u8]| {
-            if end.is_empty() {
-                key(k)
-            } else {
-                format!("[{}, {})", key(k), key(end))
-            }
+            if end.is_empty() { key(k) } else { format!("[{}, {})", key(k), key(end)) }
         };
         match &self.op {
             Some(Op::Put(p)) => write!(f, "put {} ({} bytes)", key(&p.key), p.value.len()),
@@ -97,10 +93,6 @@ pub struct StoreIdentity {
 
 impl fmt::Display for StoreIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "member {:x} of cluster {:x}",
-            self.member_id, self.cluster_id
-        )
+        write!(f, "member {:x} of cluster {:x}", self.member_id, self.cluster_id)
     }
 }

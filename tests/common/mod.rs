@@ -28,10 +28,7 @@ impl TestLab {
     }
 
     pub fn up_with(nodes: usize, extra_args: &[&str]) -> TestLab {
-        let lab = TestLab {
-            home: tempfile::tempdir().expect("temp home"),
-            name: "test".into(),
-        };
+        let lab = TestLab { home: tempfile::tempdir().expect("temp home"), name: "test".into() };
         let nodes = nodes.to_string();
         let mut args = vec!["up", "--nodes", nodes.as_str()];
         args.extend_from_slice(extra_args);
@@ -57,11 +54,7 @@ impl TestLab {
     /// Like `raftty`, but the command must succeed; returns its stdout.
     pub fn raftty_ok(&self, args: &[&str]) -> String {
         let out = self.raftty(args);
-        assert!(
-            out.status.success(),
-            "raftty {args:?} failed:\n{}",
-            describe(&out)
-        );
+        assert!(out.status.success(), "raftty {args:?} failed:\n{}", describe(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -85,13 +78,7 @@ impl TestLab {
         let env: Vec<_> = self
             .env()
             .into_iter()
-            .map(|(k, v)| {
-                if k == "ETCDCTL_ENDPOINTS" {
-                    (k, self.client_url(member))
-                } else {
-                    (k, v)
-                }
-            })
+            .map(|(k, v)| if k == "ETCDCTL_ENDPOINTS" { (k, self.client_url(member)) } else { (k, v) })
             .collect();
         etcdctl_with_env(&env, args)
     }
@@ -99,22 +86,14 @@ impl TestLab {
     /// etcdctl must succeed; returns its stdout.
     pub fn etcdctl_ok(&self, args: &[&str]) -> String {
         let out = self.etcdctl(args);
-        assert!(
-            out.status.success(),
-            "etcdctl {args:?} failed:\n{}",
-            describe(&out)
-        );
+        assert!(out.status.success(), "etcdctl {args:?} failed:\n{}", describe(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// etcdctl must fail; returns its stderr.
     pub fn etcdctl_err(&self, args: &[&str]) -> String {
         let out = self.etcdctl(args);
-        assert!(
-            !out.status.success(),
-            "etcdctl {args:?} should have failed:\n{}",
-            describe(&out)
-        );
+        assert!(!out.status.success(), "etcdctl {args:?} should have failed:\n{}", describe(&out));
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -134,36 +113,29 @@ impl TestLab {
     }
 
     pub fn client_url(&self, member: &str) -> String {
-        self.node(member)["client_url"]
-            .as_str()
-            .expect("client_url")
-            .to_string()
+        self.node(member)["client_url"].as_str().expect("client_url").to_string()
     }
 
     /// The name of the member every running member agrees leads, waiting for one.
     pub fn leader(&self) -> String {
         let mut found = None;
-        wait_for(
-            Duration::from_secs(20),
-            "the members to agree on a leader",
-            || {
-                let status = self.status();
-                let leaders: Vec<Option<&str>> = status["nodes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|n| n["state"] == "running")
-                    .map(|n| n["leader"].as_str())
-                    .collect();
-                if let Some(Some(first)) = leaders.first()
-                    && leaders.iter().all(|l| l == &Some(*first))
-                {
-                    found = Some(first.to_string());
-                    return true;
-                }
-                false
-            },
-        );
+        wait_for(Duration::from_secs(20), "the members to agree on a leader", || {
+            let status = self.status();
+            let leaders: Vec<Option<&str>> = status["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["state"] == "running")
+                .map(|n| n["leader"].as_str())
+                .collect();
+            if let Some(Some(first)) = leaders.first()
+                && leaders.iter().all(|l| l == &Some(*first))
+            {
+                found = Some(first.to_string());
+                return true;
+            }
+            false
+        });
         found.unwrap()
     }
 
@@ -188,15 +160,9 @@ pub fn kill9(lab: &TestLab, member: &str) {
     use nix::sys::signal::Signal;
     use nix::sys::signal::kill;
     use nix::unistd::Pid;
-    let pid = lab.node(member)["pid"]
-        .as_i64()
-        .expect("a running member has a pid");
+    let pid = lab.node(member)["pid"].as_i64().expect("a running member has a pid");
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
-    wait_for(
-        Duration::from_secs(10),
-        &format!("{member} to exit"),
-        || lab.node(member)["state"] == "exited",
-    );
+    wait_for(Duration::from_secs(10), &format!("{member} to exit"), || lab.node(member)["state"] == "exited");
 }
 
 pub fn etcdctl_with_env(env: &[(String, String)], args: &[&str]) -> Output {
@@ -204,23 +170,15 @@ pub fn etcdctl_with_env(env: &[(String, String)], args: &[&str]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(["--command-timeout", "10s", "--dial-timeout", "3s"])
-        .args(args);
+    cmd.args(["--command-timeout", "10s", "--dial-timeout", "3s"]).args(args);
     cmd.output().expect("running etcdctl")
 }
 
 fn etcdctl_path() -> &'static str {
     static CHECK: std::sync::Once = std::sync::Once::new();
     CHECK.call_once(|| {
-        let found = Command::new("etcdctl")
-            .arg("version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            found,
-            "etcdctl is not installed: `make test` installs it (Debian package etcd-client)"
-        );
+        let found = Command::new("etcdctl").arg("version").output().map(|o| o.status.success()).unwrap_or(false);
+        assert!(found, "etcdctl is not installed: `make test` installs it (Debian package etcd-client)");
     });
     "etcdctl"
 }
@@ -241,10 +199,7 @@ pub fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bo
         if condition() {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

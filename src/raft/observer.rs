@@ -1,0 +1,124 @@
+//! Turns openraft's metrics into the member's event story: role and term changes,
+//! elections, commits, applies, snapshots, log purges and membership changes.
+
+use std::collections::BTreeSet;
+
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+
+use crate::admin::role_name;
+use crate::events;
+use crate::raft::types::*;
+
+/// What the narrator remembers of the last metrics it saw.
+#[derive(Default, PartialEq)]
+struct Seen {
+    role: &'static str,
+    term: u64,
+    leader: Option<NodeId>,
+    committed: u64,
+    applied: u64,
+    snapshot: Option<LogId>,
+    purged: u64,
+    membership: Option<LogId>,
+}
+
+/// Runs for the life of the member.
+pub async fn narrate(raft: Raft) {
+    let mut metrics = raft.metrics();
+    let mut seen = Seen::default();
+    let mut flush = tokio::time::interval(events::MERGE_WINDOW / 2);
+    loop {
+        tokio::select! {
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = {
+                    let m = metrics.borrow_and_update();
+                    observe(&m)
+                };
+                tell(&seen, &now);
+                seen = now.0;
+            }
+            _ = flush.tick() => events::flush_ranges(false),
+        }
+    }
+    events::flush_ranges(true);
+}
+
+fn observe(m: &RaftMetrics) -> (Seen, Names) {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let name = |id: NodeId| {
+        membership.get_node(&id).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{id:x}"))
+    };
+    let names = Names {
+        voters: voters.iter().map(|id| name(*id)).collect(),
+        learners: membership.learner_ids().map(name).collect(),
+        leader: m.current_leader.map(name),
+        quorum_of: voters.len(),
+    };
+    let seen = Seen {
+        role: role_name(m.state, voters.contains(&m.id)),
+        term: m.current_term,
+        leader: m.current_leader,
+        committed: m.local_committed.map(|l| l.index).unwrap_or(0),
+        applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+        snapshot: m.snapshot,
+        purged: m.purged.map(|l| l.index).unwrap_or(0),
+        membership: *m.membership_config.log_id(),
+    };
+    (seen, names)
+}
+
+struct Names {
+    voters: Vec<String>,
+    learners: Vec<String>,
+    leader: Option<String>,
+    quorum_of: usize,
+}
+
+fn tell(before: &Seen, (now, names): &(Seen, Names)) {
+    if now.term != before.term {
+        events::set_term(now.term);
+        events::emit("term_changed", &[("from", before.term.to_string()), ("to", now.term.to_string())]);
+    }
+    if now.role != before.role {
+        events::emit("role_changed", &[("from", before.role.to_string()), ("to", now.role.to_string())]);
+        if now.role == role_name(ServerState::Leader, true) {
+            events::emit(
+                "leader_elected",
+                &[("votes_needed", (names.quorum_of / 2 + 1).to_string()), ("of", names.quorum_of.to_string())],
+            );
+        }
+    }
+    if now.leader != before.leader {
+        let leader = names.leader.clone().unwrap_or_else(|| "none".to_string());
+        events::emit("leader_changed", &[("leader", leader)]);
+    }
+    if now.committed > before.committed {
+        events::emit_range("commit_advanced", "", before.committed + 1, now.committed);
+    }
+    if now.applied > before.applied {
+        events::emit_range("applied", "", before.applied + 1, now.applied);
+    }
+    if now.snapshot != before.snapshot
+        && let Some(s) = now.snapshot
+    {
+        // The peer service reports snapshots received from the leader itself.
+        if !events::was_installed(s.index) {
+            events::emit("snapshot_built", &[("index", s.index.to_string()), ("term", s.leader_id.term.to_string())]);
+        }
+    }
+    if now.purged > before.purged {
+        events::emit("log_purged", &[("up_to", now.purged.to_string())]);
+    }
+    if now.membership != before.membership && before.membership.is_some() {
+        let mut fields = vec![("voters", names.voters.join(","))];
+        if !names.learners.is_empty() {
+            fields.push(("learners", names.learners.join(",")));
+        }
+        events::emit("membership_changed", &fields);
+    }
+}
