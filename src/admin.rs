@@ -4,10 +4,12 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use openraft::RaftLogReader;
 use openraft::ServerState;
+use openraft::async_runtime::Instant;
 use openraft::async_runtime::WatchReceiver;
 use tonic::Request;
 use tonic::Response;
@@ -20,6 +22,8 @@ use crate::proto::rafttyadmin::admin_server::Admin;
 use crate::proto::rafttyadmin::*;
 use crate::raft::log_store::LogReader;
 use crate::raft::types::EntryPayload;
+use crate::raft::types::Raft;
+use crate::raft::types::RaftMetrics;
 
 /// Entries a single log read returns at most.
 const MAX_LOG_READ: u32 = 1000;
@@ -46,15 +50,30 @@ fn require_admin<T>(req: &Request<T>) -> Result<(), Status> {
     }
 }
 
-/// A role as people say it; openraft's `Learner` is also what a member is before it joins.
-pub fn role_name(state: ServerState, is_voter: bool) -> &'static str {
-    match state {
-        ServerState::Leader => "leader",
+/// A member's role as people say it, from openraft's metrics.
+///
+/// openraft's `Learner` is also what a member is before it joins. A leader that has not
+/// heard from a quorum for a whole leader lease still calls itself leader but refuses new
+/// writes (openraft's CheckQuorum); etcd's leader would step down and campaign in that case,
+/// so it is shown as a candidate: what it is in effect, a member trying to lead.
+pub fn role_of(m: &RaftMetrics, lease: Duration) -> &'static str {
+    let membership = m.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    match m.state {
+        ServerState::Leader => {
+            let lost_quorum = voters.len() > 1 && m.last_quorum_acked.as_ref().is_some_and(|t| t.elapsed() > lease);
+            if lost_quorum { "candidate" } else { "leader" }
+        }
         ServerState::Candidate => "candidate",
-        ServerState::Follower if is_voter => "follower",
+        ServerState::Follower if voters.contains(&m.id) => "follower",
         ServerState::Follower | ServerState::Learner => "learner",
         ServerState::Shutdown => "stopped",
     }
+}
+
+/// How long a leader may go without a quorum's acknowledgement before it stops serving.
+pub fn leader_lease(raft: &Raft) -> Duration {
+    Duration::from_millis(raft.config().election_timeout_max)
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<RaftEvent, Status>> + Send>>;
@@ -68,7 +87,7 @@ impl Admin for AdminService {
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
         let learners: Vec<u64> = membership.learner_ids().collect();
-        let is_voter = voters.contains(&self.member.id);
+        let role = role_of(&m, leader_lease(&self.member.raft));
         let matched = m
             .replication
             .as_ref()
@@ -77,7 +96,7 @@ impl Admin for AdminService {
         Ok(Response::new(MemberState {
             id: self.member.id,
             name: self.member.name.clone(),
-            role: role_name(m.state, is_voter).to_string(),
+            role: role.to_string(),
             term: m.current_term,
             leader: m.current_leader.unwrap_or(0),
             last_log_index: m.last_log_index.unwrap_or(0),
@@ -173,9 +192,14 @@ impl Admin for AdminService {
                         let configs: Vec<String> = m
                             .get_joint_config()
                             .iter()
-                            .map(|c| c.iter().map(name).collect::<Vec<_>>().join(","))
+                            .map(|c| {
+                                let mut names: Vec<String> = c.iter().map(name).collect();
+                                names.sort();
+                                names.join(",")
+                            })
                             .collect();
-                        let learners: Vec<String> = m.learner_ids().map(|id| name(&id)).collect();
+                        let mut learners: Vec<String> = m.learner_ids().map(|id| name(&id)).collect();
+                        learners.sort();
                         let mut summary = format!("membership: voters {}", configs.join(" + "));
                         if !learners.is_empty() {
                             summary.push_str(&format!(", learners {}", learners.join(",")));

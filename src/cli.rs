@@ -109,6 +109,9 @@ pub enum Command {
     Check {
         #[arg(long)]
         json: bool,
+        /// How long members that are behind get to catch up.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        wait: std::time::Duration,
     },
     /// Measure throughput and latency against a fresh 3-member lab, side by side with etcd
     /// when `etcd` is on PATH.

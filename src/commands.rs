@@ -196,9 +196,9 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 tempo.heartbeat_ms, tempo.election_timeout_ms
             );
         }
-        Command::Check { json } => {
+        Command::Check { json, wait } => {
             let lab = Lab::open(&home, lab_name)?;
-            let report = lab::check::check(&lab).await?;
+            let report = lab::check::check(&lab, wait).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -305,11 +305,35 @@ impl Member {
             return Err(tonic::Status::failed_precondition(NOT_LEADER));
         }
         let change = ChangeMembers::SetNodes(std::collections::BTreeMap::from([(id, node)]));
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map(|_| ())
-            .map_err(|e| tonic::Status::unavailable(format!("recording the member's attributes: {e}")))
+        self.change_membership(change).await
+    }
+
+    /// Commits a membership change on the leader. Raft allows one change at a time, so a
+    /// change that finds another in progress waits for it to commit and tries again.
+    pub async fn change_membership(
+        &self,
+        change: openraft::ChangeMembers<NodeId, MemberNode>,
+    ) -> Result<(), tonic::Status> {
+        use openraft::errors::ChangeMembershipError;
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            match self.raft.change_membership(change.clone(), false).await {
+                Ok(_) => return Ok(()),
+                Err(RErr::APIError(WriteErr::ChangeMembershipError(ChangeMembershipError::InProgress(_))))
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(RErr::APIError(WriteErr::ForwardToLeader(_))) => {
+                    return Err(tonic::Status::failed_precondition(NOT_LEADER));
+                }
+                Err(e) => {
+                    return Err(tonic::Status::failed_precondition(format!(
+                        "etcdserver: membership change failed: {e}"
+                    )));
+                }
+            }
+        }
     }
 }
 

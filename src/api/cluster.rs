@@ -54,11 +54,7 @@ impl ClusterService {
 
     /// Commits a membership change and returns the members afterwards.
     async fn change(&self, change: ChangeMembers<NodeId, MemberNode>) -> Result<Vec<EtcdMember>, Status> {
-        self.member
-            .raft
-            .change_membership(change, false)
-            .await
-            .map_err(|e| Status::failed_precondition(format!("etcdserver: membership change failed: {e}")))?;
+        self.member.change_membership(change).await?;
         Ok(etcd_members(&self.membership()))
     }
 }

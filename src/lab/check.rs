@@ -20,9 +20,6 @@ use crate::lab::status;
 use crate::proto::etcdserverpb::HashKvRequest;
 use crate::proto::etcdserverpb::RangeRequest;
 
-/// How long members that are behind get to catch up.
-const CATCH_UP: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "lowercase")]
 pub enum Verdict {
@@ -57,7 +54,8 @@ impl CheckReport {
     }
 }
 
-pub async fn check(lab: &Lab) -> Result<CheckReport> {
+/// Checks the lab, giving members that are behind up to `catch_up` to reach the revision.
+pub async fn check(lab: &Lab, catch_up: Duration) -> Result<CheckReport> {
     let status = status::gather(lab, Duration::from_secs(2)).await?;
     let leader = status.agreed_leader().context("the members do not agree on a leader; cannot pick a revision")?;
     let cert = lab.root_cert();
@@ -81,18 +79,21 @@ pub async fn check(lab: &Lab) -> Result<CheckReport> {
         .collect();
     let hashes = futures::future::join_all(running.iter().map(|(name, url)| {
         let cert = cert.clone();
-        async move { (name.clone(), hash_at(url, &cert, revision).await) }
+        async move { (name.clone(), hash_at(url, &cert, revision, catch_up).await) }
     }))
     .await;
 
+    Ok(CheckReport { revision, members: classify(hashes) })
+}
+
+/// Each member agrees with the most common hash, differs from it, or could not answer.
+fn classify(hashes: Vec<(String, Result<u32, String>)>) -> BTreeMap<String, Verdict> {
     let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-    for (_, h) in &hashes {
-        if let Ok(h) = h {
-            *counts.entry(*h).or_default() += 1;
-        }
+    for hash in hashes.iter().filter_map(|(_, h)| h.as_ref().ok()) {
+        *counts.entry(*hash).or_default() += 1;
     }
     let majority = counts.iter().max_by_key(|(_, n)| **n).map(|(h, _)| *h);
-    let members = hashes
+    hashes
         .into_iter()
         .map(|(name, h)| {
             let verdict = match h {
@@ -102,13 +103,12 @@ pub async fn check(lab: &Lab) -> Result<CheckReport> {
             };
             (name, verdict)
         })
-        .collect();
-    Ok(CheckReport { revision, members })
+        .collect()
 }
 
 /// A member's HashKV at `revision`, waiting while it has not applied that far.
-async fn hash_at(url: &str, cert: &crate::pki::CertFiles, revision: i64) -> Result<u32, String> {
-    let deadline = Instant::now() + CATCH_UP;
+async fn hash_at(url: &str, cert: &crate::pki::CertFiles, revision: i64, catch_up: Duration) -> Result<u32, String> {
+    let deadline = Instant::now() + catch_up;
     let mut last = String::new();
     while Instant::now() < deadline {
         match EtcdClient::connect(url, cert, Duration::from_secs(2)).await {
@@ -124,4 +124,26 @@ async fn hash_at(url: &str, cert: &crate::pki::CertFiles, revision: i64) -> Resu
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_majority_hash_decides_who_differs() {
+        let members = classify(vec![
+            ("n1".into(), Ok(7)),
+            ("n2".into(), Ok(7)),
+            ("n3".into(), Ok(9)),
+            ("n4".into(), Err("has not applied revision 12 yet".into())),
+        ]);
+        assert_eq!(members["n1"], Verdict::Agrees { hash: 7 });
+        assert_eq!(members["n3"], Verdict::Differs { hash: 9 });
+        assert!(matches!(members["n4"], Verdict::Behind { .. }));
+        let report = CheckReport { revision: 12, members };
+        assert!(!report.all_agree());
+        let text = report.render();
+        assert!(text.contains("n3  00000009  DIFFERS") && text.contains("members do NOT agree"), "{text}");
+    }
 }

@@ -16,6 +16,7 @@ use crate::lab::control;
 use crate::lab::process::ProcessState;
 use crate::lab::status;
 use crate::proto::etcdserverpb::MemberAddRequest;
+use crate::proto::etcdserverpb::MemberListRequest;
 use crate::proto::etcdserverpb::MemberPromoteRequest;
 use crate::proto::etcdserverpb::MemberRemoveRequest;
 use crate::proto::rafttyadmin::StateRequest;
@@ -68,7 +69,23 @@ pub async fn add(lab: &mut Lab, learner_only: bool, mut progress: impl FnMut(&Ca
     if !learner_only {
         promote(lab, &new.name).await?;
     }
+    wait_published(lab, &new.name, id).await?;
     Ok(new.name)
+}
+
+/// Waits until the cluster's member list shows the new member under its name, as it
+/// publishes it once it runs.
+async fn wait_published(lab: &Lab, member: &str, id: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut client = any_member(lab, None).await?;
+        let members = client.cluster.member_list(MemberListRequest {}).await?.into_inner().members;
+        if members.iter().any(|m| m.id == id && m.name == member && !m.client_ur_ls.is_empty()) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{member} joined but never published its name");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Promotes a learner to voter, retrying while etcd says it is not in sync yet.

@@ -2,11 +2,12 @@
 //! elections, commits, applies, snapshots, log purges and membership changes.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 
-use crate::admin::role_name;
+use crate::admin::leader_lease;
+use crate::admin::role_of;
 use crate::events;
 use crate::raft::types::*;
 
@@ -25,42 +26,48 @@ struct Seen {
 
 /// Runs for the life of the member.
 pub async fn narrate(raft: Raft) {
+    let lease = leader_lease(&raft);
     let mut metrics = raft.metrics();
     let mut seen = Seen::default();
-    let mut flush = tokio::time::interval(events::MERGE_WINDOW / 2);
+    let mut tick = tokio::time::interval(events::MERGE_WINDOW / 2);
     loop {
         tokio::select! {
             changed = metrics.changed() => {
                 if changed.is_err() {
                     break;
                 }
-                let now = {
-                    let m = metrics.borrow_and_update();
-                    observe(&m)
-                };
-                tell(&seen, &now);
-                seen = now.0;
             }
-            _ = flush.tick() => events::flush_ranges(false),
+            // A leader's quorum lease runs out without any metrics change: look again anyway.
+            _ = tick.tick() => events::flush_ranges(false),
         }
+        let now = {
+            let m = metrics.borrow_and_update();
+            observe(&m, lease)
+        };
+        tell(&seen, &now);
+        seen = now.0;
     }
     events::flush_ranges(true);
 }
 
-fn observe(m: &RaftMetrics) -> (Seen, Names) {
+fn observe(m: &RaftMetrics, lease: Duration) -> (Seen, Names) {
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let name = |id: NodeId| {
         membership.get_node(&id).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{id:x}"))
     };
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
     let names = Names {
-        voters: voters.iter().map(|id| name(*id)).collect(),
-        learners: membership.learner_ids().map(name).collect(),
+        voters: sorted(voters.iter().map(|id| name(*id)).collect()),
+        learners: sorted(membership.learner_ids().map(name).collect()),
         leader: m.current_leader.map(name),
         quorum_of: voters.len(),
     };
     let seen = Seen {
-        role: role_name(m.state, voters.contains(&m.id)),
+        role: role_of(m, lease),
         term: m.current_term,
         leader: m.current_leader,
         committed: m.local_committed.map(|l| l.index).unwrap_or(0),
@@ -86,7 +93,13 @@ fn tell(before: &Seen, (now, names): &(Seen, Names)) {
     }
     if now.role != before.role {
         events::emit("role_changed", &[("from", before.role.to_string()), ("to", now.role.to_string())]);
-        if now.role == role_name(ServerState::Leader, true) {
+        if before.role == "leader" && now.role == "candidate" && now.term == before.term {
+            events::emit("quorum_lost", &[("why", "no quorum acknowledged it for a whole leader lease".to_string())]);
+        }
+        if now.role == "leader" && before.role == "candidate" && now.term == before.term && before.leader == now.leader
+        {
+            events::emit("quorum_regained", &[]);
+        } else if now.role == "leader" {
             events::emit(
                 "leader_elected",
                 &[("votes_needed", (names.quorum_of / 2 + 1).to_string()), ("of", names.quorum_of.to_string())],

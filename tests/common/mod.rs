@@ -139,8 +139,90 @@ impl TestLab {
         found.unwrap()
     }
 
+    /// Members whose role is `leader` right now (a leader that lost its quorum is not one).
+    pub fn leaders(&self) -> Vec<String> {
+        let status = self.status();
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["role"] == "leader")
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Waits until exactly one member leads, other than `not`; returns its name.
+    pub fn wait_new_leader(&self, not: &str) -> String {
+        let mut found = String::new();
+        wait_for(Duration::from_secs(20), &format!("a leader other than {not}"), || {
+            let leaders = self.leaders();
+            if leaders.len() == 1 && leaders[0] != not {
+                found = leaders[0].clone();
+                return true;
+            }
+            false
+        });
+        found
+    }
+
+    /// Runs etcdctl against one member with a short command timeout, for requests expected
+    /// to fail or hang.
+    pub fn etcdctl_on_quick(&self, member: &str, args: &[&str]) -> Output {
+        let mut full = vec!["--command-timeout", "3s"];
+        full.extend_from_slice(args);
+        self.etcdctl_on(member, &full)
+    }
+
     pub fn pki(&self) -> PathBuf {
         self.dir().join("pki")
+    }
+}
+
+/// `raftty events --json` running in the background, recording the lab's Raft timeline.
+pub struct EventRecorder {
+    child: std::process::Child,
+    file: tempfile::NamedTempFile,
+}
+
+impl TestLab {
+    pub fn record_events(&self) -> EventRecorder {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(RAFTTY)
+            .args(["--lab", &self.name, "events", "--json"])
+            .env("RAFTTY_HOME", self.home.path())
+            .stdout(file.reopen().unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("raftty events");
+        EventRecorder { child, file }
+    }
+}
+
+impl EventRecorder {
+    /// Every event recorded so far.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.file.path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until an event matching `what` has been recorded; returns it.
+    pub fn wait_for_event(&self, description: &str, what: impl Fn(&Value) -> bool) -> Value {
+        let mut found = None;
+        wait_for(Duration::from_secs(20), description, || {
+            found = self.events().into_iter().find(|e| what(e));
+            found.is_some()
+        });
+        found.unwrap()
+    }
+}
+
+impl Drop for EventRecorder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -170,7 +252,10 @@ pub fn etcdctl_with_env(env: &[(String, String)], args: &[&str]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(["--command-timeout", "10s", "--dial-timeout", "3s"]).args(args);
+    if !args.contains(&"--command-timeout") {
+        cmd.args(["--command-timeout", "10s"]);
+    }
+    cmd.args(["--dial-timeout", "3s"]).args(args);
     cmd.output().expect("running etcdctl")
 }
 
