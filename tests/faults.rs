@@ -191,7 +191,7 @@ fn a_one_way_cut_starves_one_follower_without_disturbing_the_leader() {
     assert_eq!(local_value(&lab, &starved, "cut-4"), "", "the leader's messages to {starved} are lost");
     assert!(applied(&lab, &starved) <= before + 1);
     // Pre-vote keeps the starved follower from deposing a leader the others still hear.
-    assert_eq!(lab.leaders(), [leader.clone()]);
+    assert_eq!(lab.leaders(), std::slice::from_ref(&leader));
     assert_eq!(lab.node(&leader)["term"].as_u64().unwrap(), term);
 
     lab.raftty_ok(&["heal"]);

@@ -107,7 +107,7 @@ fn a_five_member_lab_survives_two_failures() {
     for v in &victims {
         lab.raftty_ok(&["kill", v]);
     }
-    assert_eq!(lab.etcdctl_on(&leader, &["put", "five", "ok"]).status.success(), true);
+    assert!(lab.etcdctl_on(&leader, &["put", "five", "ok"]).status.success());
     let survivor = ["n1", "n2", "n3", "n4", "n5"].into_iter().find(|m| *m != leader && !victims.contains(m)).unwrap();
     assert_eq!(stdout(&lab.etcdctl_on(survivor, &["get", "--print-value-only", "five"])), "ok\n");
 }
