@@ -36,6 +36,35 @@ pub struct EtcdMember {
     pub name: String,
     pub client_url: String,
     pub process: Child,
+    /// How it was started, to start it again after a kill.
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl EtcdMember {
+    fn spawn(args: &[String], log: &Path) -> Result<Child> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        Command::new("etcd")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting etcd")
+    }
+
+    /// SIGKILL, then wait for the process to be gone.
+    pub fn kill(&mut self) -> Result<()> {
+        self.process.kill()?;
+        self.process.wait()?;
+        Ok(())
+    }
+
+    /// Starts the member again with its data (etcd ignores the initial-cluster flags then).
+    pub fn restart(&mut self) -> Result<()> {
+        self.process = EtcdMember::spawn(&self.args, &self.log)?;
+        Ok(())
+    }
 }
 
 impl EtcdCluster {
@@ -52,25 +81,22 @@ impl EtcdCluster {
             let cert = pki.issue(name, CertRole::Member)?;
             let client_url = format!("https://127.0.0.1:{}", ports[2 * i]);
             let peer_url = format!("https://127.0.0.1:{}", ports[2 * i + 1]);
-            let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-            let process = Command::new("etcd")
-                .args(["--name", name])
-                .arg("--data-dir")
-                .arg(dir.join(name))
-                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", "raftty-bench"])
-                .arg("--client-cert-auth")
-                .args(cert_args("", &cert))
-                .arg("--peer-client-cert-auth")
-                .args(cert_args("peer-", &cert))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("starting etcd")?;
-            members.push(EtcdMember { name: name.clone(), client_url, process });
+            let log = dir.join(format!("{name}.log"));
+            let data_dir = dir.join(name).display().to_string();
+            let mut args: Vec<String> = [
+                "--name", name, "--data-dir", &data_dir,
+                "--listen-client-urls", &client_url, "--advertise-client-urls", &client_url,
+                "--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url,
+                "--initial-cluster", &initial.join(","), "--initial-cluster-state", "new",
+                "--initial-cluster-token", "raftty-bench", "--client-cert-auth", "--peer-client-cert-auth",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(cert_args("", &cert));
+            args.extend(cert_args("peer-", &cert));
+            let process = EtcdMember::spawn(&args, &log)?;
+            members.push(EtcdMember { name: name.clone(), client_url, process, args, log });
         }
         Ok(EtcdCluster { members, dir: dir.to_path_buf() })
     }
