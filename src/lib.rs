@@ -25,6 +25,7 @@
 //! - `errors.rs`: the errors clients see, with etcd's codes and messages.
 //! - `proto.rs`: the generated protobuf code (`proto/` holds the definitions).
 
+pub mod check;
 pub mod errors;
 pub mod proto;
 pub mod raft;

@@ -1,0 +1,13 @@
+//! # Checking a recorded history against etcd's guarantees
+//!
+//! `history.rs`: what the torture harness records; `recorder.rs`: recording it from many
+//! concurrent client tasks.
+
+mod history;
+mod recorder;
+
+pub use history::{
+    AcknowledgedWrite, ClientId, History, InvalidHistory, KeyRead, ObservedRead, Operation,
+    OperationRef, Outcome, Output, Request, Revision, format_time,
+};
+pub use recorder::{HistoryRecorder, PendingOperation};
