@@ -1,9 +1,10 @@
 //! # Checking a recorded history against etcd's guarantees
 //!
 //! `history.rs`: what the torture harness records; `recorder.rs`: recording it from many
-//! concurrent client tasks.
+//! concurrent client tasks. `model.rs`: the sequential specification of one etcd key.
 
 mod history;
+mod model;
 mod recorder;
 
 pub use history::{
