@@ -22,6 +22,8 @@
 //!   `cluster.rs`, `maintenance.rs`, ...).
 //! - `pki.rs`: the lab's certificate authority and the TLS settings of every port.
 //! - `client.rs`: an etcd client over mTLS, used by the lab, the benchmark and the tests.
+//! - `check/`: a linearizability checker (Wing-Gong-Lowe, per key) and whole-history checks
+//!   for `raftty torture`.
 //! - `errors.rs`: the errors clients see, with etcd's codes and messages.
 //! - `bench/`: `raftty bench`, a load generator run against raftty and, side by side, etcd.
 //! - `proto.rs`: the generated protobuf code (`proto/` holds the definitions).
@@ -29,6 +31,7 @@
 pub mod admin;
 pub mod api;
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod commands;
