@@ -3,6 +3,7 @@
 //! times depend on the machine, ratios much less.
 
 pub mod etcd;
+pub mod failover;
 pub mod load;
 
 use std::fmt::Write as _;
@@ -43,7 +44,11 @@ struct Results {
     cold_start: Duration,
     idle_rss_mb: Vec<f64>,
     workloads: Vec<(Workload, Outcome)>,
+    failover: Vec<Duration>,
 }
+
+/// Leader kills per system: enough for a median.
+const FAILOVER_RUNS: usize = 5;
 
 pub async fn run(options: BenchOptions) -> Result<()> {
     let scratch = tempfile::Builder::new().prefix("raftty-bench-").tempdir()?;
@@ -91,11 +96,13 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
     let pids: Vec<u32> = status.nodes.iter().filter_map(|n| n.pid).map(|p| p as u32).collect();
     let idle = pids.iter().map(|p| rss_mb(*p)).collect();
     load::fill(&endpoint, &cert, space).await?;
-    let mut results = Results { name: "raftty".into(), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new() };
+    let mut results = Results { name: "raftty".into(), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new(), failover: Vec::new() };
     for w in workloads(options.duration) {
         eprintln!("raftty: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
     }
+    eprintln!("raftty: failover");
+    results.failover = failover::raftty(lab, FAILOVER_RUNS).await?;
     Ok(results)
 }
 
@@ -108,17 +115,19 @@ async fn bench_etcd(
 ) -> Result<Results> {
     let cert = lab.root_cert();
     let started = Instant::now();
-    let cluster = etcd::EtcdCluster::start(dir, &lab.pki()?, 3)?;
+    let mut cluster = etcd::EtcdCluster::start(dir, &lab.pki()?, 3)?;
     let endpoint = cluster.wait_ready(&cert, Duration::from_secs(30)).await?;
     let cold = started.elapsed();
     let idle = cluster.pids().iter().map(|p| rss_mb(*p)).collect();
     load::fill(&endpoint, &cert, space).await?;
     let mut results =
-        Results { name: format!("etcd {version}"), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new() };
+        Results { name: format!("etcd {version}"), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new(), failover: Vec::new() };
     for w in workloads(options.duration) {
         eprintln!("etcd: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
     }
+    eprintln!("etcd: failover");
+    results.failover = failover::etcd(&mut cluster, &cert, FAILOVER_RUNS).await?;
     Ok(results)
 }
 
@@ -178,6 +187,27 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
         v.join("/")
     };
     let _ = writeln!(out);
+    let failover = |r: &Results| {
+        let mut sorted = r.failover.clone();
+        sorted.sort();
+        match (sorted.first(), sorted.last()) {
+            (Some(lo), Some(hi)) => format!(
+                "median {:.2} s ({:.2} to {:.2})",
+                failover::median(&sorted).as_secs_f64(),
+                lo.as_secs_f64(),
+                hi.as_secs_f64()
+            ),
+            _ => "-".to_string(),
+        }
+    };
+    match etcd {
+        Some(e) => {
+            let _ = writeln!(out, "failover (kill -9 the leader, retry every 300 ms, {FAILOVER_RUNS} runs): raftty {}, {} {}", failover(raftty), e.name, failover(e));
+        }
+        None => {
+            let _ = writeln!(out, "failover (kill -9 the leader, retry every 300 ms, {FAILOVER_RUNS} runs): raftty {}", failover(raftty));
+        }
+    }
     match etcd {
         Some(e) => {
             let _ = writeln!(
