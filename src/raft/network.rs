@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
+use std::time::Instant;
 
 use openraft::AnyError;
 use openraft::OptionalSend;
@@ -20,6 +21,8 @@ use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
+use crate::metrics::histogram::Histogram;
+use crate::metrics::peers::PeerRoundTrips;
 use crate::pki::CertFiles;
 use crate::proto::rafttypb as pb;
 use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
@@ -39,6 +42,7 @@ pub struct PeerChannels {
     self_id: NodeId,
     cert: CertFiles,
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    round_trips: Arc<PeerRoundTrips>,
 }
 
 impl PeerChannels {
@@ -47,7 +51,13 @@ impl PeerChannels {
             self_id,
             cert,
             channels: Arc::default(),
+            round_trips: Arc::default(),
         }
+    }
+
+    /// Round-trip times to each peer, for `etcd_network_peer_round_trip_time_seconds`.
+    pub fn round_trips(&self) -> Arc<PeerRoundTrips> {
+        self.round_trips.clone()
     }
 
     pub fn self_id(&self) -> NodeId {
@@ -119,6 +129,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerConnection {
             target,
             client: self.channels.client(target, &node.peer_url),
+            round_trip: self.channels.round_trips.to_peer(target),
         }
     }
 }
@@ -127,6 +138,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 pub struct PeerConnection {
     target: NodeId,
     client: Result<RaftPeerClient<Channel>, String>,
+    /// Timed RPCs are the ones the peer answers without touching its disk (heartbeats and
+    /// pre-votes), so they measure the network and the peer's responsiveness, as etcd's
+    /// prober does, not the peer's fsync.
+    round_trip: Arc<Histogram>,
 }
 
 impl PeerConnection {
@@ -170,10 +185,15 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError> {
         let mut client = self.client()?;
+        let heartbeat = rpc.entries.is_empty();
+        let sent = Instant::now();
         let resp = client
             .append_entries(request(codec::append_request_to_pb(&rpc), &option))
             .await
             .map_err(|s| rpc_error(self.target, s))?;
+        if heartbeat {
+            self.round_trip.observe(sent.elapsed().as_secs_f64());
+        }
         codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
@@ -196,10 +216,12 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse, RPCError> {
         let mut client = self.client()?;
+        let sent = Instant::now();
         let resp = client
             .pre_vote(request(codec::vote_request_to_pb(&rpc), &option))
             .await
             .map_err(|s| rpc_error(self.target, s))?;
+        self.round_trip.observe(sent.elapsed().as_secs_f64());
         codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
