@@ -22,6 +22,7 @@ use crate::lab::Lab;
 use crate::lab::SnapshotSettings;
 use crate::lab::Tempo;
 use crate::member::Member;
+use crate::metrics;
 use crate::pki;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
@@ -121,8 +122,17 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     // Bind before joining: a member that cannot serve should not take part in elections.
     let client_listener = bind(me.client_port, "client").await?;
     let peer_listener = bind(me.peer_port, "peer").await?;
+    let metrics_listener = bind(me.metrics_port, "metrics").await?;
 
     let channels = PeerChannels::new(me.id, cert.clone());
+    let member_metrics = metrics::MemberMetrics::new(
+        me.id,
+        metrics::families::StorageSources {
+            wal: log_store.stats(),
+            state: state_machine.mvcc().clone(),
+            peers: channels.round_trips(),
+        },
+    )?;
     let config = raft_config(lab.name(), lab.config.tempo, lab.config.snapshots)?;
     let raft = Raft::new(
         me.id,
@@ -143,7 +153,9 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         state_machine,
         peers: channels,
         request_timeout,
+        metrics: member_metrics.clone(),
     });
+    member_metrics.follow(&raft);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -177,6 +189,15 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         .serve_with_incoming_shutdown(incoming(client_listener), stopped(stop_rx.clone()));
     let peer_task = tokio::spawn(peer_server);
     let client_task = tokio::spawn(client_server);
+    let metrics_task = metrics::http::start(
+        metrics_listener,
+        &cert,
+        metrics::http::Endpoint {
+            metrics: member_metrics,
+            health: member.clone(),
+        },
+        stopped(stop_rx.clone()),
+    )?;
 
     if fresh && me.initial && !lab.config.bootstrapped {
         // Every initial member proposes the same first configuration; openraft accepts the
@@ -232,6 +253,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = peer_task.await;
         let _ = client_task.await;
+        let _ = metrics_task.await;
     })
     .await;
     Ok(())

@@ -60,6 +60,9 @@ impl RaftPeer for PeerService {
             .append_entries(rpc)
             .await
             .map_err(raft_failure)?;
+        if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
+            self.member.metrics.heard_from_leader();
+        }
         Ok(Response::new(codec::append_response_to_pb(&resp)))
     }
 
