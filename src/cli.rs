@@ -129,6 +129,15 @@ pub enum Command {
         #[arg(long, default_value_t = 256)]
         value_size: usize,
     },
+    /// Print a member's Prometheus metrics (etcd's names), read over mTLS with the lab's
+    /// root certificate.
+    Metrics {
+        /// The member's name in the lab (n1, n2, ...).
+        name: String,
+        /// Print only the lines containing this text; exit 1 if none does.
+        #[arg(long)]
+        grep: Option<String>,
+    },
     /// Run one cluster member (started by the lab supervisor).
     Node {
         /// The lab's folder.

@@ -211,6 +211,10 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
         Command::Bench { duration, no_etcd, keys, value_size } => {
             crate::bench::run(crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size }).await?;
         }
+        Command::Metrics { name, grep } => {
+            let lab = Lab::open(&home, lab_name)?;
+            return crate::metrics::scrape::print_member(&lab, &name, grep.as_deref()).await;
+        }
         Command::Node { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(ExitCode::SUCCESS)

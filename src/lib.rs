@@ -20,6 +20,8 @@
 //!   transactions, stored in redb.
 //! - `api/`: the etcd v3 services on the client port, one file each (`kv.rs`,
 //!   `cluster.rs`, `maintenance.rs`, ...).
+//! - `metrics/`: Prometheus metrics with etcd's names and `/health`, on each member's
+//!   metrics port (HTTPS, mTLS), and the scraper behind `raftty metrics`.
 //! - `pki.rs`: the lab's certificate authority and the TLS settings of every port.
 //! - `client.rs`: an etcd client over mTLS, used by the lab, the benchmark and the tests.
 //! - `check/`: a linearizability checker (Wing-Gong-Lowe, per key) and whole-history checks
@@ -40,6 +42,7 @@ pub mod events;
 pub mod faults;
 pub mod lab;
 pub mod member;
+pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod pki;

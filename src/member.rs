@@ -16,6 +16,7 @@ use tonic::Code;
 
 use crate::client::EtcdClient;
 use crate::errors::EtcdError;
+use crate::metrics::MemberMetrics;
 use crate::pki::CertFiles;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::rafttypb::ProposeRequest;
@@ -41,6 +42,7 @@ pub struct Member {
     /// How long a request may wait for consensus before the client is told it timed out
     /// (etcd: 5 s plus two election timeouts).
     pub request_timeout: Duration,
+    pub metrics: std::sync::Arc<MemberMetrics>,
 }
 
 impl Member {
@@ -85,6 +87,15 @@ impl Member {
     /// the leader). Once it may have been proposed, a failure is reported as a timeout: the
     /// write may still take effect, exactly what etcd tells its clients in that case.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, EtcdError> {
+        let pending = self.metrics.start_proposal();
+        let outcome = self.propose_until_done(command).await;
+        if outcome.is_ok() {
+            pending.succeeded();
+        }
+        outcome
+    }
+
+    async fn propose_until_done(&self, command: Command) -> Result<CommandResult, EtcdError> {
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let leader = self.await_leader(deadline).await?;

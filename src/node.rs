@@ -29,6 +29,7 @@ use crate::lab::Lab;
 use crate::lab::SnapshotSettings;
 use crate::lab::Tempo;
 use crate::member::Member;
+use crate::metrics;
 use crate::pki;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
@@ -116,11 +117,20 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     // Bind before joining: a member that cannot serve should not take part in elections.
     let client_listener = bind(me.client_port, "client").await?;
     let peer_listener = bind(me.peer_port, "peer").await?;
+    let metrics_listener = bind(me.metrics_port, "metrics").await?;
 
     events::init(me.id, name);
     let faults = Arc::new(FaultState::new(me.id, LabFaults::load(lab_dir)?.to_table(&lab.config)));
     tokio::spawn(follow_fault_file(lab_dir.to_path_buf(), faults.clone()));
     let channels = PeerChannels::new(me.id, cert.clone(), faults);
+    let member_metrics = metrics::MemberMetrics::new(
+        me.id,
+        metrics::families::StorageSources {
+            wal: log_store.stats(),
+            state: state_machine.mvcc().clone(),
+            peers: channels.round_trips(),
+        },
+    )?;
     let config = raft_config(lab.name(), lab.config.tempo, lab.config.snapshots)?;
     let raft = Raft::new(me.id, config, PeerNetwork::new(channels.clone()), log_store, state_machine.clone())
         .await
@@ -135,7 +145,9 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         peers: channels,
         cert: cert.clone(),
         request_timeout,
+        metrics: member_metrics.clone(),
     });
+    member_metrics.follow(&raft);
 
     tokio::spawn(observer::narrate(raft.clone()));
     {
@@ -176,6 +188,12 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         .serve_with_incoming_shutdown(incoming(client_listener), stopped(stop_rx.clone()));
     let peer_task = tokio::spawn(peer_server);
     let client_task = tokio::spawn(client_server);
+    let metrics_task = metrics::http::start(
+        metrics_listener,
+        &cert,
+        metrics::http::Endpoint { metrics: member_metrics, health: member.clone() },
+        stopped(stop_rx.clone()),
+    )?;
 
     if fresh && me.initial && !lab.config.bootstrapped {
         // Every initial member proposes the same first configuration; openraft accepts the
@@ -212,6 +230,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = peer_task.await;
         let _ = client_task.await;
+        let _ = metrics_task.await;
     })
     .await;
     Ok(())

@@ -81,7 +81,11 @@ pub async fn etcd(cluster: &mut EtcdCluster, cert: &CertFiles, runs: usize) -> R
             if answered.await.unwrap_or(false) {
                 break;
             }
-            anyhow::ensure!(Instant::now() < deadline, "etcd member {} did not come back", cluster.members[leader].name);
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "etcd member {} did not come back",
+                cluster.members[leader].name
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -96,7 +96,13 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
     let pids: Vec<u32> = status.nodes.iter().filter_map(|n| n.pid).map(|p| p as u32).collect();
     let idle = pids.iter().map(|p| rss_mb(*p)).collect();
     load::fill(&endpoint, &cert, space).await?;
-    let mut results = Results { name: "raftty".into(), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new(), failover: Vec::new() };
+    let mut results = Results {
+        name: "raftty".into(),
+        cold_start: cold,
+        idle_rss_mb: idle,
+        workloads: Vec::new(),
+        failover: Vec::new(),
+    };
     for w in workloads(options.duration) {
         eprintln!("raftty: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
@@ -120,8 +126,13 @@ async fn bench_etcd(
     let cold = started.elapsed();
     let idle = cluster.pids().iter().map(|p| rss_mb(*p)).collect();
     load::fill(&endpoint, &cert, space).await?;
-    let mut results =
-        Results { name: format!("etcd {version}"), cold_start: cold, idle_rss_mb: idle, workloads: Vec::new(), failover: Vec::new() };
+    let mut results = Results {
+        name: format!("etcd {version}"),
+        cold_start: cold,
+        idle_rss_mb: idle,
+        workloads: Vec::new(),
+        failover: Vec::new(),
+    };
     for w in workloads(options.duration) {
         eprintln!("etcd: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
@@ -202,10 +213,20 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
     };
     match etcd {
         Some(e) => {
-            let _ = writeln!(out, "failover (kill -9 the leader, retry every 300 ms, {FAILOVER_RUNS} runs): raftty {}, {} {}", failover(raftty), e.name, failover(e));
+            let _ = writeln!(
+                out,
+                "failover (kill -9 the leader, retry every 300 ms, {FAILOVER_RUNS} runs): raftty {}, {} {}",
+                failover(raftty),
+                e.name,
+                failover(e)
+            );
         }
         None => {
-            let _ = writeln!(out, "failover (kill -9 the leader, retry every 300 ms, {FAILOVER_RUNS} runs): raftty {}", failover(raftty));
+            let _ = writeln!(
+                out,
+                "failover (kill -9 the leader, retry every 300 ms, {FAILOVER_RUNS} runs): raftty {}",
+                failover(raftty)
+            );
         }
     }
     match etcd {

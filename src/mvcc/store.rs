@@ -27,6 +27,8 @@ use redb::TableError;
 use tokio::sync::broadcast;
 
 use crate::errors::EtcdError;
+use crate::metrics::histogram::Histogram;
+use crate::metrics::histogram::HistogramSnapshot;
 use crate::mvcc::apply::apply_command;
 use crate::mvcc::error::AtPath;
 use crate::mvcc::error::Failure;
@@ -104,6 +106,9 @@ pub struct MvccStore {
     state: RwLock<State>,
     durability: Mutex<DurableClock>,
     feed: broadcast::Sender<WatchFeed>,
+    /// Durations of the commits that reach the disk: raftty's
+    /// `etcd_disk_backend_commit_duration_seconds`.
+    disk_commit_seconds: Histogram,
 }
 
 /// When the last durable commit was, and how long non-durable ones may pile up after it.
@@ -139,6 +144,8 @@ impl MvccStore {
             state: RwLock::new(state),
             durability: Mutex::new(DurableClock { last: Instant::now(), every: DURABLE_EVERY }),
             feed,
+            // etcd's buckets for backend commits: 1 ms to about 8 s.
+            disk_commit_seconds: Histogram::exponential(0.001, 2.0, 14),
         })
     }
 
@@ -175,6 +182,15 @@ impl MvccStore {
                 0
             }
         }
+    }
+
+    /// How long the commits that made applied state durable took, fsync included. Like
+    /// etcd's backend, which batches applies and commits them to disk every 100 ms, raftty
+    /// applies in memory-only commits and makes them durable in one commit at most every
+    /// [`DURABLE_EVERY`]; only those durable commits (and restores) touch the disk, so only
+    /// they are timed: the memory-only ones would bury a slow disk under microseconds.
+    pub fn disk_commit_seconds(&self) -> HistogramSnapshot {
+        self.disk_commit_seconds.snapshot()
     }
 
     /// The live feed of committed revisions.
@@ -322,7 +338,10 @@ impl MvccStore {
     fn durable_commit(&self) -> Result<(), StoreError> {
         let mut wtx = self.db.begin_write().at(&self.path)?;
         wtx.set_durability(Durability::Immediate).at(&self.path)?;
-        wtx.commit().at(&self.path)
+        let started = Instant::now();
+        wtx.commit().at(&self.path)?;
+        self.disk_commit_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// A frozen, consistent view of the whole state, for writing a snapshot while applies
@@ -375,10 +394,12 @@ impl MvccStore {
             meta.insert(STATE_KEY, stored_state(&fresh).encode_to_vec().as_slice()).at(&self.path)?;
         }
         let mut state = self.lock_write()?;
+        let started = Instant::now();
         if let Err(e) = wtx.commit().at(&self.path) {
             state.failed = Some(e.to_string());
             return Err(e);
         }
+        self.disk_commit_seconds.observe(started.elapsed().as_secs_f64());
         let (revision, compact_revision) = (fresh.revision, fresh.compact_revision);
         *state = fresh;
         drop(state);

@@ -67,6 +67,8 @@ use redb::TableDefinition;
 use tokio::sync::Notify;
 use tokio::sync::oneshot;
 
+use crate::metrics::histogram::Histogram;
+use crate::metrics::histogram::HistogramSnapshot;
 use crate::proto::rafttypb as pb;
 use crate::raft::codec::entry_from_pb;
 use crate::raft::codec::entry_to_pb;
@@ -141,64 +143,6 @@ pub enum OpenFailure {
     UnknownFormat { found: String },
     #[error("it is damaged: {0}")]
     Damaged(String),
-}
-
-/// A histogram with fixed upper bounds, ready to be rendered as a Prometheus histogram.
-/// Observations come from one thread (the writer); reads may come from any.
-#[derive(Debug)]
-pub struct Histogram {
-    upper_bounds: Vec<f64>,
-    /// One count per bound, then one for values above every bound; not cumulative.
-    counts: Vec<AtomicU64>,
-    sum_bits: AtomicU64,
-    count: AtomicU64,
-}
-
-/// A histogram's content at one moment, in Prometheus' cumulative form.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistogramSnapshot {
-    /// `(upper bound, observations <= bound)`, ascending; `+Inf` is `count`.
-    pub buckets: Vec<(f64, u64)>,
-    pub sum: f64,
-    pub count: u64,
-}
-
-impl Histogram {
-    /// Prometheus' `ExponentialBuckets(start, factor, count)`.
-    pub fn exponential(start: f64, factor: f64, count: usize) -> Histogram {
-        let upper_bounds: Vec<f64> = (0..count).map(|i| start * factor.powi(i as i32)).collect();
-        let counts = (0..=count).map(|_| AtomicU64::new(0)).collect();
-        Histogram { upper_bounds, counts, sum_bits: AtomicU64::new(0f64.to_bits()), count: AtomicU64::new(0) }
-    }
-
-    pub fn observe(&self, value: f64) {
-        let slot = self.upper_bounds.iter().position(|bound| value <= *bound).unwrap_or(self.upper_bounds.len());
-        if let Some(counter) = self.counts.get(slot) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        let _ = self
-            .sum_bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + value).to_bits()));
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut cumulative = 0;
-        let buckets = self
-            .upper_bounds
-            .iter()
-            .zip(&self.counts)
-            .map(|(bound, n)| {
-                cumulative += n.load(Ordering::Relaxed);
-                (*bound, cumulative)
-            })
-            .collect();
-        HistogramSnapshot {
-            buckets,
-            sum: f64::from_bits(self.sum_bits.load(Ordering::Relaxed)),
-            count: self.count.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// What the log store has done, for metrics. Cheap to share: hold the `Arc` and read it

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
+use std::time::Instant;
 
 use openraft::AnyError;
 use openraft::OptionalSend;
@@ -22,6 +23,8 @@ use tonic::transport::Endpoint;
 
 use crate::events;
 use crate::faults::FaultState;
+use crate::metrics::histogram::Histogram;
+use crate::metrics::peers::PeerRoundTrips;
 use crate::pki::CertFiles;
 use crate::proto::rafttypb as pb;
 use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
@@ -42,11 +45,17 @@ pub struct PeerChannels {
     cert: CertFiles,
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
     faults: Arc<FaultState>,
+    round_trips: Arc<PeerRoundTrips>,
 }
 
 impl PeerChannels {
     pub fn new(self_id: NodeId, cert: CertFiles, faults: Arc<FaultState>) -> PeerChannels {
-        PeerChannels { self_id, cert, channels: Arc::default(), faults }
+        PeerChannels { self_id, cert, channels: Arc::default(), faults, round_trips: Arc::default() }
+    }
+
+    /// Round-trip times to each peer, for `etcd_network_peer_round_trip_time_seconds`.
+    pub fn round_trips(&self) -> Arc<PeerRoundTrips> {
+        self.round_trips.clone()
     }
 
     pub fn self_id(&self) -> NodeId {
@@ -132,6 +141,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target_name: if node.name.is_empty() { format!("{target:x}") } else { node.name.clone() },
             client: self.channels.client(target, &node.peer_url),
             channels: self.channels.clone(),
+            round_trip: self.channels.round_trips.to_peer(target),
         }
     }
 }
@@ -142,6 +152,10 @@ pub struct PeerConnection {
     target_name: String,
     client: Result<RaftPeerClient<Channel>, String>,
     channels: PeerChannels,
+    /// Timed RPCs are the ones the peer answers without touching its disk (heartbeats and
+    /// pre-votes), so they measure the network and the peer's responsiveness, as etcd's
+    /// prober does, not the peer's fsync.
+    round_trip: Arc<Histogram>,
 }
 
 impl PeerConnection {
@@ -220,9 +234,15 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         if let Some((first, last)) = range {
             events::emit_range("append_sent", &self.target_name, first, last);
         }
+        let sent = Instant::now();
         let call = client.append_entries(request(codec::append_request_to_pb(&rpc), &option));
         let resp =
             self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        if range.is_none() {
+            // Heartbeats are answered without touching the disk: their round trip is the
+            // network's (including any delay the lab injects).
+            self.round_trip.observe(sent.elapsed().as_secs_f64());
+        }
         let resp = codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)?;
         match (&resp, range) {
             (AppendEntriesResponse::Success, Some((first, last))) => {
@@ -254,9 +274,11 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
     async fn pre_vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
         let mut client = self.client()?;
         self.vote_requested(&rpc, true);
+        let sent = Instant::now();
         let call = client.pre_vote(request(codec::vote_request_to_pb(&rpc), &option));
         let resp =
             self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        self.round_trip.observe(sent.elapsed().as_secs_f64());
         let resp = codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)?;
         self.vote_answered(&rpc, &resp, true);
         Ok(resp)

@@ -53,6 +53,9 @@ impl RaftPeer for PeerService {
         require_member(&req)?;
         let rpc = codec::append_request_from_pb(req.into_inner())?;
         let resp = self.member.raft.append_entries(rpc).await.map_err(raft_failure)?;
+        if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
+            self.member.metrics.heard_from_leader();
+        }
         Ok(Response::new(codec::append_response_to_pb(&resp)))
     }
 
