@@ -4,12 +4,10 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use openraft::RaftLogReader;
 use openraft::ServerState;
-use openraft::async_runtime::Instant;
 use openraft::async_runtime::WatchReceiver;
 use tonic::Request;
 use tonic::Response;
@@ -22,7 +20,7 @@ use crate::proto::rafttyadmin::admin_server::Admin;
 use crate::proto::rafttyadmin::*;
 use crate::raft::log_store::LogReader;
 use crate::raft::types::EntryPayload;
-use crate::raft::types::Raft;
+use crate::raft::types::NodeId;
 use crate::raft::types::RaftMetrics;
 
 /// Entries a single log read returns at most.
@@ -50,30 +48,24 @@ fn require_admin<T>(req: &Request<T>) -> Result<(), Status> {
     }
 }
 
-/// A member's role as people say it, from openraft's metrics.
+/// A member's role as people say it, from openraft's metrics and the live leader.
 ///
-/// openraft's `Learner` is also what a member is before it joins. A leader that has not
-/// heard from a quorum for a whole leader lease still calls itself leader but refuses new
-/// writes (openraft's CheckQuorum); etcd's leader would step down and campaign in that case,
-/// so it is shown as a candidate: what it is in effect, a member trying to lead.
-pub fn role_of(m: &RaftMetrics, lease: Duration) -> &'static str {
-    let membership = m.membership_config.membership();
-    let voters: Vec<u64> = membership.voter_ids().collect();
+/// openraft's `Learner` is also what a member is before it joins. openraft keeps naming a
+/// leader it no longer hears from (a leader that lost its quorum still calls itself leader
+/// and refuses writes; a follower cut off from its leader keeps its name while its
+/// pre-votes fail). etcd's members would campaign in both cases (CheckQuorum, pre-vote
+/// candidates), so a member without a live leader is shown as a candidate: what it is in
+/// effect, a member trying to get a leader elected.
+pub fn role_of(m: &RaftMetrics, live_leader: Option<NodeId>) -> &'static str {
+    let voter = m.membership_config.membership().voter_ids().any(|id| id == m.id);
     match m.state {
-        ServerState::Leader => {
-            let lost_quorum = voters.len() > 1 && m.last_quorum_acked.as_ref().is_some_and(|t| t.elapsed() > lease);
-            if lost_quorum { "candidate" } else { "leader" }
-        }
-        ServerState::Candidate => "candidate",
-        ServerState::Follower if voters.contains(&m.id) => "follower",
+        ServerState::Leader if live_leader == Some(m.id) => "leader",
+        ServerState::Leader | ServerState::Candidate => "candidate",
+        ServerState::Follower if voter && live_leader.is_none() => "candidate",
+        ServerState::Follower if voter => "follower",
         ServerState::Follower | ServerState::Learner => "learner",
         ServerState::Shutdown => "stopped",
     }
-}
-
-/// How long a leader may go without a quorum's acknowledgement before it stops serving.
-pub fn leader_lease(raft: &Raft) -> Duration {
-    Duration::from_millis(raft.config().election_timeout_max)
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<RaftEvent, Status>> + Send>>;
@@ -87,7 +79,8 @@ impl Admin for AdminService {
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
         let learners: Vec<u64> = membership.learner_ids().collect();
-        let role = role_of(&m, leader_lease(&self.member.raft));
+        let live_leader = self.member.live_leader_of(&m);
+        let role = role_of(&m, live_leader);
         let matched = m
             .replication
             .as_ref()
@@ -98,7 +91,7 @@ impl Admin for AdminService {
             name: self.member.name.clone(),
             role: role.to_string(),
             term: m.current_term,
-            leader: m.current_leader.unwrap_or(0),
+            leader: live_leader.unwrap_or(0),
             last_log_index: m.last_log_index.unwrap_or(0),
             committed_index: m.local_committed.map(|l| l.index).unwrap_or(0),
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),

@@ -257,6 +257,19 @@ impl Member {
 }
 
 impl Member {
+    /// The leader this member can count on right now: the one openraft names, if it has shown
+    /// signs of life within a leader lease (see `metrics::raft`).
+    pub fn live_leader(&self) -> Option<NodeId> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        self.live_leader_of(&m)
+    }
+
+    pub fn live_leader_of(&self, m: &crate::raft::types::RaftMetrics) -> Option<NodeId> {
+        let window = Duration::from_millis(self.raft.config().election_timeout_max);
+        crate::metrics::raft::RaftView::of(m).live_leader(self.metrics.heard_from_leader_ago(), window)
+    }
+
     /// An etcd client connected to the leader's client port, for the calls etcd serves only
     /// on the leader (membership changes).
     pub async fn leader_client(&self) -> Result<EtcdClient, tonic::Status> {

@@ -149,7 +149,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     });
     member_metrics.follow(&raft);
 
-    tokio::spawn(observer::narrate(raft.clone()));
+    tokio::spawn(observer::narrate(member.clone()));
     {
         let member = member.clone();
         let me = MemberNode { name: name.to_string(), peer_url: me.peer_url(), client_url: me.client_url() };

@@ -33,7 +33,7 @@ impl Maintenance for MaintenanceService {
             let m = metrics.borrow_watched();
             let learner = !m.membership_config.membership().voter_ids().any(|id| id == self.member.id);
             (
-                m.current_leader.unwrap_or(0),
+                self.member.live_leader_of(&m).unwrap_or(0),
                 m.last_log_index.unwrap_or(0),
                 m.current_term,
                 m.last_applied.map(|l| l.index).unwrap_or(0),

@@ -48,7 +48,7 @@ pub async fn raftty(lab: &Lab, runs: usize) -> Result<Vec<Duration>> {
     let mut times = Vec::new();
     for _ in 0..runs {
         let status = status::gather(lab, Duration::from_secs(2)).await?;
-        let leader = status.agreed_leader().context("no leader to kill")?.to_string();
+        let leader = status.leader().context("no leader to kill")?.to_string();
         let survivors: Vec<String> =
             lab.config.active_members().filter(|m| m.name != leader).map(|m| m.client_url()).collect();
         control::kill(lab, &leader)?;

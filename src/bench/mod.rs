@@ -90,7 +90,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
 
 async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, cold: Duration) -> Result<Results> {
     let status = lab::status::gather(lab, Duration::from_secs(2)).await?;
-    let leader = status.agreed_leader().context("the bench lab has no leader")?.to_string();
+    let leader = status.leader().context("the bench lab has no leader")?.to_string();
     let endpoint = lab.config.member(&leader)?.client_url();
     let cert = lab.root_cert();
     let pids: Vec<u32> = status.nodes.iter().filter_map(|n| n.pid).map(|p| p as u32).collect();

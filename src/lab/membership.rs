@@ -108,7 +108,7 @@ async fn wait_caught_up(lab: &Lab, member: &str, id: u64, progress: &mut impl Fn
     let deadline = Instant::now() + CATCH_UP_TIMEOUT;
     loop {
         let status = status::gather(lab, Duration::from_secs(2)).await?;
-        if let Some(leader) = status.agreed_leader() {
+        if let Some(leader) = status.leader() {
             let mut admin = control::admin_client(lab, leader, Duration::from_secs(2)).await?;
             let state = admin.state(StateRequest {}).await?.into_inner();
             let matched = state.matched.get(&id).copied().unwrap_or(0);

@@ -76,6 +76,15 @@ pub struct LabStatus {
 }
 
 impl LabStatus {
+    /// The member that leads right now (one with a quorum behind it), if there is one.
+    pub fn leader(&self) -> Option<&str> {
+        let mut leaders = self.nodes.iter().filter(|n| n.role == Some(Role::Leader));
+        match (leaders.next(), leaders.next()) {
+            (Some(only), None) => Some(only.name.as_str()),
+            _ => None,
+        }
+    }
+
     /// The name of the member every answering member agrees is the leader, if they agree.
     pub fn agreed_leader(&self) -> Option<&str> {
         let mut leaders = self.nodes.iter().filter(|n| n.state == ProcessState::Running).map(|n| n.leader.as_deref());

@@ -106,6 +106,11 @@ impl LeaderContact {
 }
 
 impl MemberMetrics {
+    /// How long ago this member last accepted an AppendEntries from a leader.
+    pub fn heard_from_leader_ago(&self) -> Option<Duration> {
+        self.leader_contact.ago()
+    }
+
     /// The peer service calls this for every AppendEntries a leader sent and this member
     /// accepted as coming from the current leader.
     pub fn heard_from_leader(&self) {

@@ -2,19 +2,21 @@
 //! elections, commits, applies, snapshots, log purges and membership changes.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::Arc;
 
 use openraft::async_runtime::WatchReceiver;
 
-use crate::admin::leader_lease;
 use crate::admin::role_of;
 use crate::events;
+use crate::member::Member;
 use crate::raft::types::*;
 
 /// What the narrator remembers of the last metrics it saw.
 #[derive(Default, PartialEq)]
 struct Seen {
     role: &'static str,
+    /// openraft's own view: this member holds the leadership of its term, quorum or not.
+    openraft_leader: bool,
     term: u64,
     leader: Option<NodeId>,
     committed: u64,
@@ -25,9 +27,8 @@ struct Seen {
 }
 
 /// Runs for the life of the member.
-pub async fn narrate(raft: Raft) {
-    let lease = leader_lease(&raft);
-    let mut metrics = raft.metrics();
+pub async fn narrate(member: Arc<Member>) {
+    let mut metrics = member.raft.metrics();
     let mut seen = Seen::default();
     let mut tick = tokio::time::interval(events::MERGE_WINDOW / 2);
     loop {
@@ -42,7 +43,7 @@ pub async fn narrate(raft: Raft) {
         }
         let now = {
             let m = metrics.borrow_and_update();
-            observe(&m, lease)
+            observe(&m, member.live_leader_of(&m))
         };
         tell(&seen, &now);
         seen = now.0;
@@ -50,7 +51,7 @@ pub async fn narrate(raft: Raft) {
     events::flush_ranges(true);
 }
 
-fn observe(m: &RaftMetrics, lease: Duration) -> (Seen, Names) {
+fn observe(m: &RaftMetrics, live_leader: Option<NodeId>) -> (Seen, Names) {
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let name = |id: NodeId| {
@@ -63,13 +64,14 @@ fn observe(m: &RaftMetrics, lease: Duration) -> (Seen, Names) {
     let names = Names {
         voters: sorted(voters.iter().map(|id| name(*id)).collect()),
         learners: sorted(membership.learner_ids().map(name).collect()),
-        leader: m.current_leader.map(name),
+        leader: live_leader.map(name),
         quorum_of: voters.len(),
     };
     let seen = Seen {
-        role: role_of(m, lease),
+        role: role_of(m, live_leader),
+        openraft_leader: m.state == openraft::ServerState::Leader,
         term: m.current_term,
-        leader: m.current_leader,
+        leader: live_leader,
         committed: m.local_committed.map(|l| l.index).unwrap_or(0),
         applied: m.last_applied.map(|l| l.index).unwrap_or(0),
         snapshot: m.snapshot,
@@ -96,8 +98,7 @@ fn tell(before: &Seen, (now, names): &(Seen, Names)) {
         if before.role == "leader" && now.role == "candidate" && now.term == before.term {
             events::emit("quorum_lost", &[("why", "no quorum acknowledged it for a whole leader lease".to_string())]);
         }
-        if now.role == "leader" && before.role == "candidate" && now.term == before.term && before.leader == now.leader
-        {
+        if now.role == "leader" && before.openraft_leader && now.term == before.term {
             events::emit("quorum_regained", &[]);
         } else if now.role == "leader" {
             events::emit(
