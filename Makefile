@@ -4,6 +4,10 @@ CARGO ?= cargo
 
 .PHONY: run test bench torture lint build etcdctl
 
+# Seeds and minutes per seed of `make torture`.
+TORTURE_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+TORTURE_DURATION ?= 5m
+
 ## Build in release mode and start raftty.
 run:
 	$(CARGO) build --release
@@ -17,6 +21,15 @@ test: etcdctl
 bench:
 	$(CARGO) build --release
 	./target/release/raftty bench
+
+## Long torture runs: many seeds, minutes each, every fault. Stops at the first failure,
+## leaving its history and account in ./raftty-torture-<seed>/.
+torture:
+	$(CARGO) build --release
+	@for seed in $(TORTURE_SEEDS); do \
+		echo "== seed $$seed"; \
+		./target/release/raftty torture --seed $$seed --duration $(TORTURE_DURATION) --clients 16 || exit 1; \
+	done
 
 ## fmt and clippy, warnings are errors.
 lint:

@@ -138,6 +138,29 @@ pub enum Command {
         #[arg(long)]
         grep: Option<String>,
     },
+    /// Jepsen-style test of a fresh lab: concurrent clients, random faults, then a check
+    /// that the history is linearizable and nothing acknowledged was lost.
+    Torture {
+        /// Reproduces a run's choices of requests and faults.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        duration: std::time::Duration,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// 3 or 5 members.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Faults to inject: comma-separated names, `all`, or `none`.
+        #[arg(long, default_value = "all")]
+        nemesis: String,
+        /// Keys the clients contend on.
+        #[arg(long, default_value_t = 16)]
+        keys: usize,
+        /// Where to save the history and the account of a violation.
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
+    },
     /// Run one cluster member (started by the lab supervisor).
     Node {
         /// The lab's folder.

@@ -208,6 +208,22 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Torture { seed, duration, clients, nodes, nemesis, keys, out } => {
+            let nemesis =
+                if nemesis == "none" { vec![] } else { crate::torture::nemesis::Fault::parse_list(&nemesis)? };
+            anyhow::ensure!(nodes == 3 || nodes == 5, "a torture lab has 3 or 5 members");
+            let options =
+                crate::torture::TortureOptions { seed, duration, clients, nodes, nemesis, home: None, out, keys };
+            let report = crate::torture::run(&options).await?;
+            print!("{}", report.summary());
+            if let Some(dir) = report.save_if_failed()? {
+                println!("the history and the first violation are in {}", dir.display());
+                if let Some(account) = report.first_violation() {
+                    println!("\n{account}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Bench { duration, no_etcd, keys, value_size } => {
             crate::bench::run(crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size }).await?;
         }

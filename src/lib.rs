@@ -48,3 +48,4 @@ pub mod node;
 pub mod pki;
 pub mod proto;
 pub mod raft;
+pub mod torture;
