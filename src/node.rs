@@ -87,6 +87,13 @@ pub fn raft_config(lab_name: &str, tempo: Tempo, snapshots: SnapshotSettings) ->
         // Like etcd, the leader sends new entries to followers while its own fsync is still
         // running: replication and the local write overlap instead of adding up.
         broadcast_submitted_on_append: Some(true),
+        // Standard Raft: a restarted leader must win a new election. openraft can instead let
+        // it resume leading at once, but this state machine and the committed index reach
+        // the disk lazily (the log is what is durable), so such a leader could serve reads
+        // from a state older than what clients already saw. A new election makes the new
+        // leader commit an entry of its own term first, which brings every member's state
+        // up to date before any linearizable read is served. (Found by `raftty torture`.)
+        enable_leader_restore: Some(false),
         ..Default::default()
     };
     Ok(Arc::new(config.validate().context("invalid Raft timing")?))
