@@ -68,3 +68,16 @@ impl EtcdClient {
         }
     }
 }
+
+/// Whether a failed call certainly never reached the server: its connection was refused.
+/// Such a request had no effect and may be retried, unlike one that timed out.
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

@@ -158,7 +158,7 @@ impl Member {
                 Attempt::NotProposed
             }
             // The leader we knew is gone and its port refused the connection: nothing was sent.
-            Err(status) if never_sent(&status) => Attempt::NotProposed,
+            Err(status) if crate::client::never_sent(&status) => Attempt::NotProposed,
             Err(status) => Attempt::Done(Err(status_to_error(status))),
         }
     }
@@ -365,18 +365,6 @@ enum Attempt<T> {
     Done(Result<T, EtcdError>),
     /// Certainly not proposed: safe to retry with the (new) leader.
     NotProposed,
-}
-
-/// Whether a failed call certainly never reached the peer: its connection was refused.
-fn never_sent(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(e) = source {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// An error relayed by the leader: keep etcd's message when it is one.

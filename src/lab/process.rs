@@ -6,6 +6,7 @@
 //! reused.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,6 +22,9 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::lab::Lab;
+
+/// Written to a member's log each time it is started, so each run's lines can be told apart.
+const START_MARK: &str = "--- raftty starting";
 
 /// What the operating system says about a member's process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,11 +93,12 @@ impl Lab {
         let exe = std::env::current_exe().context("finding the raftty executable")?;
         fs::create_dir_all(self.run_dir())?;
         fs::create_dir_all(self.logs_dir())?;
-        let log = fs::OpenOptions::new()
+        let mut log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_file(member))
             .with_context(|| format!("opening {}", self.log_file(member).display()))?;
+        writeln!(log, "{START_MARK} {member}")?;
         let mut cmd = Command::new(exe);
         cmd.arg("node")
             .arg("--lab-dir")
@@ -161,6 +166,14 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Why `member` stopped, if its last run ended with an error (a member that refuses its
+    /// data says why before exiting); None for a member that was killed or stopped.
+    pub fn exit_reason(&self, member: &str) -> Option<String> {
+        let text = fs::read_to_string(self.log_file(member)).ok()?;
+        let last_run = text.rsplit(START_MARK).next()?;
+        last_run.lines().rev().find_map(|l| l.strip_prefix("Error: ").map(str::to_string))
     }
 
     /// The last lines a member wrote to its log: what to show when it fails to start.

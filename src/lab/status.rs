@@ -140,6 +140,9 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                         if s.leader == 0 { None } else { name_of(s.leader).or(Some(format!("{:x}", s.leader))) };
                 }
                 Err(e) if process.state == ProcessState::Running => node.error = Some(e),
+                Err(_) if process.state == ProcessState::Exited => {
+                    node.error = lab.exit_reason(&m.name).map(|why| format!("refused to start: {why}"));
+                }
                 Err(_) => {}
             }
             node
@@ -186,7 +189,8 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     for n in status.nodes.iter().filter(|n| n.error.is_some()) {
-        let _ = writeln!(out, "{} does not answer: {}", n.name, n.error.as_deref().unwrap_or_default());
+        let what = if n.state == ProcessState::Exited { "exited" } else { "does not answer" };
+        let _ = writeln!(out, "{} {what}: {}", n.name, n.error.as_deref().unwrap_or_default());
     }
     if !status.faults.is_empty() {
         let _ = writeln!(out, "network faults: {}", status.faults.join("; "));

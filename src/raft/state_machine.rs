@@ -66,6 +66,11 @@ impl StateMachineStore {
         let snapshot_dir = data_dir.join(SNAPSHOT_DIR);
         std::fs::create_dir_all(&snapshot_dir).map_err(|e| StoreError::io(&snapshot_dir, e))?;
         remove_unfinished_snapshots(&snapshot_dir)?;
+        // The newest snapshot is what this member would restore from and send to others: a
+        // damaged one must stop the member here, not spread or come back as data.
+        if let Some(newest) = snapshot::list(&snapshot_dir)?.last() {
+            snapshot::verify(newest, identity.cluster_id)?;
+        }
         let mvcc = Arc::new(MvccStore::open(&data_dir.join(STATE_FILE), identity)?);
         Ok(StateMachineStore {
             inner: Arc::new(Inner { mvcc, snapshot_dir, identity, snapshot_files: Mutex::new(()) }),

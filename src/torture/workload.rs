@@ -142,10 +142,12 @@ pub async fn client(
             }
             _ => ("range", range(c, &recorder, id, &keys, &mut known).await),
         };
-        if matches!(outcome, Outcome::Unknown) {
-            // This member may be down or cut off: try another, as a real client would.
+        if !matches!(outcome, Outcome::Ok(_)) {
+            // This member may be down or cut off: try another, as a real client would, after
+            // a short pause rather than in a tight loop.
             conn = None;
             endpoint = endpoint.wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tally.add(kind, &outcome);
     }
@@ -176,6 +178,8 @@ async fn connection<'c>(
 fn failure(status: &tonic::Status) -> Outcome {
     match status.code() {
         Code::InvalidArgument | Code::OutOfRange | Code::PermissionDenied | Code::ResourceExhausted => Outcome::Failed,
+        // The member was down: the request never left this client.
+        _ if crate::client::never_sent(status) => Outcome::Failed,
         _ => Outcome::Unknown,
     }
 }
