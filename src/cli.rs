@@ -128,6 +128,9 @@ pub enum Command {
         /// Size of each value written, in bytes.
         #[arg(long, default_value_t = 256)]
         value_size: usize,
+        /// Run only these measurements: put1, put16, put256, getl, gets, failover.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Print a member's Prometheus metrics (etcd's names), read over mTLS with the lab's
     /// root certificate.

@@ -27,15 +27,29 @@ pub struct BenchOptions {
     pub with_etcd: bool,
     pub keys: u64,
     pub value_size: usize,
+    /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
+    /// `gets`, `failover`); all of them when empty.
+    pub only: Vec<String>,
+}
+
+impl BenchOptions {
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
 }
 
 const LAB: &str = "bench";
 
-fn workloads(duration: Duration) -> Vec<Workload> {
-    let mut w: Vec<Workload> = [1, 16, 256].map(|clients| Workload { op: Op::Put, clients, duration }).to_vec();
-    w.push(Workload { op: Op::GetLinearizable, clients: 16, duration });
-    w.push(Workload { op: Op::GetSerializable, clients: 16, duration });
-    w
+fn workloads(options: &BenchOptions) -> Vec<Workload> {
+    let duration = options.duration;
+    let all = [
+        ("put1", Workload { op: Op::Put, clients: 1, duration }),
+        ("put16", Workload { op: Op::Put, clients: 16, duration }),
+        ("put256", Workload { op: Op::Put, clients: 256, duration }),
+        ("getl", Workload { op: Op::GetLinearizable, clients: 16, duration }),
+        ("gets", Workload { op: Op::GetSerializable, clients: 16, duration }),
+    ];
+    all.into_iter().filter(|(name, _)| options.wants(name)).map(|(_, w)| w).collect()
 }
 
 /// What one system did on every workload, plus its start-up time and memory.
@@ -103,12 +117,14 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
         workloads: Vec::new(),
         failover: Vec::new(),
     };
-    for w in workloads(options.duration) {
+    for w in workloads(options) {
         eprintln!("raftty: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
     }
-    eprintln!("raftty: failover");
-    results.failover = failover::raftty(lab, FAILOVER_RUNS).await?;
+    if options.wants("failover") {
+        eprintln!("raftty: failover");
+        results.failover = failover::raftty(lab, FAILOVER_RUNS).await?;
+    }
     Ok(results)
 }
 
@@ -133,12 +149,14 @@ async fn bench_etcd(
         workloads: Vec::new(),
         failover: Vec::new(),
     };
-    for w in workloads(options.duration) {
+    for w in workloads(options) {
         eprintln!("etcd: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
     }
-    eprintln!("etcd: failover");
-    results.failover = failover::etcd(&mut cluster, &cert, FAILOVER_RUNS).await?;
+    if options.wants("failover") {
+        eprintln!("etcd: failover");
+        results.failover = failover::etcd(&mut cluster, &cert, FAILOVER_RUNS).await?;
+    }
     Ok(results)
 }
 
