@@ -20,6 +20,10 @@
 //!   transactions, stored in redb.
 //! - `api/`: the etcd v3 services on the client port, one file each (`kv.rs`,
 //!   `cluster.rs`, `maintenance.rs`, ...).
+//! - `lease/`: the leader's lease clocks: expiry, keep-alives forwarded from followers,
+//!   the TTL extension a new leader grants, checkpoints.
+//! - `watch/`: watch sessions: the live feed and history of the MVCC store turned into
+//!   etcd watch responses, with etcd's guarantees.
 //! - `pki.rs`: the lab's certificate authority and the TLS settings of every port.
 //! - `client.rs`: an etcd client over mTLS, used by the lab, the benchmark and the tests.
 //! - `check/`: a linearizability checker (Wing-Gong-Lowe, per key) and whole-history checks
@@ -39,9 +43,11 @@ pub mod errors;
 pub mod events;
 pub mod faults;
 pub mod lab;
+pub mod lease;
 pub mod member;
 pub mod mvcc;
 pub mod node;
 pub mod pki;
 pub mod proto;
 pub mod raft;
+pub mod watch;
