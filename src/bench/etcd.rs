@@ -84,26 +84,11 @@ impl EtcdCluster {
             let log = dir.join(format!("{name}.log"));
             let data_dir = dir.join(name).display().to_string();
             let mut args: Vec<String> = [
-                "--name",
-                name,
-                "--data-dir",
-                &data_dir,
-                "--listen-client-urls",
-                &client_url,
-                "--advertise-client-urls",
-                &client_url,
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-                "--initial-cluster",
-                &initial.join(","),
-                "--initial-cluster-state",
-                "new",
-                "--initial-cluster-token",
-                "raftty-bench",
-                "--client-cert-auth",
-                "--peer-client-cert-auth",
+                "--name", name, "--data-dir", &data_dir,
+                "--listen-client-urls", &client_url, "--advertise-client-urls", &client_url,
+                "--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url,
+                "--initial-cluster", &initial.join(","), "--initial-cluster-state", "new",
+                "--initial-cluster-token", "raftty-bench", "--client-cert-auth", "--peer-client-cert-auth",
             ]
             .iter()
             .map(|s| s.to_string())

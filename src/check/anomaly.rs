@@ -35,11 +35,19 @@ pub enum AnomalyKind {
 }
 
 impl Anomaly {
-    pub(crate) fn new(kind: AnomalyKind, description: String, history: &History, indexes: &[usize]) -> Self {
+    pub(crate) fn new(
+        kind: AnomalyKind,
+        description: String,
+        history: &History,
+        indexes: &[usize],
+    ) -> Self {
         Anomaly {
             kind,
             description,
-            operations: indexes.iter().filter_map(|&index| OperationRef::of(history, index)).collect(),
+            operations: indexes
+                .iter()
+                .filter_map(|&index| OperationRef::of(history, index))
+                .collect(),
         }
     }
 }

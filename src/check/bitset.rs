@@ -9,7 +9,9 @@ pub(crate) struct Bitset {
 
 impl Bitset {
     pub fn new(len: usize) -> Self {
-        Bitset { words: vec![0; len.div_ceil(64)] }
+        Bitset {
+            words: vec![0; len.div_ceil(64)],
+        }
     }
 
     /// Adds `index`; an index beyond the set's size is ignored rather than panicking.
@@ -26,7 +28,9 @@ impl Bitset {
     }
 
     pub fn contains(&self, index: usize) -> bool {
-        self.words.get(index / 64).is_some_and(|word| word & (1 << (index % 64)) != 0)
+        self.words
+            .get(index / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
     }
 
     /// The bits, 64 operations a word.

@@ -47,7 +47,10 @@ impl Explored {
     /// was explored before or is dominated by one that was.
     pub fn record(&mut self, placed: &PlacedOperations, state: KeyState) -> bool {
         let answered = placed.answered().words();
-        let seen = self.situations.entry((placed.answered_fingerprint(), state.shape())).or_default();
+        let seen = self
+            .situations
+            .entry((placed.answered_fingerprint(), state.shape()))
+            .or_default();
         let dominated = seen.iter().any(|situation| {
             situation.state.at_least_as_permissive_as(&state)
                 && is_sorted_subset(&situation.unanswered, placed.unanswered())
@@ -56,7 +59,11 @@ impl Explored {
         if dominated {
             return false;
         }
-        seen.push(Situation { answered: answered.into(), unanswered: placed.unanswered().into(), state });
+        seen.push(Situation {
+            answered: answered.into(),
+            unanswered: placed.unanswered().into(),
+            state,
+        });
         self.recorded += 1;
         true
     }
@@ -89,7 +96,10 @@ mod tests {
     fn a_stricter_state_is_dominated_a_looser_one_is_not() {
         let mut explored = Explored::default();
         let placed = PlacedOperations::new(4);
-        let state = |floor| KeyState { revision_floor: floor, ..KeyState::initial() };
+        let state = |floor| KeyState {
+            revision_floor: floor,
+            ..KeyState::initial()
+        };
         assert!(explored.record(&placed, state(5)));
         assert!(!explored.record(&placed, state(6)));
         assert!(explored.record(&placed, state(4)));

@@ -108,14 +108,22 @@ pub enum Outcome {
 pub enum Output {
     /// The key's value (`None`: absent) and `mod_revision` (0 when absent), and the
     /// response header's revision.
-    Get { value: Option<String>, mod_revision: Revision, revision: Revision },
+    Get {
+        value: Option<String>,
+        mod_revision: Revision,
+        revision: Revision,
+    },
     /// The response header's revision, which is the put's own revision.
     Put { revision: Revision },
     /// How many keys were deleted (0 or 1) and the response header's revision.
     Delete { deleted: i64, revision: Revision },
     /// Whether the compare held, the response header's revision, and, when the compare
     /// failed and the request has an else branch, what that branch read.
-    Txn { succeeded: bool, revision: Revision, else_read: Option<KeyRead> },
+    Txn {
+        succeeded: bool,
+        revision: Revision,
+        else_read: Option<KeyRead>,
+    },
 }
 
 /// A key as a read saw it: `value` is `None` when the key was absent (then
@@ -135,7 +143,10 @@ pub struct OperationRef {
 
 impl OperationRef {
     pub fn of(history: &History, index: usize) -> Option<Self> {
-        Some(OperationRef { index, operation: history.operations.get(index)?.clone() })
+        Some(OperationRef {
+            index,
+            operation: history.operations.get(index)?.clone(),
+        })
     }
 }
 
@@ -186,7 +197,9 @@ impl History {
     /// they were invoked, and every output has the shape its request calls for.
     pub fn validate(&self) -> Result<(), InvalidHistory> {
         for (index, operation) in self.operations.iter().enumerate() {
-            operation.problem().map_or(Ok(()), |problem| Err(InvalidHistory { index, problem }))?;
+            operation
+                .problem()
+                .map_or(Ok(()), |problem| Err(InvalidHistory { index, problem }))?;
         }
         Ok(())
     }
@@ -216,27 +229,37 @@ impl Operation {
 
     /// Whether this is a read whose answer may legitimately be stale.
     pub fn is_serializable_read(&self) -> bool {
-        matches!(self.request, Request::Get { serializable: true, .. })
+        matches!(
+            self.request,
+            Request::Get {
+                serializable: true,
+                ..
+            }
+        )
     }
 
     /// The key's state as this operation read it: a get's answer or a failed txn's else
     /// branch.
     pub fn observed_read(&self) -> Option<ObservedRead<'_>> {
         match &self.outcome {
-            Outcome::Ok(Output::Get { value, mod_revision, revision })
-                if matches!(self.request, Request::Get { .. }) =>
-            {
-                Some(ObservedRead { value: value.as_deref(), mod_revision: *mod_revision, revision: *revision })
-            }
-            Outcome::Ok(Output::Txn { succeeded: false, revision, else_read: Some(read) })
-                if self.request.has_else_read() =>
-            {
-                Some(ObservedRead {
-                    value: read.value.as_deref(),
-                    mod_revision: read.mod_revision,
-                    revision: *revision,
-                })
-            }
+            Outcome::Ok(Output::Get {
+                value,
+                mod_revision,
+                revision,
+            }) if matches!(self.request, Request::Get { .. }) => Some(ObservedRead {
+                value: value.as_deref(),
+                mod_revision: *mod_revision,
+                revision: *revision,
+            }),
+            Outcome::Ok(Output::Txn {
+                succeeded: false,
+                revision,
+                else_read: Some(read),
+            }) if self.request.has_else_read() => Some(ObservedRead {
+                value: read.value.as_deref(),
+                mod_revision: read.mod_revision,
+                revision: *revision,
+            }),
             _ => None,
         }
     }
@@ -255,14 +278,20 @@ impl Operation {
                 Request::PutIfValue { value, .. }
                 | Request::Create { value, .. }
                 | Request::UpdateIfModRevision { value, .. },
-                Output::Txn { succeeded: true, .. },
+                Output::Txn {
+                    succeeded: true, ..
+                },
             ) => Some(value.as_str()),
             // A mod_revision of 0 means the key was absent: the delete found nothing.
-            (Request::DeleteIfModRevision { expected_mod_revision, .. }, Output::Txn { succeeded: true, .. })
-                if *expected_mod_revision != 0 =>
-            {
-                None
-            }
+            (
+                Request::DeleteIfModRevision {
+                    expected_mod_revision,
+                    ..
+                },
+                Output::Txn {
+                    succeeded: true, ..
+                },
+            ) if *expected_mod_revision != 0 => None,
             _ => return None,
         };
         Some(AcknowledgedWrite { value, revision })
@@ -291,14 +320,26 @@ impl Operation {
             (Request::Get { .. }, Output::Get { .. })
             | (Request::Put { .. }, Output::Put { .. })
             | (Request::Delete { .. }, Output::Delete { .. }) => true,
-            (Request::PutIfValue { .. } | Request::Create { .. }, Output::Txn { else_read, .. }) => else_read.is_none(),
+            (
+                Request::PutIfValue { .. } | Request::Create { .. },
+                Output::Txn { else_read, .. },
+            ) => else_read.is_none(),
             (
                 Request::UpdateIfModRevision { .. } | Request::DeleteIfModRevision { .. },
-                Output::Txn { succeeded, else_read, .. },
+                Output::Txn {
+                    succeeded,
+                    else_read,
+                    ..
+                },
             ) => *succeeded == else_read.is_none(),
             _ => false,
         };
-        (!fits).then(|| format!("the output {output} does not fit the request {}", self.request))
+        (!fits).then(|| {
+            format!(
+                "the output {output} does not fit the request {}",
+                self.request
+            )
+        })
     }
 }
 
@@ -322,7 +363,9 @@ impl Request {
             | Request::PutIfValue { value, .. }
             | Request::Create { value, .. }
             | Request::UpdateIfModRevision { value, .. } => Some(value),
-            Request::Get { .. } | Request::Delete { .. } | Request::DeleteIfModRevision { .. } => None,
+            Request::Get { .. } | Request::Delete { .. } | Request::DeleteIfModRevision { .. } => {
+                None
+            }
         }
     }
 
@@ -332,12 +375,18 @@ impl Request {
 
     /// Whether the request deletes the key when it takes effect.
     pub fn may_delete(&self) -> bool {
-        matches!(self, Request::Delete { .. } | Request::DeleteIfModRevision { .. })
+        matches!(
+            self,
+            Request::Delete { .. } | Request::DeleteIfModRevision { .. }
+        )
     }
 
     /// Whether a failed compare runs a get in the else branch.
     pub fn has_else_read(&self) -> bool {
-        matches!(self, Request::UpdateIfModRevision { .. } | Request::DeleteIfModRevision { .. })
+        matches!(
+            self,
+            Request::UpdateIfModRevision { .. } | Request::DeleteIfModRevision { .. }
+        )
     }
 }
 
@@ -355,7 +404,11 @@ impl Output {
 
 /// Formats monotonic nanoseconds as seconds with microsecond precision, e.g. `1.000250s`.
 pub fn format_time(nanoseconds: u64) -> String {
-    format!("{}.{:06}s", nanoseconds / 1_000_000_000, (nanoseconds % 1_000_000_000) / 1_000)
+    format!(
+        "{}.{:06}s",
+        nanoseconds / 1_000_000_000,
+        (nanoseconds % 1_000_000_000) / 1_000
+    )
 }
 
 /// Formats a key's value as reads report it.
@@ -369,20 +422,30 @@ pub(crate) fn format_value(value: Option<&str>) -> String {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::Get { serializable: false, .. } => write!(f, "get"),
-            Request::Get { serializable: true, .. } => write!(f, "get (serializable)"),
+            Request::Get {
+                serializable: false,
+                ..
+            } => write!(f, "get"),
+            Request::Get {
+                serializable: true, ..
+            } => write!(f, "get (serializable)"),
             Request::Put { value, .. } => write!(f, "put {value:?}"),
             Request::Delete { .. } => write!(f, "delete"),
-            Request::PutIfValue { expected_value, value, .. } => {
-                write!(f, "txn value=={expected_value:?} ? put {value:?}")
-            }
+            Request::PutIfValue {
+                expected_value,
+                value,
+                ..
+            } => write!(f, "txn value=={expected_value:?} ? put {value:?}"),
             Request::Create { value, .. } => write!(f, "txn mod==0 ? put {value:?}"),
-            Request::UpdateIfModRevision { expected_mod_revision, value, .. } => {
-                write!(f, "txn mod=={expected_mod_revision} ? put {value:?} : get")
-            }
-            Request::DeleteIfModRevision { expected_mod_revision, .. } => {
-                write!(f, "txn mod=={expected_mod_revision} ? delete : get")
-            }
+            Request::UpdateIfModRevision {
+                expected_mod_revision,
+                value,
+                ..
+            } => write!(f, "txn mod=={expected_mod_revision} ? put {value:?} : get"),
+            Request::DeleteIfModRevision {
+                expected_mod_revision,
+                ..
+            } => write!(f, "txn mod=={expected_mod_revision} ? delete : get"),
         }
     }
 }
@@ -390,10 +453,19 @@ impl fmt::Display for Request {
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Output::Get { value: Some(value), mod_revision, revision } => {
-                write!(f, "{value:?} (mod_revision {mod_revision}) at revision {revision}")
-            }
-            Output::Get { value: None, mod_revision, revision } => {
+            Output::Get {
+                value: Some(value),
+                mod_revision,
+                revision,
+            } => write!(
+                f,
+                "{value:?} (mod_revision {mod_revision}) at revision {revision}"
+            ),
+            Output::Get {
+                value: None,
+                mod_revision,
+                revision,
+            } => {
                 write!(f, "absent at revision {revision}")?;
                 if *mod_revision != 0 {
                     write!(f, " (but mod_revision {mod_revision})")?;
@@ -404,8 +476,16 @@ impl fmt::Display for Output {
             Output::Delete { deleted, revision } => {
                 write!(f, "deleted {deleted} at revision {revision}")
             }
-            Output::Txn { succeeded: true, revision, .. } => write!(f, "succeeded at revision {revision}"),
-            Output::Txn { succeeded: false, revision, else_read } => {
+            Output::Txn {
+                succeeded: true,
+                revision,
+                ..
+            } => write!(f, "succeeded at revision {revision}"),
+            Output::Txn {
+                succeeded: false,
+                revision,
+                else_read,
+            } => {
                 write!(f, "compare false at revision {revision}")?;
                 if let Some(read) = else_read {
                     write!(f, ", read {}", format_value(read.value.as_deref()))?;
@@ -441,7 +521,11 @@ impl fmt::Display for Operation {
             format_time(self.invoked_at_ns)
         )?;
         match self.outcome {
-            Outcome::Unknown => write!(f, "never (gave up at {})]", format_time(self.completed_at_ns)),
+            Outcome::Unknown => write!(
+                f,
+                "never (gave up at {})]",
+                format_time(self.completed_at_ns)
+            ),
             Outcome::Ok(_) | Outcome::Failed => {
                 write!(f, "{}]", format_time(self.completed_at_ns))
             }
@@ -454,7 +538,13 @@ mod tests {
     use super::*;
 
     fn operation(request: Request, outcome: Outcome) -> Operation {
-        Operation { client: 1, invoked_at_ns: 10, completed_at_ns: 20, request, outcome }
+        Operation {
+            client: 1,
+            invoked_at_ns: 10,
+            completed_at_ns: 20,
+            request,
+            outcome,
+        }
     }
 
     #[test]
@@ -469,11 +559,23 @@ mod tests {
             Outcome::Ok(Output::Txn {
                 succeeded: false,
                 revision: 9,
-                else_read: Some(KeyRead { value: Some("w".into()), mod_revision: 6 }),
+                else_read: Some(KeyRead {
+                    value: Some("w".into()),
+                    mod_revision: 6,
+                }),
             }),
         ));
-        history.push(operation(Request::Get { key: "k".into(), serializable: true }, Outcome::Unknown));
-        history.push(operation(Request::Delete { key: "k".into() }, Outcome::Failed));
+        history.push(operation(
+            Request::Get {
+                key: "k".into(),
+                serializable: true,
+            },
+            Outcome::Unknown,
+        ));
+        history.push(operation(
+            Request::Delete { key: "k".into() },
+            Outcome::Failed,
+        ));
         let json = serde_json::to_string(&history).unwrap();
         let back: History = serde_json::from_str(&json).unwrap();
         assert_eq!(back, history);
@@ -482,24 +584,56 @@ mod tests {
     #[test]
     fn a_get_without_the_serializable_field_is_linearizable() {
         let request: Request = serde_json::from_str(r#"{"type":"get","key":"k"}"#).unwrap();
-        assert_eq!(request, Request::Get { key: "k".into(), serializable: false });
+        assert_eq!(
+            request,
+            Request::Get {
+                key: "k".into(),
+                serializable: false
+            }
+        );
     }
 
     #[test]
     fn validate_rejects_outputs_that_do_not_fit_their_request() {
         let put_answered_like_a_get = operation(
-            Request::Put { key: "k".into(), value: "v".into() },
-            Outcome::Ok(Output::Get { value: None, mod_revision: 0, revision: 3 }),
+            Request::Put {
+                key: "k".into(),
+                value: "v".into(),
+            },
+            Outcome::Ok(Output::Get {
+                value: None,
+                mod_revision: 0,
+                revision: 3,
+            }),
         );
         let update_without_its_else_read = operation(
-            Request::UpdateIfModRevision { key: "k".into(), expected_mod_revision: 2, value: "v".into() },
-            Outcome::Ok(Output::Txn { succeeded: false, revision: 3, else_read: None }),
+            Request::UpdateIfModRevision {
+                key: "k".into(),
+                expected_mod_revision: 2,
+                value: "v".into(),
+            },
+            Outcome::Ok(Output::Txn {
+                succeeded: false,
+                revision: 3,
+                else_read: None,
+            }),
         );
-        let mut completed_before_invoked =
-            operation(Request::Get { key: "k".into(), serializable: false }, Outcome::Failed);
+        let mut completed_before_invoked = operation(
+            Request::Get {
+                key: "k".into(),
+                serializable: false,
+            },
+            Outcome::Failed,
+        );
         completed_before_invoked.completed_at_ns = 5;
-        for bad in [put_answered_like_a_get, update_without_its_else_read, completed_before_invoked] {
-            let history = History { operations: vec![bad] };
+        for bad in [
+            put_answered_like_a_get,
+            update_without_its_else_read,
+            completed_before_invoked,
+        ] {
+            let history = History {
+                operations: vec![bad],
+            };
             let error = history.validate().unwrap_err();
             assert_eq!(error.index, 0);
         }
@@ -509,7 +643,13 @@ mod tests {
     fn an_unknown_operation_may_have_given_up_at_any_time() {
         let mut unknown = operation(Request::Delete { key: "k".into() }, Outcome::Unknown);
         unknown.completed_at_ns = 0;
-        assert!(History { operations: vec![unknown.clone()] }.validate().is_ok());
+        assert!(
+            History {
+                operations: vec![unknown.clone()]
+            }
+            .validate()
+            .is_ok()
+        );
         assert_eq!(unknown.deadline_ns(), None);
         assert!(unknown.to_string().contains("never (gave up at 0.000000s)"));
     }
@@ -517,8 +657,15 @@ mod tests {
     #[test]
     fn a_conditional_delete_of_an_absent_key_is_not_a_write() {
         let delete_absent = operation(
-            Request::DeleteIfModRevision { key: "k".into(), expected_mod_revision: 0 },
-            Outcome::Ok(Output::Txn { succeeded: true, revision: 4, else_read: None }),
+            Request::DeleteIfModRevision {
+                key: "k".into(),
+                expected_mod_revision: 0,
+            },
+            Outcome::Ok(Output::Txn {
+                succeeded: true,
+                revision: 4,
+                else_read: None,
+            }),
         );
         assert_eq!(delete_absent.acknowledged_write(), None);
     }

@@ -24,7 +24,10 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { time_budget_per_key: Duration::from_secs(10), max_states_per_key: 5_000_000 }
+        CheckOptions {
+            time_budget_per_key: Duration::from_secs(10),
+            max_states_per_key: 5_000_000,
+        }
     }
 }
 
@@ -83,11 +86,16 @@ pub fn check_linearizability(
             let result = match search(&key_history, &budget) {
                 SearchOutcome::Linearizable => Linearizability::Linearizable,
                 SearchOutcome::NotLinearizable { longest_prefix } => {
-                    Linearizability::NotLinearizable(Box::new(explain(history, &key_history, &longest_prefix)))
+                    Linearizability::NotLinearizable(Box::new(explain(
+                        history,
+                        &key_history,
+                        &longest_prefix,
+                    )))
                 }
-                SearchOutcome::Undecided(exhausted) => {
-                    Linearizability::Unknown(Undecided { key: key_history.key.to_owned(), exhausted })
-                }
+                SearchOutcome::Undecided(exhausted) => Linearizability::Unknown(Undecided {
+                    key: key_history.key.to_owned(),
+                    exhausted,
+                }),
             };
             KeyReport {
                 key: key_history.key.to_owned(),
@@ -97,7 +105,10 @@ pub fn check_linearizability(
             }
         })
         .collect();
-    Ok(LinearizabilityReport { keys, elapsed: started.elapsed() })
+    Ok(LinearizabilityReport {
+        keys,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// `start + budget`, saturating: a budget too large to represent is no reason to give up
@@ -143,7 +154,11 @@ impl LinearizabilityReport {
 
 /// "1 key", "3 keys".
 fn count(number: usize, noun: &str) -> String {
-    if number == 1 { format!("1 {noun}") } else { format!("{number} {noun}s") }
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
 }
 
 impl fmt::Display for BudgetExhausted {

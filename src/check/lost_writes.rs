@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::{Anomaly, AnomalyKind};
 use super::history::{
-    AcknowledgedWrite, ClientId, History, Operation, Outcome, Output, Request, Revision, format_value,
+    AcknowledgedWrite, ClientId, History, Operation, Outcome, Output, Request, Revision,
+    format_value,
 };
 
 /// A key as read once the faults have healed, typically from a range over the harness's
@@ -26,12 +27,20 @@ impl FinalRead {
     /// The final read as a get in the history, so that the linearizability check and
     /// the read checks cover it too (a final state no write explains, say). Times are
     /// those of the read.
-    pub fn to_operation(&self, client: ClientId, invoked_at_ns: u64, completed_at_ns: u64) -> Operation {
+    pub fn to_operation(
+        &self,
+        client: ClientId,
+        invoked_at_ns: u64,
+        completed_at_ns: u64,
+    ) -> Operation {
         Operation {
             client,
             invoked_at_ns,
             completed_at_ns,
-            request: Request::Get { key: self.key.clone(), serializable: false },
+            request: Request::Get {
+                key: self.key.clone(),
+                serializable: false,
+            },
             outcome: Outcome::Ok(Output::Get {
                 value: self.value.clone(),
                 mod_revision: self.mod_revision,
@@ -50,16 +59,26 @@ pub fn lost_writes(history: &History, final_reads: &[FinalRead]) -> Vec<Anomaly>
     let mut last_acknowledged: BTreeMap<&str, (usize, AcknowledgedWrite<'_>)> = BTreeMap::new();
     for (index, operation) in history.operations.iter().enumerate() {
         if let Some(write) = operation.acknowledged_write() {
-            let last = last_acknowledged.entry(operation.key()).or_insert((index, write));
+            let last = last_acknowledged
+                .entry(operation.key())
+                .or_insert((index, write));
             if write.revision > last.1.revision {
                 *last = (index, write);
             }
         }
     }
-    let newest_final_revision = final_reads.iter().map(|read| read.revision).max().unwrap_or(0);
+    let newest_final_revision = final_reads
+        .iter()
+        .map(|read| read.revision)
+        .max()
+        .unwrap_or(0);
     let mut anomalies = Vec::new();
     for (&key, &(index, write)) in &last_acknowledged {
-        let mut reads: Vec<FinalRead> = final_reads.iter().filter(|read| read.key == key).cloned().collect();
+        let mut reads: Vec<FinalRead> = final_reads
+            .iter()
+            .filter(|read| read.key == key)
+            .cloned()
+            .collect();
         if reads.is_empty() {
             reads.push(FinalRead {
                 key: key.to_owned(),
@@ -78,7 +97,12 @@ pub fn lost_writes(history: &History, final_reads: &[FinalRead]) -> Vec<Anomaly>
                     format_value(read.value.as_deref()),
                     read.mod_revision
                 );
-                anomalies.push(Anomaly::new(AnomalyKind::LostWrite, description, history, &[index]));
+                anomalies.push(Anomaly::new(
+                    AnomalyKind::LostWrite,
+                    description,
+                    history,
+                    &[index],
+                ));
             }
         }
     }
@@ -86,12 +110,19 @@ pub fn lost_writes(history: &History, final_reads: &[FinalRead]) -> Vec<Anomaly>
 }
 
 /// Why `read` does not reflect `write`, the last acknowledged write of `key`.
-fn missing_from(history: &History, key: &str, write: AcknowledgedWrite<'_>, read: &FinalRead) -> Option<String> {
+fn missing_from(
+    history: &History,
+    key: &str,
+    write: AcknowledgedWrite<'_>,
+    read: &FinalRead,
+) -> Option<String> {
     if read.revision < write.revision {
         return Some("the final read is older than the write".to_owned());
     }
     match (write.value, read.value.as_deref()) {
-        (Some(_), Some(_)) if read.mod_revision < write.revision => Some("the key holds an older write".to_owned()),
+        (Some(_), Some(_)) if read.mod_revision < write.revision => {
+            Some("the key holds an older write".to_owned())
+        }
         (Some(written), Some(found)) if read.mod_revision == write.revision && written != found => {
             Some(format!("the write stored {written:?} at that revision"))
         }
@@ -108,6 +139,8 @@ fn missing_from(history: &History, key: &str, write: AcknowledgedWrite<'_>, read
 /// A delete without an answer may have removed the key at a revision nobody knows.
 fn unanswered_delete_exists(history: &History, key: &str) -> bool {
     history.operations.iter().any(|operation| {
-        operation.key() == key && operation.request.may_delete() && operation.outcome == Outcome::Unknown
+        operation.key() == key
+            && operation.request.may_delete()
+            && operation.outcome == Outcome::Unknown
     })
 }

@@ -70,11 +70,12 @@ mod tests;
 
 pub use anomaly::{Anomaly, AnomalyKind};
 pub use history::{
-    AcknowledgedWrite, ClientId, History, InvalidHistory, KeyRead, ObservedRead, Operation, OperationRef, Outcome,
-    Output, Request, Revision, format_time,
+    AcknowledgedWrite, ClientId, History, InvalidHistory, KeyRead, ObservedRead, Operation,
+    OperationRef, Outcome, Output, Request, Revision, format_time,
 };
 pub use linearizability::{
-    CheckOptions, KeyReport, Linearizability, LinearizabilityReport, Undecided, check_linearizability,
+    CheckOptions, KeyReport, Linearizability, LinearizabilityReport, Undecided,
+    check_linearizability,
 };
 pub use lost_writes::{FinalRead, lost_writes};
 pub use read_consistency::{duplicate_revisions, read_inconsistencies};

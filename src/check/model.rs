@@ -71,9 +71,18 @@ impl Action {
 pub(crate) enum Observed {
     Unknown,
     Read(ReadResult),
-    Put { revision: Revision },
-    Delete { deleted: i64, revision: Revision },
-    Txn { succeeded: bool, revision: Revision, else_read: Option<ReadResult> },
+    Put {
+        revision: Revision,
+    },
+    Delete {
+        deleted: i64,
+        revision: Revision,
+    },
+    Txn {
+        succeeded: bool,
+        revision: Revision,
+        else_read: Option<ReadResult>,
+    },
 }
 
 /// A key's state as a read reported it (a get, or a txn's else branch).
@@ -97,7 +106,10 @@ pub(crate) struct Successors {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Rejection {
     /// A read saw a value or mod_revision other than the key held.
-    ReadMismatch { read_value: Option<ValueId>, read_mod_revision: Revision },
+    ReadMismatch {
+        read_value: Option<ValueId>,
+        read_mod_revision: Revision,
+    },
     /// The response revision is older than a revision the store had already reached.
     RevisionWentBack { revision: Revision },
     /// A write's revision is not newer than a revision the store had already reached.
@@ -119,7 +131,11 @@ pub(crate) enum Rejection {
 impl KeyState {
     /// Keys start absent: the harness writes to keys nobody used before the run.
     pub fn initial() -> Self {
-        KeyState { value: None, mod_revision: ModRevision::Known(0), revision_floor: 0 }
+        KeyState {
+            value: None,
+            mod_revision: ModRevision::Known(0),
+            revision_floor: 0,
+        }
     }
 }
 
@@ -154,7 +170,10 @@ impl KeyState {
             (ModRevision::Known(mine), ModRevision::Known(theirs)) => mine == theirs,
             (
                 ModRevision::Unrevealed { above, at_most },
-                ModRevision::Unrevealed { above: other_above, at_most: other_at_most },
+                ModRevision::Unrevealed {
+                    above: other_above,
+                    at_most: other_at_most,
+                },
             ) => above <= other_above && at_most >= other_at_most,
             _ => false,
         };
@@ -165,18 +184,26 @@ impl KeyState {
 impl Successors {
     /// No state at all: the request's answer is impossible.
     pub fn none() -> Self {
-        Successors { states: [None, None] }
+        Successors {
+            states: [None, None],
+        }
     }
 
     fn one(state: KeyState) -> Self {
-        Successors { states: [Some(state), None] }
+        Successors {
+            states: [Some(state), None],
+        }
     }
 
     fn of(first: Option<KeyState>, second: Option<KeyState>) -> Self {
         match (first, second) {
             (Some(a), Some(b)) if a == b => Successors::one(a),
-            (None, second) => Successors { states: [second, None] },
-            (first, second) => Successors { states: [first, second] },
+            (None, second) => Successors {
+                states: [second, None],
+            },
+            (first, second) => Successors {
+                states: [first, second],
+            },
         }
     }
 
@@ -202,11 +229,21 @@ pub(crate) fn floor_limit(action: Action, observed: Observed) -> Option<Revision
         Observed::Unknown => None,
         Observed::Read(read) => read_like(read.revision),
         Observed::Put { revision } => write_like(revision),
-        Observed::Delete { deleted: 0, revision } | Observed::Txn { succeeded: false, revision, .. } => {
-            read_like(revision)
+        Observed::Delete {
+            deleted: 0,
+            revision,
         }
+        | Observed::Txn {
+            succeeded: false,
+            revision,
+            ..
+        } => read_like(revision),
         Observed::Delete { revision, .. } => write_like(revision),
-        Observed::Txn { succeeded: true, revision, .. } => match action {
+        Observed::Txn {
+            succeeded: true,
+            revision,
+            ..
+        } => match action {
             // Comparing mod_revision with 0 holds for an absent key: nothing to delete.
             Action::DeleteIfModRevision { expected: 0 } => read_like(revision),
             _ => write_like(revision),
@@ -216,14 +253,29 @@ pub(crate) fn floor_limit(action: Action, observed: Observed) -> Option<Revision
 
 /// Applies a request with its reported answer to `state`: the states it may lead to, or
 /// why the answer is impossible from `state`.
-pub(crate) fn step(state: KeyState, action: Action, observed: Observed) -> Result<Successors, Rejection> {
+pub(crate) fn step(
+    state: KeyState,
+    action: Action,
+    observed: Observed,
+) -> Result<Successors, Rejection> {
     use Action as A;
     match (action, observed) {
         (_, Observed::Unknown) => Ok(possible_effects(state, action)),
         (A::Get, Observed::Read(read)) => self::read(state, read).map(Successors::one),
-        (A::Put { value }, Observed::Put { revision }) => write(state, Some(value), revision).map(Successors::one),
-        (A::Delete, Observed::Delete { deleted, revision }) => delete(state, deleted, revision).map(Successors::one),
-        (A::PutIfValue { expected, value }, Observed::Txn { succeeded, revision, else_read: None }) => {
+        (A::Put { value }, Observed::Put { revision }) => {
+            write(state, Some(value), revision).map(Successors::one)
+        }
+        (A::Delete, Observed::Delete { deleted, revision }) => {
+            delete(state, deleted, revision).map(Successors::one)
+        }
+        (
+            A::PutIfValue { expected, value },
+            Observed::Txn {
+                succeeded,
+                revision,
+                else_read: None,
+            },
+        ) => {
             let compare = Compare::definite(state, state.value == Some(expected));
             let state = compare.reported(succeeded)?;
             if succeeded {
@@ -232,7 +284,14 @@ pub(crate) fn step(state: KeyState, action: Action, observed: Observed) -> Resul
                 observe_revision(state, revision).map(Successors::one)
             }
         }
-        (A::Create { value }, Observed::Txn { succeeded, revision, else_read: None }) => {
+        (
+            A::Create { value },
+            Observed::Txn {
+                succeeded,
+                revision,
+                else_read: None,
+            },
+        ) => {
             // An absent key is exactly a key whose mod_revision is 0.
             let compare = Compare::definite(state, state.value.is_none());
             let state = compare.reported(succeeded)?;
@@ -242,7 +301,14 @@ pub(crate) fn step(state: KeyState, action: Action, observed: Observed) -> Resul
                 observe_revision(state, revision).map(Successors::one)
             }
         }
-        (A::UpdateIfModRevision { expected, value }, Observed::Txn { succeeded, revision, else_read }) => {
+        (
+            A::UpdateIfModRevision { expected, value },
+            Observed::Txn {
+                succeeded,
+                revision,
+                else_read,
+            },
+        ) => {
             else_read_fits_compare(expected, else_read)?;
             let state = Compare::mod_revision(state, expected).reported(succeeded)?;
             match (succeeded, else_read) {
@@ -251,7 +317,14 @@ pub(crate) fn step(state: KeyState, action: Action, observed: Observed) -> Resul
                 _ => Err(Rejection::OutputDoesNotFitRequest),
             }
         }
-        (A::DeleteIfModRevision { expected }, Observed::Txn { succeeded, revision, else_read }) => {
+        (
+            A::DeleteIfModRevision { expected },
+            Observed::Txn {
+                succeeded,
+                revision,
+                else_read,
+            },
+        ) => {
             else_read_fits_compare(expected, else_read)?;
             let state = Compare::mod_revision(state, expected).reported(succeeded)?;
             match (succeeded, else_read) {
@@ -277,7 +350,10 @@ struct Compare {
 
 impl Compare {
     fn definite(state: KeyState, holds: bool) -> Self {
-        Compare { when_true: holds.then_some(state), when_false: (!holds).then_some(state) }
+        Compare {
+            when_true: holds.then_some(state),
+            when_false: (!holds).then_some(state),
+        }
     }
 
     fn mod_revision(state: KeyState, expected: Revision) -> Self {
@@ -297,8 +373,14 @@ impl Compare {
     }
 
     fn reported(&self, succeeded: bool) -> Result<KeyState, Rejection> {
-        let state = if succeeded { self.when_true } else { self.when_false };
-        state.ok_or(Rejection::CompareDisagrees { reported: succeeded })
+        let state = if succeeded {
+            self.when_true
+        } else {
+            self.when_false
+        };
+        state.ok_or(Rejection::CompareDisagrees {
+            reported: succeeded,
+        })
     }
 }
 
@@ -314,9 +396,14 @@ fn reveal(state: KeyState, mod_revision: Revision) -> KeyState {
 /// A read at response revision `read.revision`.
 fn read(state: KeyState, read: ReadResult) -> Result<KeyState, Rejection> {
     if read.revision < state.revision_floor {
-        return Err(Rejection::RevisionWentBack { revision: read.revision });
+        return Err(Rejection::RevisionWentBack {
+            revision: read.revision,
+        });
     }
-    let mismatch = Rejection::ReadMismatch { read_value: read.value, read_mod_revision: read.mod_revision };
+    let mismatch = Rejection::ReadMismatch {
+        read_value: read.value,
+        read_mod_revision: read.mod_revision,
+    };
     if read.value != state.value {
         return Err(mismatch);
     }
@@ -324,13 +411,21 @@ fn read(state: KeyState, read: ReadResult) -> Result<KeyState, Rejection> {
         ModRevision::Known(mod_revision) if mod_revision == read.mod_revision => state,
         ModRevision::Known(_) => return Err(mismatch),
         ModRevision::Unrevealed { above, at_most } => {
-            if read.mod_revision <= above || read.mod_revision > at_most || read.mod_revision > read.revision {
-                return Err(Rejection::RevealedRevisionImpossible { mod_revision: read.mod_revision });
+            if read.mod_revision <= above
+                || read.mod_revision > at_most
+                || read.mod_revision > read.revision
+            {
+                return Err(Rejection::RevealedRevisionImpossible {
+                    mod_revision: read.mod_revision,
+                });
             }
             reveal(state, read.mod_revision)
         }
     };
-    Ok(KeyState { revision_floor: read.revision, ..state })
+    Ok(KeyState {
+        revision_floor: read.revision,
+        ..state
+    })
 }
 
 /// An answer that carries only a response revision (a txn whose compare failed and that
@@ -341,7 +436,10 @@ fn observe_revision(state: KeyState, revision: Revision) -> Result<KeyState, Rej
     }
     let mod_revision = match state.mod_revision {
         // The unrevealed write happened before this answer, so at or below its revision.
-        ModRevision::Unrevealed { above, at_most } => ModRevision::Unrevealed { above, at_most: at_most.min(revision) },
+        ModRevision::Unrevealed { above, at_most } => ModRevision::Unrevealed {
+            above,
+            at_most: at_most.min(revision),
+        },
         known => known,
     };
     if let ModRevision::Unrevealed { above, at_most } = mod_revision
@@ -349,29 +447,44 @@ fn observe_revision(state: KeyState, revision: Revision) -> Result<KeyState, Rej
     {
         return Err(Rejection::RevisionWentBack { revision });
     }
-    Ok(KeyState { mod_revision, revision_floor: revision, ..state })
+    Ok(KeyState {
+        mod_revision,
+        revision_floor: revision,
+        ..state
+    })
 }
 
 /// The else branch runs only when the compare failed, so it cannot have read the very
 /// mod_revision the compare looked for: that answer contradicts itself, whatever the
 /// state.
-fn else_read_fits_compare(expected: Revision, else_read: Option<ReadResult>) -> Result<(), Rejection> {
+fn else_read_fits_compare(
+    expected: Revision,
+    else_read: Option<ReadResult>,
+) -> Result<(), Rejection> {
     match else_read {
-        Some(read) if read.mod_revision == expected => {
-            Err(Rejection::ElseReadContradictsCompare { mod_revision: read.mod_revision })
-        }
+        Some(read) if read.mod_revision == expected => Err(Rejection::ElseReadContradictsCompare {
+            mod_revision: read.mod_revision,
+        }),
         _ => Ok(()),
     }
 }
 
 /// A txn's else branch read the key after its mod_revision compare failed; the read is
 /// served at the txn's revision.
-fn else_branch_read(state: KeyState, read: ReadResult, revision: Revision) -> Result<Successors, Rejection> {
+fn else_branch_read(
+    state: KeyState,
+    read: ReadResult,
+    revision: Revision,
+) -> Result<Successors, Rejection> {
     self::read(state, ReadResult { revision, ..read }).map(Successors::one)
 }
 
 /// A put (`value` is `Some`) or a delete of a present key (`None`) with a known revision.
-fn write(state: KeyState, value: Option<ValueId>, revision: Revision) -> Result<KeyState, Rejection> {
+fn write(
+    state: KeyState,
+    value: Option<ValueId>,
+    revision: Revision,
+) -> Result<KeyState, Rejection> {
     if revision <= state.revision_floor {
         return Err(Rejection::WriteRevisionNotNewer { revision });
     }
@@ -395,10 +508,17 @@ fn delete(state: KeyState, deleted: i64, revision: Revision) -> Result<KeyState,
 /// A write whose answer never came, if it took effect: its revision is beyond the floor.
 fn write_unrevealed(state: KeyState, value: Option<ValueId>) -> KeyState {
     let mod_revision = match value {
-        Some(_) => ModRevision::Unrevealed { above: state.revision_floor, at_most: Revision::MAX },
+        Some(_) => ModRevision::Unrevealed {
+            above: state.revision_floor,
+            at_most: Revision::MAX,
+        },
         None => ModRevision::Known(0),
     };
-    KeyState { value, mod_revision, revision_floor: state.revision_floor.saturating_add(1) }
+    KeyState {
+        value,
+        mod_revision,
+        revision_floor: state.revision_floor.saturating_add(1),
+    }
 }
 
 /// Where a request without an answer may have left the key, if it took effect. That it
@@ -415,11 +535,18 @@ fn possible_effects(state: KeyState, action: Action) -> Successors {
         Action::PutIfValue { expected, value } if state.value == Some(expected) => {
             Successors::one(write_unrevealed(state, Some(value)))
         }
-        Action::Create { value } if state.value.is_none() => Successors::one(write_unrevealed(state, Some(value))),
+        Action::Create { value } if state.value.is_none() => {
+            Successors::one(write_unrevealed(state, Some(value)))
+        }
         Action::PutIfValue { .. } | Action::Create { .. } => Successors::one(state),
         Action::UpdateIfModRevision { expected, value } => {
             let compare = Compare::mod_revision(state, expected);
-            Successors::of(compare.when_true.map(|state| write_unrevealed(state, Some(value))), compare.when_false)
+            Successors::of(
+                compare
+                    .when_true
+                    .map(|state| write_unrevealed(state, Some(value))),
+                compare.when_false,
+            )
         }
         Action::DeleteIfModRevision { expected } => {
             let compare = Compare::mod_revision(state, expected);
@@ -436,7 +563,11 @@ mod tests {
     const V2: ValueId = 2;
 
     fn holding(value: ValueId, mod_revision: Revision) -> KeyState {
-        KeyState { value: Some(value), mod_revision: ModRevision::Known(mod_revision), revision_floor: mod_revision }
+        KeyState {
+            value: Some(value),
+            mod_revision: ModRevision::Known(mod_revision),
+            revision_floor: mod_revision,
+        }
     }
 
     fn only(successors: Successors) -> KeyState {
@@ -445,12 +576,23 @@ mod tests {
     }
 
     fn get(value: Option<ValueId>, mod_revision: Revision, revision: Revision) -> Observed {
-        Observed::Read(ReadResult { value, mod_revision, revision })
+        Observed::Read(ReadResult {
+            value,
+            mod_revision,
+            revision,
+        })
     }
 
     #[test]
     fn a_put_sets_value_and_mod_revision() {
-        let state = only(step(KeyState::initial(), Action::Put { value: V1 }, Observed::Put { revision: 2 }).unwrap());
+        let state = only(
+            step(
+                KeyState::initial(),
+                Action::Put { value: V1 },
+                Observed::Put { revision: 2 },
+            )
+            .unwrap(),
+        );
         assert_eq!(state, holding(V1, 2));
     }
 
@@ -458,7 +600,11 @@ mod tests {
     fn a_write_revision_must_exceed_every_revision_already_seen() {
         let state = holding(V1, 5);
         assert_eq!(
-            step(state, Action::Put { value: V2 }, Observed::Put { revision: 5 }),
+            step(
+                state,
+                Action::Put { value: V2 },
+                Observed::Put { revision: 5 }
+            ),
             Err(Rejection::WriteRevisionNotNewer { revision: 5 })
         );
     }
@@ -467,15 +613,31 @@ mod tests {
     fn a_read_must_see_the_value_and_mod_revision_held() {
         let state = holding(V1, 5);
         assert!(step(state, Action::Get, get(Some(V1), 5, 7)).is_ok());
-        assert!(matches!(step(state, Action::Get, get(Some(V2), 5, 7)), Err(Rejection::ReadMismatch { .. })));
-        assert!(matches!(step(state, Action::Get, get(Some(V1), 4, 7)), Err(Rejection::ReadMismatch { .. })));
-        assert_eq!(step(state, Action::Get, get(Some(V1), 5, 4)), Err(Rejection::RevisionWentBack { revision: 4 }));
+        assert!(matches!(
+            step(state, Action::Get, get(Some(V2), 5, 7)),
+            Err(Rejection::ReadMismatch { .. })
+        ));
+        assert!(matches!(
+            step(state, Action::Get, get(Some(V1), 4, 7)),
+            Err(Rejection::ReadMismatch { .. })
+        ));
+        assert_eq!(
+            step(state, Action::Get, get(Some(V1), 5, 4)),
+            Err(Rejection::RevisionWentBack { revision: 4 })
+        );
     }
 
     #[test]
     fn a_read_reveals_the_revision_of_an_unanswered_put() {
-        let written = only(step(holding(V1, 5), Action::Put { value: V2 }, Observed::Unknown).unwrap());
-        assert_eq!(written.mod_revision, ModRevision::Unrevealed { above: 5, at_most: Revision::MAX });
+        let written =
+            only(step(holding(V1, 5), Action::Put { value: V2 }, Observed::Unknown).unwrap());
+        assert_eq!(
+            written.mod_revision,
+            ModRevision::Unrevealed {
+                above: 5,
+                at_most: Revision::MAX
+            }
+        );
         let revealed = only(step(written, Action::Get, get(Some(V2), 9, 10)).unwrap());
         assert_eq!(revealed.mod_revision, ModRevision::Known(9));
         assert_eq!(revealed.revision_floor, 10);
@@ -487,12 +649,20 @@ mod tests {
 
     #[test]
     fn a_failed_compare_bounds_an_unrevealed_revision_from_above() {
-        let written = only(step(holding(V1, 5), Action::Put { value: V2 }, Observed::Unknown).unwrap());
+        let written =
+            only(step(holding(V1, 5), Action::Put { value: V2 }, Observed::Unknown).unwrap());
         let cas_failed = only(
             step(
                 written,
-                Action::PutIfValue { expected: V1, value: V1 },
-                Observed::Txn { succeeded: false, revision: 7, else_read: None },
+                Action::PutIfValue {
+                    expected: V1,
+                    value: V1,
+                },
+                Observed::Txn {
+                    succeeded: false,
+                    revision: 7,
+                    else_read: None,
+                },
             )
             .unwrap(),
         );
@@ -502,23 +672,47 @@ mod tests {
 
     #[test]
     fn value_compare_on_an_absent_key_is_false() {
-        let txn = |succeeded| Observed::Txn { succeeded, revision: 3, else_read: None };
-        let action = Action::PutIfValue { expected: V1, value: V2 };
+        let txn = |succeeded| Observed::Txn {
+            succeeded,
+            revision: 3,
+            else_read: None,
+        };
+        let action = Action::PutIfValue {
+            expected: V1,
+            value: V2,
+        };
         assert!(step(KeyState::initial(), action, txn(false)).is_ok());
-        assert_eq!(step(KeyState::initial(), action, txn(true)), Err(Rejection::CompareDisagrees { reported: true }));
+        assert_eq!(
+            step(KeyState::initial(), action, txn(true)),
+            Err(Rejection::CompareDisagrees { reported: true })
+        );
     }
 
     #[test]
     fn kubernetes_update_compares_mod_revision_and_reads_on_failure() {
         let state = holding(V1, 5);
-        let update = |expected| Action::UpdateIfModRevision { expected, value: V2 };
-        let succeeded = Observed::Txn { succeeded: true, revision: 6, else_read: None };
-        assert_eq!(only(step(state, update(5), succeeded).unwrap()), holding(V2, 6));
+        let update = |expected| Action::UpdateIfModRevision {
+            expected,
+            value: V2,
+        };
+        let succeeded = Observed::Txn {
+            succeeded: true,
+            revision: 6,
+            else_read: None,
+        };
+        assert_eq!(
+            only(step(state, update(5), succeeded).unwrap()),
+            holding(V2, 6)
+        );
         assert!(step(state, update(4), succeeded).is_err());
         let failed_reading = |value, mod_revision| Observed::Txn {
             succeeded: false,
             revision: 6,
-            else_read: Some(ReadResult { value, mod_revision, revision: 0 }),
+            else_read: Some(ReadResult {
+                value,
+                mod_revision,
+                revision: 0,
+            }),
         };
         assert!(step(state, update(4), failed_reading(Some(V1), 5)).is_ok());
         assert!(step(state, update(4), failed_reading(Some(V2), 5)).is_err());
@@ -527,9 +721,17 @@ mod tests {
 
     #[test]
     fn an_unanswered_update_on_an_unrevealed_revision_may_go_either_way() {
-        let written = only(step(holding(V1, 5), Action::Put { value: V2 }, Observed::Unknown).unwrap());
-        let successors =
-            step(written, Action::UpdateIfModRevision { expected: 8, value: V1 }, Observed::Unknown).unwrap();
+        let written =
+            only(step(holding(V1, 5), Action::Put { value: V2 }, Observed::Unknown).unwrap());
+        let successors = step(
+            written,
+            Action::UpdateIfModRevision {
+                expected: 8,
+                value: V1,
+            },
+            Observed::Unknown,
+        )
+        .unwrap();
         let took_effect = successors.get(0).unwrap();
         assert_eq!(took_effect.value, Some(V1));
         assert_eq!(took_effect.revision_floor, 9);
@@ -538,11 +740,23 @@ mod tests {
 
     #[test]
     fn deleting_nothing_creates_no_revision() {
-        let absent = KeyState { revision_floor: 4, ..KeyState::initial() };
-        let deleted_nothing = Observed::Delete { deleted: 0, revision: 4 };
-        assert_eq!(only(step(absent, Action::Delete, deleted_nothing).unwrap()), absent);
+        let absent = KeyState {
+            revision_floor: 4,
+            ..KeyState::initial()
+        };
+        let deleted_nothing = Observed::Delete {
+            deleted: 0,
+            revision: 4,
+        };
+        assert_eq!(
+            only(step(absent, Action::Delete, deleted_nothing).unwrap()),
+            absent
+        );
         assert!(step(holding(V1, 4), Action::Delete, deleted_nothing).is_err());
-        let deleted_one = Observed::Delete { deleted: 1, revision: 5 };
+        let deleted_one = Observed::Delete {
+            deleted: 1,
+            revision: 5,
+        };
         assert!(step(absent, Action::Delete, deleted_one).is_err());
         let after = only(step(holding(V1, 4), Action::Delete, deleted_one).unwrap());
         assert_eq!(after.value, None);
@@ -554,35 +768,98 @@ mod tests {
     /// floor is above its limit.
     #[test]
     fn no_answer_is_accepted_above_its_floor_limit() {
-        let read = |revision| Observed::Read(ReadResult { value: Some(V1), mod_revision: 3, revision });
+        let read = |revision| {
+            Observed::Read(ReadResult {
+                value: Some(V1),
+                mod_revision: 3,
+                revision,
+            })
+        };
         let txn = |succeeded, revision| Observed::Txn {
             succeeded,
             revision,
-            else_read: (!succeeded).then_some(ReadResult { value: Some(V1), mod_revision: 3, revision: 0 }),
+            else_read: (!succeeded).then_some(ReadResult {
+                value: Some(V1),
+                mod_revision: 3,
+                revision: 0,
+            }),
         };
-        let plain_txn = |succeeded, revision| Observed::Txn { succeeded, revision, else_read: None };
+        let plain_txn = |succeeded, revision| Observed::Txn {
+            succeeded,
+            revision,
+            else_read: None,
+        };
         let cases = [
             (Action::Get, read(5)),
             (Action::Put { value: V2 }, Observed::Put { revision: 5 }),
-            (Action::Delete, Observed::Delete { deleted: 1, revision: 5 }),
-            (Action::Delete, Observed::Delete { deleted: 0, revision: 5 }),
-            (Action::PutIfValue { expected: V1, value: V2 }, plain_txn(true, 5)),
-            (Action::PutIfValue { expected: V2, value: V2 }, plain_txn(false, 5)),
+            (
+                Action::Delete,
+                Observed::Delete {
+                    deleted: 1,
+                    revision: 5,
+                },
+            ),
+            (
+                Action::Delete,
+                Observed::Delete {
+                    deleted: 0,
+                    revision: 5,
+                },
+            ),
+            (
+                Action::PutIfValue {
+                    expected: V1,
+                    value: V2,
+                },
+                plain_txn(true, 5),
+            ),
+            (
+                Action::PutIfValue {
+                    expected: V2,
+                    value: V2,
+                },
+                plain_txn(false, 5),
+            ),
             (Action::Create { value: V2 }, plain_txn(false, 5)),
-            (Action::UpdateIfModRevision { expected: 3, value: V2 }, txn(true, 5)),
-            (Action::UpdateIfModRevision { expected: 2, value: V2 }, txn(false, 5)),
+            (
+                Action::UpdateIfModRevision {
+                    expected: 3,
+                    value: V2,
+                },
+                txn(true, 5),
+            ),
+            (
+                Action::UpdateIfModRevision {
+                    expected: 2,
+                    value: V2,
+                },
+                txn(false, 5),
+            ),
             (Action::DeleteIfModRevision { expected: 3 }, txn(true, 5)),
-            (Action::DeleteIfModRevision { expected: 0 }, plain_txn(true, 5)),
+            (
+                Action::DeleteIfModRevision { expected: 0 },
+                plain_txn(true, 5),
+            ),
         ];
         let states = (0..8).flat_map(|floor| {
             [
-                KeyState { value: Some(V1), mod_revision: ModRevision::Known(3), revision_floor: floor },
                 KeyState {
                     value: Some(V1),
-                    mod_revision: ModRevision::Unrevealed { above: 2, at_most: Revision::MAX },
+                    mod_revision: ModRevision::Known(3),
                     revision_floor: floor,
                 },
-                KeyState { revision_floor: floor, ..KeyState::initial() },
+                KeyState {
+                    value: Some(V1),
+                    mod_revision: ModRevision::Unrevealed {
+                        above: 2,
+                        at_most: Revision::MAX,
+                    },
+                    revision_floor: floor,
+                },
+                KeyState {
+                    revision_floor: floor,
+                    ..KeyState::initial()
+                },
             ]
         });
         let mut accepted_somewhere = vec![false; cases.len()];
@@ -604,7 +881,11 @@ mod tests {
     #[test]
     fn mismatched_outputs_are_rejected_without_panicking() {
         assert_eq!(
-            step(KeyState::initial(), Action::Get, Observed::Put { revision: 1 }),
+            step(
+                KeyState::initial(),
+                Action::Get,
+                Observed::Put { revision: 1 }
+            ),
             Err(Rejection::OutputDoesNotFitRequest)
         );
     }

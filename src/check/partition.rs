@@ -37,7 +37,11 @@ pub(crate) struct KeyOperation {
 impl KeyHistory<'_> {
     /// The text of an interned value, for reports.
     pub fn value_text(&self, value: ValueId) -> &str {
-        usize::try_from(value).ok().and_then(|index| self.values.get(index)).copied().unwrap_or("<unknown value>")
+        usize::try_from(value)
+            .ok()
+            .and_then(|index| self.values.get(index))
+            .copied()
+            .unwrap_or("<unknown value>")
     }
 }
 
@@ -58,13 +62,19 @@ pub(crate) fn partition_by_key(history: &History) -> Vec<KeyHistory<'_>> {
 /// the tests compare the search against.
 #[cfg(test)]
 pub(crate) fn partition_by_key_literally(history: &History) -> Vec<KeyHistory<'_>> {
-    operations_by_key(history).into_iter().map(|(key, operations)| build_key_history(key, &operations)).collect()
+    operations_by_key(history)
+        .into_iter()
+        .map(|(key, operations)| build_key_history(key, &operations))
+        .collect()
 }
 
 fn operations_by_key(history: &History) -> BTreeMap<&str, Vec<(usize, &Operation)>> {
     let mut by_key: BTreeMap<&str, Vec<(usize, &Operation)>> = BTreeMap::new();
     for (index, operation) in history.operations.iter().enumerate() {
-        by_key.entry(operation.key()).or_default().push((index, operation));
+        by_key
+            .entry(operation.key())
+            .or_default()
+            .push((index, operation));
     }
     by_key
 }
@@ -89,7 +99,11 @@ fn build_key_history<'h>(key: &'h str, operations: &[(usize, &'h Operation)]) ->
             observed,
         });
     }
-    KeyHistory { key, operations: key_operations, values: interner.texts }
+    KeyHistory {
+        key,
+        operations: key_operations,
+        values: interner.texts,
+    }
 }
 
 fn takes_part_in_search(operation: &Operation) -> bool {
@@ -135,8 +149,10 @@ fn pin_unanswered_writes_that_were_read(
         if key_operation.deadline_ns.is_some() {
             continue;
         }
-        let Some(value) =
-            history.operations.get(key_operation.index).and_then(|operation| operation.request.written_value())
+        let Some(value) = history
+            .operations
+            .get(key_operation.index)
+            .and_then(|operation| operation.request.written_value())
         else {
             continue;
         };
@@ -161,7 +177,11 @@ fn merge_values_nobody_observed(key_history: &mut KeyHistory) {
     let mut observed: HashSet<ValueId> = HashSet::new();
     for operation in &key_history.operations {
         let read = match operation.observed {
-            Observed::Read(read) | Observed::Txn { else_read: Some(read), .. } => Some(read),
+            Observed::Read(read)
+            | Observed::Txn {
+                else_read: Some(read),
+                ..
+            } => Some(read),
             _ => None,
         };
         if let Some(value) = read.and_then(|read| read.value) {
@@ -209,34 +229,66 @@ impl<'h> Interner<'h> {
     fn action(&mut self, request: &'h Request) -> Action {
         match request {
             Request::Get { .. } => Action::Get,
-            Request::Put { value, .. } => Action::Put { value: self.intern(value) },
+            Request::Put { value, .. } => Action::Put {
+                value: self.intern(value),
+            },
             Request::Delete { .. } => Action::Delete,
-            Request::PutIfValue { expected_value, value, .. } => {
-                Action::PutIfValue { expected: self.intern(expected_value), value: self.intern(value) }
-            }
-            Request::Create { value, .. } => Action::Create { value: self.intern(value) },
-            Request::UpdateIfModRevision { expected_mod_revision, value, .. } => {
-                Action::UpdateIfModRevision { expected: *expected_mod_revision, value: self.intern(value) }
-            }
-            Request::DeleteIfModRevision { expected_mod_revision, .. } => {
-                Action::DeleteIfModRevision { expected: *expected_mod_revision }
-            }
+            Request::PutIfValue {
+                expected_value,
+                value,
+                ..
+            } => Action::PutIfValue {
+                expected: self.intern(expected_value),
+                value: self.intern(value),
+            },
+            Request::Create { value, .. } => Action::Create {
+                value: self.intern(value),
+            },
+            Request::UpdateIfModRevision {
+                expected_mod_revision,
+                value,
+                ..
+            } => Action::UpdateIfModRevision {
+                expected: *expected_mod_revision,
+                value: self.intern(value),
+            },
+            Request::DeleteIfModRevision {
+                expected_mod_revision,
+                ..
+            } => Action::DeleteIfModRevision {
+                expected: *expected_mod_revision,
+            },
         }
     }
 
     fn observed(&mut self, output: &'h Output) -> Observed {
         match output {
-            Output::Get { value, mod_revision, revision } => Observed::Read(ReadResult {
+            Output::Get {
+                value,
+                mod_revision,
+                revision,
+            } => Observed::Read(ReadResult {
                 value: value.as_deref().map(|value| self.intern(value)),
                 mod_revision: *mod_revision,
                 revision: *revision,
             }),
-            Output::Put { revision } => Observed::Put { revision: *revision },
-            Output::Delete { deleted, revision } => Observed::Delete { deleted: *deleted, revision: *revision },
-            Output::Txn { succeeded, revision, else_read } => Observed::Txn {
+            Output::Put { revision } => Observed::Put {
+                revision: *revision,
+            },
+            Output::Delete { deleted, revision } => Observed::Delete {
+                deleted: *deleted,
+                revision: *revision,
+            },
+            Output::Txn {
+                succeeded,
+                revision,
+                else_read,
+            } => Observed::Txn {
                 succeeded: *succeeded,
                 revision: *revision,
-                else_read: else_read.as_ref().map(|read| self.else_read(read, *revision)),
+                else_read: else_read
+                    .as_ref()
+                    .map(|read| self.else_read(read, *revision)),
             },
         }
     }
@@ -256,19 +308,35 @@ mod tests {
     use crate::check::history::Operation;
 
     fn operation(from: u64, to: u64, request: Request, outcome: Outcome) -> Operation {
-        Operation { client: 1, invoked_at_ns: from, completed_at_ns: to, request, outcome }
+        Operation {
+            client: 1,
+            invoked_at_ns: from,
+            completed_at_ns: to,
+            request,
+            outcome,
+        }
     }
 
     fn put(value: &str) -> Request {
-        Request::Put { key: "k".into(), value: value.into() }
+        Request::Put {
+            key: "k".into(),
+            value: value.into(),
+        }
     }
 
     fn get_returning(value: &str) -> Outcome {
-        Outcome::Ok(Output::Get { value: Some(value.into()), mod_revision: 2, revision: 2 })
+        Outcome::Ok(Output::Get {
+            value: Some(value.into()),
+            mod_revision: 2,
+            revision: 2,
+        })
     }
 
     fn get() -> Request {
-        Request::Get { key: "k".into(), serializable: false }
+        Request::Get {
+            key: "k".into(),
+            serializable: false,
+        }
     }
 
     #[test]
@@ -277,13 +345,25 @@ mod tests {
             operations: vec![
                 operation(0, 1, put("a"), Outcome::Failed),
                 operation(0, 1, get(), Outcome::Unknown),
-                operation(0, 1, Request::Get { key: "k".into(), serializable: true }, get_returning("a")),
+                operation(
+                    0,
+                    1,
+                    Request::Get {
+                        key: "k".into(),
+                        serializable: true,
+                    },
+                    get_returning("a"),
+                ),
                 operation(0, 1, put("b"), Outcome::Unknown),
             ],
         };
         let keys = partition_by_key(&history);
         assert_eq!(keys.len(), 1);
-        let indexes: Vec<usize> = keys[0].operations.iter().map(|operation| operation.index).collect();
+        let indexes: Vec<usize> = keys[0]
+            .operations
+            .iter()
+            .map(|operation| operation.index)
+            .collect();
         assert_eq!(indexes, vec![3]);
     }
 
@@ -301,8 +381,15 @@ mod tests {
             ],
         };
         let keys = partition_by_key(&history);
-        let deadlines: Vec<Option<u64>> = keys[0].operations.iter().map(|operation| operation.deadline_ns).collect();
-        assert_eq!(deadlines, vec![Some(20), Some(20), Some(40), None, None, Some(60)]);
+        let deadlines: Vec<Option<u64>> = keys[0]
+            .operations
+            .iter()
+            .map(|operation| operation.deadline_ns)
+            .collect();
+        assert_eq!(
+            deadlines,
+            vec![Some(20), Some(20), Some(40), None, None, Some(60)]
+        );
     }
 
     #[test]
@@ -311,12 +398,21 @@ mod tests {
             operations: vec![
                 operation(0, 5, put("seen"), Outcome::Ok(Output::Put { revision: 2 })),
                 operation(0, 5, put("unseen 1"), Outcome::Unknown),
-                operation(0, 5, put("unseen 2"), Outcome::Ok(Output::Put { revision: 3 })),
+                operation(
+                    0,
+                    5,
+                    put("unseen 2"),
+                    Outcome::Ok(Output::Put { revision: 3 }),
+                ),
                 operation(10, 20, get(), get_returning("seen")),
             ],
         };
         let keys = partition_by_key(&history);
-        let written: Vec<Action> = keys[0].operations.iter().map(|operation| operation.action).collect();
+        let written: Vec<Action> = keys[0]
+            .operations
+            .iter()
+            .map(|operation| operation.action)
+            .collect();
         let Action::Put { value: seen } = written[0] else {
             panic!("a put");
         };

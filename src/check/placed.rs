@@ -17,7 +17,11 @@ pub(crate) struct PlacedOperations {
 
 impl PlacedOperations {
     pub fn new(operations: usize) -> Self {
-        PlacedOperations { answered: Bitset::new(operations), answered_fingerprint: 0, unanswered: Vec::new() }
+        PlacedOperations {
+            answered: Bitset::new(operations),
+            answered_fingerprint: 0,
+            unanswered: Vec::new(),
+        }
     }
 
     pub fn insert(&mut self, operation: usize, answered: bool) {
@@ -62,13 +66,17 @@ impl PlacedOperations {
 /// Whether every element of sorted `small` is in sorted `large`.
 pub(crate) fn is_sorted_subset(small: &[usize], large: &[usize]) -> bool {
     let mut large = large.iter();
-    small.iter().all(|wanted| large.by_ref().any(|candidate| candidate == wanted))
+    small
+        .iter()
+        .all(|wanted| large.by_ref().any(|candidate| candidate == wanted))
 }
 
 /// A fixed pseudo-random word per operation (SplitMix64 of its position), so that the
 /// fingerprint of a set does not depend on the order its members were placed in.
 fn zobrist_key(operation: usize) -> u64 {
-    let mut z = (operation as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut z = (operation as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -89,10 +97,16 @@ mod tests {
             other_way.insert(operation, true);
         }
         other_way.remove(2, true);
-        assert_eq!(one_way.answered_fingerprint(), other_way.answered_fingerprint());
+        assert_eq!(
+            one_way.answered_fingerprint(),
+            other_way.answered_fingerprint()
+        );
         assert_eq!(one_way.answered(), other_way.answered());
         other_way.remove(2, true);
-        assert_eq!(one_way.answered_fingerprint(), other_way.answered_fingerprint());
+        assert_eq!(
+            one_way.answered_fingerprint(),
+            other_way.answered_fingerprint()
+        );
     }
 
     #[test]

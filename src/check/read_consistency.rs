@@ -35,8 +35,16 @@ pub fn read_inconsistencies(history: &History) -> Vec<Anomaly> {
     for (index, operation) in history.operations.iter().enumerate() {
         let key_writes = writes.entry(operation.key()).or_default();
         if let Some(write) = operation.acknowledged_write() {
-            key_writes.by_revision.entry(write.revision).or_insert(KnownWrite { value: write.value, index });
-            key_of_revision.entry(write.revision).or_insert(operation.key());
+            key_writes
+                .by_revision
+                .entry(write.revision)
+                .or_insert(KnownWrite {
+                    value: write.value,
+                    index,
+                });
+            key_of_revision
+                .entry(write.revision)
+                .or_insert(operation.key());
         } else if operation.outcome == Outcome::Unknown && operation.may_have_written() {
             if let Some(value) = operation.request.written_value() {
                 key_writes.unanswered_values.insert(value);
@@ -53,7 +61,14 @@ pub fn read_inconsistencies(history: &History) -> Vec<Anomaly> {
         };
         let key = operation.key();
         let key_writes = writes.get(key).unwrap_or(&empty);
-        let check = ReadCheck { history, index, key, read, writes: key_writes, key_of_revision: &key_of_revision };
+        let check = ReadCheck {
+            history,
+            index,
+            key,
+            read,
+            writes: key_writes,
+            key_of_revision: &key_of_revision,
+        };
         if let Some((kind, description, related)) = check.problem() {
             let mut indexes = vec![index];
             indexes.extend(related);
@@ -78,7 +93,12 @@ pub fn duplicate_revisions(history: &History) -> Vec<Anomaly> {
         .map(|(revision, indexes)| {
             let names: Vec<String> = indexes.iter().map(|index| format!("#{index}")).collect();
             let description = format!("revision {revision} was given to {}", names.join(", "));
-            Anomaly::new(AnomalyKind::DuplicateRevision, description, history, &indexes)
+            Anomaly::new(
+                AnomalyKind::DuplicateRevision,
+                description,
+                history,
+                &indexes,
+            )
         })
         .collect()
 }
@@ -96,7 +116,9 @@ type Problem = (AnomalyKind, String, Vec<usize>);
 
 impl ReadCheck<'_> {
     fn problem(&self) -> Option<Problem> {
-        self.malformed().or_else(|| self.unexplained()).or_else(|| self.missed_write())
+        self.malformed()
+            .or_else(|| self.unexplained())
+            .or_else(|| self.missed_write())
     }
 
     fn saw(&self) -> String {
@@ -121,7 +143,11 @@ impl ReadCheck<'_> {
         } else {
             return None;
         };
-        Some((AnomalyKind::MalformedRead, format!("{}: {why}", self.saw()), vec![]))
+        Some((
+            AnomalyKind::MalformedRead,
+            format!("{}: {why}", self.saw()),
+            vec![],
+        ))
     }
 
     /// A present key's mod_revision must be a write of that value to that key.
@@ -131,7 +157,11 @@ impl ReadCheck<'_> {
         let why = match self.writes.by_revision.get(&mod_revision) {
             Some(write) if write.value == Some(value) => return None,
             Some(write) => (
-                format!("revision {mod_revision} was #{} storing {}", write.index, format_value(write.value)),
+                format!(
+                    "revision {mod_revision} was #{} storing {}",
+                    write.index,
+                    format_value(write.value)
+                ),
                 vec![write.index],
             ),
             None => match self.key_of_revision.get(&mod_revision) {
@@ -140,17 +170,28 @@ impl ReadCheck<'_> {
                     self.writer_elsewhere(mod_revision),
                 ),
                 None if self.writes.unanswered_values.contains(value) => return None,
-                None => ("no write of this value to this key could have produced it".to_owned(), vec![]),
+                None => (
+                    "no write of this value to this key could have produced it".to_owned(),
+                    vec![],
+                ),
             },
         };
-        Some((AnomalyKind::PhantomRead, format!("{}, but {}", self.saw(), why.0), why.1))
+        Some((
+            AnomalyKind::PhantomRead,
+            format!("{}, but {}", self.saw(), why.0),
+            why.1,
+        ))
     }
 
     fn writer_elsewhere(&self, revision: Revision) -> Vec<usize> {
         self.history
             .operations
             .iter()
-            .position(|operation| operation.acknowledged_write().is_some_and(|write| write.revision == revision))
+            .position(|operation| {
+                operation
+                    .acknowledged_write()
+                    .is_some_and(|write| write.revision == revision)
+            })
             .into_iter()
             .collect()
     }
@@ -164,7 +205,11 @@ impl ReadCheck<'_> {
             return None;
         }
         if read.value.is_some() {
-            let (&revision, write) = self.writes.by_revision.range(after_seen..=read.revision).next()?;
+            let (&revision, write) = self
+                .writes
+                .by_revision
+                .range(after_seen..=read.revision)
+                .next()?;
             let description = format!(
                 "{}, but #{} wrote it at revision {revision} (storing {})",
                 self.saw(),
@@ -175,7 +220,11 @@ impl ReadCheck<'_> {
         }
         // Absent: the last write at or below the read's revision must be a delete, unless
         // a delete without an answer may have come after it.
-        let (&revision, write) = self.writes.by_revision.range(..=read.revision).next_back()?;
+        let (&revision, write) = self
+            .writes
+            .by_revision
+            .range(..=read.revision)
+            .next_back()?;
         if write.value.is_none() || self.writes.unanswered_delete {
             return None;
         }

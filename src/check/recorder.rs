@@ -34,7 +34,10 @@ impl Default for HistoryRecorder {
 
 impl HistoryRecorder {
     pub fn new() -> Self {
-        HistoryRecorder { epoch: Instant::now(), operations: Mutex::new(Vec::new()) }
+        HistoryRecorder {
+            epoch: Instant::now(),
+            operations: Mutex::new(Vec::new()),
+        }
     }
 
     /// Nanoseconds since the recorder was created.
@@ -55,7 +58,9 @@ impl HistoryRecorder {
             request,
             outcome: Outcome::Unknown,
         });
-        PendingOperation { index: operations.len() - 1 }
+        PendingOperation {
+            index: operations.len() - 1,
+        }
     }
 
     /// Call just after the answer arrived (or the client gave up: [`Outcome::Unknown`]).
@@ -71,17 +76,26 @@ impl HistoryRecorder {
 
     /// A copy of what has been recorded so far; operations still in flight are Unknown.
     pub fn snapshot(&self) -> History {
-        History { operations: self.lock().clone() }
+        History {
+            operations: self.lock().clone(),
+        }
     }
 
     pub fn into_history(self) -> History {
-        History { operations: self.operations.into_inner().unwrap_or_else(PoisonError::into_inner) }
+        History {
+            operations: self
+                .operations
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+        }
     }
 
     /// A client task that panicked while holding the lock left the vector intact (every
     /// update is a single assignment), so a poisoned lock is still usable.
     fn lock(&self) -> MutexGuard<'_, Vec<Operation>> {
-        self.operations.lock().unwrap_or_else(PoisonError::into_inner)
+        self.operations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -93,12 +107,21 @@ mod tests {
     #[test]
     fn operations_left_in_flight_stay_unknown() {
         let recorder = HistoryRecorder::new();
-        let answered = recorder.invoke(1, Request::Put { key: "k".into(), value: "v".into() });
+        let answered = recorder.invoke(
+            1,
+            Request::Put {
+                key: "k".into(),
+                value: "v".into(),
+            },
+        );
         let _in_flight = recorder.invoke(2, Request::Delete { key: "k".into() });
         recorder.complete(answered, Outcome::Ok(Output::Put { revision: 2 }));
         let history = recorder.into_history();
         assert_eq!(history.operations.len(), 2);
-        assert_eq!(history.operations[0].outcome, Outcome::Ok(Output::Put { revision: 2 }));
+        assert_eq!(
+            history.operations[0].outcome,
+            Outcome::Ok(Output::Put { revision: 2 })
+        );
         assert!(history.operations[0].completed_at_ns >= history.operations[0].invoked_at_ns);
         assert_eq!(history.operations[1].outcome, Outcome::Unknown);
         assert!(history.validate().is_ok());

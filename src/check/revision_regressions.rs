@@ -19,7 +19,13 @@ pub fn revision_regressions(history: &History) -> Vec<Anomaly> {
         .operations
         .iter()
         .enumerate()
-        .filter_map(|(index, operation)| Some((operation.deadline_ns()?, operation.observed_revision()?, index)))
+        .filter_map(|(index, operation)| {
+            Some((
+                operation.deadline_ns()?,
+                operation.observed_revision()?,
+                index,
+            ))
+        })
         .collect();
     by_completion.sort_unstable();
     let mut by_invocation: Vec<(u64, i64, usize)> = history
@@ -27,7 +33,13 @@ pub fn revision_regressions(history: &History) -> Vec<Anomaly> {
         .iter()
         .enumerate()
         .filter(|(_, operation)| !operation.is_serializable_read())
-        .filter_map(|(index, operation)| Some((operation.invoked_at_ns, operation.observed_revision()?, index)))
+        .filter_map(|(index, operation)| {
+            Some((
+                operation.invoked_at_ns,
+                operation.observed_revision()?,
+                index,
+            ))
+        })
         .collect();
     by_invocation.sort_unstable();
 
@@ -49,15 +61,19 @@ pub fn revision_regressions(history: &History) -> Vec<Anomaly> {
             continue;
         };
         if revision < highest_seen {
-            let (Some(earlier_operation), Some(later_operation)) =
-                (history.operations.get(earlier), history.operations.get(index))
-            else {
+            let (Some(earlier_operation), Some(later_operation)) = (
+                history.operations.get(earlier),
+                history.operations.get(index),
+            ) else {
                 continue;
             };
             let clients = if earlier_operation.client == later_operation.client {
                 format!("client {}", later_operation.client)
             } else {
-                format!("clients {} and {}", earlier_operation.client, later_operation.client)
+                format!(
+                    "clients {} and {}",
+                    earlier_operation.client, later_operation.client
+                )
             };
             let description = format!(
                 "#{index} saw revision {revision}, although #{earlier} had seen revision \
@@ -65,7 +81,12 @@ pub fn revision_regressions(history: &History) -> Vec<Anomaly> {
                 format_time(earlier_operation.completed_at_ns),
                 format_time(invoked_at)
             );
-            anomalies.push(Anomaly::new(AnomalyKind::RevisionRegression, description, history, &[index, earlier]));
+            anomalies.push(Anomaly::new(
+                AnomalyKind::RevisionRegression,
+                description,
+                history,
+                &[index, earlier],
+            ));
         }
     }
     anomalies

@@ -120,7 +120,11 @@ struct Search<'a> {
 
 pub(crate) fn search(history: &KeyHistory, budget: &Budget) -> SearchOutcome {
     let operations = history.operations.len();
-    let answered = history.operations.iter().filter(|operation| operation.deadline_ns.is_some()).count();
+    let answered = history
+        .operations
+        .iter()
+        .filter(|operation| operation.deadline_ns.is_some())
+        .count();
     let mut search = Search {
         history,
         timeline: Timeline::new(history),
@@ -173,7 +177,12 @@ pub(crate) fn search(history: &KeyHistory, budget: &Budget) -> SearchOutcome {
                     .get(operation)
                     .and_then(|op| step(search.state, op.action, op.observed).ok())
                     .unwrap_or_else(Successors::none);
-                let frame = Frame { operation, state_before: search.state, successors, choice: 0 };
+                let frame = Frame {
+                    operation,
+                    state_before: search.state,
+                    successors,
+                    choice: 0,
+                };
                 match search.first_unexplored_choice(frame) {
                     Some(frame) => frame,
                     None => {
@@ -186,21 +195,31 @@ pub(crate) fn search(history: &KeyHistory, budget: &Budget) -> SearchOutcome {
             // that could come next in this pass was tried.
             Some(Event::Deadline(_)) | None => {
                 if cursor.pass == Pass::Answered {
-                    cursor = Cursor { event: search.timeline.first(), pass: Pass::Unanswered };
+                    cursor = Cursor {
+                        event: search.timeline.first(),
+                        pass: Pass::Unanswered,
+                    };
                     continue;
                 }
                 // The operation owning the deadline cannot be placed in time after this
                 // prefix: undo the last placement, then try its other successor state or
                 // the operations after it.
                 let Some(frame) = search.stack.pop() else {
-                    return SearchOutcome::NotLinearizable { longest_prefix: search.longest_prefix };
+                    return SearchOutcome::NotLinearizable {
+                        longest_prefix: search.longest_prefix,
+                    };
                 };
                 search.undo(&frame);
                 cursor = Cursor {
-                    event: search.timeline.next(search.timeline.call_of(frame.operation)),
+                    event: search
+                        .timeline
+                        .next(search.timeline.call_of(frame.operation)),
                     pass: search.pass_of(frame.operation),
                 };
-                let another_choice = Frame { choice: frame.choice + 1, ..frame };
+                let another_choice = Frame {
+                    choice: frame.choice + 1,
+                    ..frame
+                };
                 match search.first_unexplored_choice(another_choice) {
                     Some(frame) => frame,
                     None => continue,
@@ -214,10 +233,22 @@ pub(crate) fn search(history: &KeyHistory, budget: &Budget) -> SearchOutcome {
 
 fn earlier_twins(history: &KeyHistory) -> Vec<Option<usize>> {
     let mut unanswered: Vec<usize> = (0..history.operations.len())
-        .filter(|&position| history.operations.get(position).is_some_and(|operation| operation.deadline_ns.is_none()))
+        .filter(|&position| {
+            history
+                .operations
+                .get(position)
+                .is_some_and(|operation| operation.deadline_ns.is_none())
+        })
         .collect();
-    unanswered
-        .sort_by_key(|&position| (history.operations.get(position).map(|operation| operation.invoked_at_ns), position));
+    unanswered.sort_by_key(|&position| {
+        (
+            history
+                .operations
+                .get(position)
+                .map(|operation| operation.invoked_at_ns),
+            position,
+        )
+    });
     let mut last_with_action: HashMap<Action, usize> = HashMap::new();
     let mut earlier_twin = vec![None; history.operations.len()];
     for position in unanswered {
@@ -233,7 +264,10 @@ fn earlier_twins(history: &KeyHistory) -> Vec<Option<usize>> {
 
 impl Search<'_> {
     fn restart(&self) -> Cursor {
-        Cursor { event: self.timeline.first(), pass: Pass::Answered }
+        Cursor {
+            event: self.timeline.first(),
+            pass: Pass::Answered,
+        }
     }
 
     fn pass_of(&self, operation: usize) -> Pass {
@@ -259,10 +293,19 @@ impl Search<'_> {
         {
             return true;
         }
-        let overwrites = self.history.operations.get(operation).is_some_and(|operation| {
-            operation.deadline_ns.is_none() && matches!(operation.action, Action::Put { .. } | Action::Delete)
-        });
-        overwrites && self.stack.last().is_some_and(|top| self.pass_of(top.operation) == Pass::Unanswered)
+        let overwrites = self
+            .history
+            .operations
+            .get(operation)
+            .is_some_and(|operation| {
+                operation.deadline_ns.is_none()
+                    && matches!(operation.action, Action::Put { .. } | Action::Delete)
+            });
+        overwrites
+            && self
+                .stack
+                .last()
+                .is_some_and(|top| self.pass_of(top.operation) == Pass::Unanswered)
     }
 
     fn is_answered(&self, operation: usize) -> bool {
@@ -316,7 +359,8 @@ impl Search<'_> {
             return;
         };
         self.timeline.lift(frame.operation);
-        self.placed.insert(frame.operation, self.is_answered(frame.operation));
+        self.placed
+            .insert(frame.operation, self.is_answered(frame.operation));
         self.forget_floor_limit(self.floor_limit_of.get(frame.operation).copied().flatten());
         if self.pass_of(frame.operation) == Pass::Answered {
             self.unplaced_answered -= 1;
@@ -329,17 +373,25 @@ impl Search<'_> {
             // Only the part of the stack rebuilt since the last record is copied, so the
             // copying costs no more than the search steps that preceded it.
             self.longest_prefix.truncate(self.longest_prefix_shared);
-            let rebuilt = self.stack.get(self.longest_prefix_shared..).unwrap_or_default();
-            self.longest_prefix.extend(rebuilt.iter().filter_map(|frame| {
-                Some(Placed { operation: frame.operation, state_after: frame.successors.get(frame.choice)? })
-            }));
+            let rebuilt = self
+                .stack
+                .get(self.longest_prefix_shared..)
+                .unwrap_or_default();
+            self.longest_prefix
+                .extend(rebuilt.iter().filter_map(|frame| {
+                    Some(Placed {
+                        operation: frame.operation,
+                        state_after: frame.successors.get(frame.choice)?,
+                    })
+                }));
             self.longest_prefix_shared = self.stack.len();
         }
     }
 
     fn undo(&mut self, frame: &Frame) {
         self.timeline.restore(frame.operation);
-        self.placed.remove(frame.operation, self.is_answered(frame.operation));
+        self.placed
+            .remove(frame.operation, self.is_answered(frame.operation));
         self.remember_floor_limit(self.floor_limit_of.get(frame.operation).copied().flatten());
         if self.pass_of(frame.operation) == Pass::Answered {
             self.unplaced_answered += 1;
@@ -371,7 +423,8 @@ const END: usize = usize::MAX;
 
 impl Timeline {
     fn new(history: &KeyHistory) -> Self {
-        let mut timed: Vec<(u64, u8, usize, Event)> = Vec::with_capacity(history.operations.len() * 2);
+        let mut timed: Vec<(u64, u8, usize, Event)> =
+            Vec::with_capacity(history.operations.len() * 2);
         for (position, operation) in history.operations.iter().enumerate() {
             // At equal times a call sorts before a deadline: operations that touch in
             // time count as concurrent, the permissive reading.
@@ -397,7 +450,13 @@ impl Timeline {
                 Event::Deadline(position) => deadline_event[position] = Some(index),
             }
         }
-        Timeline { events, next, previous, call_event, deadline_event }
+        Timeline {
+            events,
+            next,
+            previous,
+            call_event,
+            deadline_event,
+        }
     }
 
     fn head(&self) -> usize {

@@ -10,7 +10,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::history::{History, OperationRef, format_time, format_value};
-use super::model::{Action, KeyState, ModRevision, Observed, Rejection, Successors, floor_limit, step};
+use super::model::{
+    Action, KeyState, ModRevision, Observed, Rejection, Successors, floor_limit, step,
+};
 use super::partition::{KeyHistory, KeyOperation};
 use super::search::Placed;
 
@@ -49,9 +51,19 @@ const PREFIX_STEPS_SHOWN: usize = 10;
 const AROUND_KEPT: usize = 20;
 
 /// Builds the account of a key the search found not linearizable.
-pub(crate) fn explain(history: &History, key_history: &KeyHistory, longest_prefix: &[Placed]) -> Violation {
-    let describer = Describer { history, key_history, prefix: longest_prefix };
-    let state = longest_prefix.last().map_or_else(KeyState::initial, |placed| placed.state_after);
+pub(crate) fn explain(
+    history: &History,
+    key_history: &KeyHistory,
+    longest_prefix: &[Placed],
+) -> Violation {
+    let describer = Describer {
+        history,
+        key_history,
+        prefix: longest_prefix,
+    };
+    let state = longest_prefix
+        .last()
+        .map_or_else(KeyState::initial, |placed| placed.state_after);
     let mut is_placed = vec![false; key_history.operations.len()];
     for placed in longest_prefix {
         if let Some(flag) = is_placed.get_mut(placed.operation) {
@@ -66,8 +78,11 @@ pub(crate) fn explain(history: &History, key_history: &KeyHistory, longest_prefi
         .collect();
     // The earliest deadline among the operations left: everything that could come next
     // was invoked by then.
-    let earliest_deadline =
-        unplaced.iter().filter_map(|(_, operation)| operation.deadline_ns).min().unwrap_or(u64::MAX);
+    let earliest_deadline = unplaced
+        .iter()
+        .filter_map(|(_, operation)| operation.deadline_ns)
+        .min()
+        .unwrap_or(u64::MAX);
     let mut could_not_be_placed: Vec<(u64, UnplacedOperation)> = Vec::new();
     for &(position, operation) in &unplaced {
         if operation.invoked_at_ns > earliest_deadline {
@@ -79,15 +94,20 @@ pub(crate) fn explain(history: &History, key_history: &KeyHistory, longest_prefi
         if let Some(operation_ref) = describer.reference(operation.index) {
             could_not_be_placed.push((
                 operation.deadline_ns.unwrap_or(u64::MAX),
-                UnplacedOperation { operation: operation_ref, reason },
+                UnplacedOperation {
+                    operation: operation_ref,
+                    reason,
+                },
             ));
         }
     }
     // The operation whose deadline blocked the search first: it is the one that had to
     // be placed and could not.
     could_not_be_placed.sort_by_key(|(deadline, unplaced)| (*deadline, unplaced.operation.index));
-    let could_not_be_placed: Vec<UnplacedOperation> =
-        could_not_be_placed.into_iter().map(|(_, unplaced)| unplaced).collect();
+    let could_not_be_placed: Vec<UnplacedOperation> = could_not_be_placed
+        .into_iter()
+        .map(|(_, unplaced)| unplaced)
+        .collect();
     let around = describer.around(&could_not_be_placed, earliest_deadline);
 
     Violation {
@@ -131,8 +151,15 @@ impl Describer<'_> {
                 format!("{} (mod_revision {mod_revision})", self.value(Some(value)))
             }
             (Some(value), ModRevision::Unrevealed { above, at_most }) => {
-                let upper = if at_most == i64::MAX { String::new() } else { format!(" and at most {at_most}") };
-                format!("{} (mod_revision not known yet: above {above}{upper})", self.value(Some(value)))
+                let upper = if at_most == i64::MAX {
+                    String::new()
+                } else {
+                    format!(" and at most {at_most}")
+                };
+                format!(
+                    "{} (mod_revision not known yet: above {above}{upper})",
+                    self.value(Some(value))
+                )
             }
         };
         format!("{held}, store revision at least {}", state.revision_floor)
@@ -154,8 +181,10 @@ impl Describer<'_> {
         };
         // It fits; see whether it lifts the floor past the answer of another operation,
         // the one most easily left behind.
-        let lowest_floor =
-            (0..Successors::MAX).filter_map(|choice| successors.get(choice)).map(|next| next.revision_floor).min()?;
+        let lowest_floor = (0..Successors::MAX)
+            .filter_map(|choice| successors.get(choice))
+            .map(|next| next.revision_floor)
+            .min()?;
         let stranded = unplaced
             .iter()
             .filter(|(other, _)| *other != position)
@@ -178,7 +207,9 @@ impl Describer<'_> {
         };
         let answered_at = stranded_operation
             .observed_revision()
-            .map_or_else(String::new, |revision| format!(" (answered at revision {revision})"));
+            .map_or_else(String::new, |revision| {
+                format!(" (answered at revision {revision})")
+            });
         format!(
             "placing it takes the store to revision {floor}, after which #{}{answered_at} could \
              never be placed: #{} {stranded_operation}",
@@ -189,7 +220,10 @@ impl Describer<'_> {
     fn rejection(&self, state: KeyState, operation: &KeyOperation, rejection: Rejection) -> String {
         let held = self.state(state);
         match rejection {
-            Rejection::ReadMismatch { read_value, read_mod_revision } => format!(
+            Rejection::ReadMismatch {
+                read_value,
+                read_mod_revision,
+            } => format!(
                 "it read {} (mod_revision {read_mod_revision}), but the key held {held}{}",
                 self.value(read_value),
                 self.last_writer(operation)
@@ -206,9 +240,10 @@ impl Describer<'_> {
                 state.revision_floor,
                 self.floor_setter(operation)
             ),
-            Rejection::RevealedRevisionImpossible { mod_revision } => {
-                format!("it read mod_revision {mod_revision}, but the key held {held}{}", self.last_writer(operation))
-            }
+            Rejection::RevealedRevisionImpossible { mod_revision } => format!(
+                "it read mod_revision {mod_revision}, but the key held {held}{}",
+                self.last_writer(operation)
+            ),
             Rejection::CompareDisagrees { reported } => format!(
                 "its compare {} was reported {}, but the key held {held}{}",
                 compare_text(operation.action),
@@ -219,9 +254,10 @@ impl Describer<'_> {
                 "its compare on mod_revision failed, yet its else branch read that very \
                  mod_revision {mod_revision}"
             ),
-            Rejection::DeleteCountMismatch { deleted } => {
-                format!("it reported {deleted} deleted, but the key held {held}{}", self.last_writer(operation))
-            }
+            Rejection::DeleteCountMismatch { deleted } => format!(
+                "it reported {deleted} deleted, but the key held {held}{}",
+                self.last_writer(operation)
+            ),
             Rejection::OutputDoesNotFitRequest => "its answer does not fit the request".to_owned(),
         }
     }
@@ -282,10 +318,17 @@ impl Describer<'_> {
     /// Operations on the key (any outcome, including those the search skips) whose time
     /// span overlaps the span of the operations that could not be placed.
     fn around(&self, unplaced: &[UnplacedOperation], earliest_deadline: u64) -> Vec<OperationRef> {
-        let window_start =
-            unplaced.iter().map(|unplaced| unplaced.operation.operation.invoked_at_ns).min().unwrap_or(0);
+        let window_start = unplaced
+            .iter()
+            .map(|unplaced| unplaced.operation.operation.invoked_at_ns)
+            .min()
+            .unwrap_or(0);
         let window_end = if earliest_deadline == u64::MAX {
-            unplaced.iter().map(|unplaced| unplaced.operation.operation.completed_at_ns).max().unwrap_or(u64::MAX)
+            unplaced
+                .iter()
+                .map(|unplaced| unplaced.operation.operation.completed_at_ns)
+                .max()
+                .unwrap_or(u64::MAX)
         } else {
             earliest_deadline
         };
@@ -296,11 +339,18 @@ impl Describer<'_> {
             .enumerate()
             .filter(|(index, operation)| {
                 operation.key() == self.key_history.key
-                    && !unplaced.iter().any(|unplaced| unplaced.operation.index == *index)
+                    && !unplaced
+                        .iter()
+                        .any(|unplaced| unplaced.operation.index == *index)
                     && operation.invoked_at_ns <= window_end
-                    && operation.deadline_ns().is_none_or(|completed| completed >= window_start)
+                    && operation
+                        .deadline_ns()
+                        .is_none_or(|completed| completed >= window_start)
             })
-            .map(|(index, operation)| OperationRef { index, operation: operation.clone() })
+            .map(|(index, operation)| OperationRef {
+                index,
+                operation: operation.clone(),
+            })
             .collect();
         around.sort_by_key(|operation| (operation.operation.invoked_at_ns, operation.index));
         around.truncate(AROUND_KEPT);
@@ -333,19 +383,42 @@ fn compare_text(action: Action) -> String {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "key {:?} is not linearizable ({} operations checked on it)", self.key, self.operations_checked)?;
-        writeln!(f, "longest linearizable prefix: {} operations", self.linearized_prefix.len())?;
-        let hidden = self.linearized_prefix.len().saturating_sub(PREFIX_STEPS_SHOWN);
+        writeln!(
+            f,
+            "key {:?} is not linearizable ({} operations checked on it)",
+            self.key, self.operations_checked
+        )?;
+        writeln!(
+            f,
+            "longest linearizable prefix: {} operations",
+            self.linearized_prefix.len()
+        )?;
+        let hidden = self
+            .linearized_prefix
+            .len()
+            .saturating_sub(PREFIX_STEPS_SHOWN);
         if hidden > 0 {
             writeln!(f, "  ... {hidden} earlier operations ...")?;
         }
         for step in self.linearized_prefix.iter().skip(hidden) {
-            writeln!(f, "  #{} {}", step.operation.index, step.operation.operation)?;
+            writeln!(
+                f,
+                "  #{} {}",
+                step.operation.index, step.operation.operation
+            )?;
             writeln!(f, "      then: {}", step.state_after)?;
         }
-        writeln!(f, "after it the key holds {}, and no remaining operation can come next:", self.state_after_prefix)?;
+        writeln!(
+            f,
+            "after it the key holds {}, and no remaining operation can come next:",
+            self.state_after_prefix
+        )?;
         for unplaced in &self.could_not_be_placed {
-            writeln!(f, "  #{} {}", unplaced.operation.index, unplaced.operation.operation)?;
+            writeln!(
+                f,
+                "  #{} {}",
+                unplaced.operation.index, unplaced.operation.operation
+            )?;
             writeln!(f, "      {}", unplaced.reason)?;
         }
         if !self.around.is_empty() {

@@ -20,8 +20,15 @@ fn linearizable_by_enumeration(history: &KeyHistory) -> bool {
 }
 
 fn extend(operations: &[KeyOperation], placed: &mut [bool], state: KeyState) -> bool {
-    let unplaced = || operations.iter().enumerate().filter(|(position, _)| !placed[*position]);
-    let earliest_deadline = unplaced().filter_map(|(_, operation)| operation.deadline_ns).min();
+    let unplaced = || {
+        operations
+            .iter()
+            .enumerate()
+            .filter(|(position, _)| !placed[*position])
+    };
+    let earliest_deadline = unplaced()
+        .filter_map(|(_, operation)| operation.deadline_ns)
+        .min();
     let Some(earliest_deadline) = earliest_deadline else {
         // Every answered operation is placed; the rest may never have happened.
         return true;
@@ -50,7 +57,9 @@ fn extend(operations: &[KeyOperation], placed: &mut [bool], state: KeyState) -> 
 }
 
 fn verdicts_agree(history: &History) -> Result<(), String> {
-    let by_enumeration = partition_by_key_literally(history).iter().all(linearizable_by_enumeration);
+    let by_enumeration = partition_by_key_literally(history)
+        .iter()
+        .all(linearizable_by_enumeration);
     let by_search = match check(history) {
         Linearizability::Linearizable => true,
         Linearizability::NotLinearizable(_) => false,
@@ -105,8 +114,12 @@ fn mutate(history: &mut History, target: usize, mutation: &Mutation) {
             | Output::Delete { revision, .. }
             | Output::Txn { revision, .. } => *revision += delta,
         },
-        (Mutation::ModRevisionBy(delta), Outcome::Ok(Output::Get { mod_revision, .. })) => *mod_revision += delta,
-        (Mutation::ValueFrom(pick), Outcome::Ok(Output::Get { value, .. })) if !values.is_empty() => {
+        (Mutation::ModRevisionBy(delta), Outcome::Ok(Output::Get { mod_revision, .. })) => {
+            *mod_revision += delta
+        }
+        (Mutation::ValueFrom(pick), Outcome::Ok(Output::Get { value, .. }))
+            if !values.is_empty() =>
+        {
             *value = Some(values[pick % values.len()].clone())
         }
         (Mutation::FlipSucceeded, Outcome::Ok(Output::Txn { succeeded, .. })) if !has_else_read => {
@@ -116,7 +129,8 @@ fn mutate(history: &mut History, target: usize, mutation: &Mutation) {
         (Mutation::ShiftTimes(delta), _) => {
             let shift = |time: u64| time.saturating_add_signed(*delta);
             operation.invoked_at_ns = shift(operation.invoked_at_ns);
-            operation.completed_at_ns = shift(operation.completed_at_ns).max(operation.invoked_at_ns);
+            operation.completed_at_ns =
+                shift(operation.completed_at_ns).max(operation.invoked_at_ns);
         }
         _ => {}
     }

@@ -16,7 +16,10 @@ pub(super) struct HistoryBuilder {
 
 impl HistoryBuilder {
     pub fn new() -> Self {
-        HistoryBuilder { history: History::new(), key: "k".to_owned() }
+        HistoryBuilder {
+            history: History::new(),
+            key: "k".to_owned(),
+        }
     }
 
     pub fn key(&mut self, key: &str) -> &mut Self {
@@ -24,12 +27,27 @@ impl HistoryBuilder {
         self
     }
 
-    pub fn operation(&mut self, client: u64, (from, to): (u64, u64), request: Request, outcome: Outcome) -> usize {
-        self.history.push(Operation { client, invoked_at_ns: from * MS, completed_at_ns: to * MS, request, outcome })
+    pub fn operation(
+        &mut self,
+        client: u64,
+        (from, to): (u64, u64),
+        request: Request,
+        outcome: Outcome,
+    ) -> usize {
+        self.history.push(Operation {
+            client,
+            invoked_at_ns: from * MS,
+            completed_at_ns: to * MS,
+            request,
+            outcome,
+        })
     }
 
     pub fn put_request(&self, value: &str) -> Request {
-        Request::Put { key: self.key.clone(), value: value.to_owned() }
+        Request::Put {
+            key: self.key.clone(),
+            value: value.to_owned(),
+        }
     }
 
     pub fn put(&mut self, client: u64, span: (u64, u64), value: &str, revision: Revision) -> usize {
@@ -78,18 +96,40 @@ impl HistoryBuilder {
         mod_revision: Revision,
         revision: Revision,
     ) -> usize {
-        let request = Request::Get { key: self.key.clone(), serializable };
-        let output = Output::Get { value: value.map(str::to_owned), mod_revision, revision };
+        let request = Request::Get {
+            key: self.key.clone(),
+            serializable,
+        };
+        let output = Output::Get {
+            value: value.map(str::to_owned),
+            mod_revision,
+            revision,
+        };
         self.operation(client, span, request, Outcome::Ok(output))
     }
 
-    pub fn delete(&mut self, client: u64, span: (u64, u64), deleted: i64, revision: Revision) -> usize {
-        let request = Request::Delete { key: self.key.clone() };
-        self.operation(client, span, request, Outcome::Ok(Output::Delete { deleted, revision }))
+    pub fn delete(
+        &mut self,
+        client: u64,
+        span: (u64, u64),
+        deleted: i64,
+        revision: Revision,
+    ) -> usize {
+        let request = Request::Delete {
+            key: self.key.clone(),
+        };
+        self.operation(
+            client,
+            span,
+            request,
+            Outcome::Ok(Output::Delete { deleted, revision }),
+        )
     }
 
     pub fn delete_unknown(&mut self, client: u64, span: (u64, u64)) -> usize {
-        let request = Request::Delete { key: self.key.clone() };
+        let request = Request::Delete {
+            key: self.key.clone(),
+        };
         self.operation(client, span, request, Outcome::Unknown)
     }
 
@@ -103,13 +143,26 @@ impl HistoryBuilder {
         succeeded: bool,
         revision: Revision,
     ) -> usize {
-        let request =
-            Request::PutIfValue { key: self.key.clone(), expected_value: expected.to_owned(), value: value.to_owned() };
+        let request = Request::PutIfValue {
+            key: self.key.clone(),
+            expected_value: expected.to_owned(),
+            value: value.to_owned(),
+        };
         self.operation(client, span, request, txn(succeeded, revision, None))
     }
 
-    pub fn create(&mut self, client: u64, span: (u64, u64), value: &str, succeeded: bool, revision: Revision) -> usize {
-        let request = Request::Create { key: self.key.clone(), value: value.to_owned() };
+    pub fn create(
+        &mut self,
+        client: u64,
+        span: (u64, u64),
+        value: &str,
+        succeeded: bool,
+        revision: Revision,
+    ) -> usize {
+        let request = Request::Create {
+            key: self.key.clone(),
+            value: value.to_owned(),
+        };
         self.operation(client, span, request, txn(succeeded, revision, None))
     }
 
@@ -128,7 +181,12 @@ impl HistoryBuilder {
             expected_mod_revision: expected,
             value: value.to_owned(),
         };
-        self.operation(client, span, request, txn(else_read.is_none(), revision, else_read))
+        self.operation(
+            client,
+            span,
+            request,
+            txn(else_read.is_none(), revision, else_read),
+        )
     }
 
     /// `mod(k) == expected -> delete(k) else get(k)`.
@@ -140,27 +198,49 @@ impl HistoryBuilder {
         revision: Revision,
         else_read: Option<(Option<&str>, Revision)>,
     ) -> usize {
-        let request = Request::DeleteIfModRevision { key: self.key.clone(), expected_mod_revision: expected };
-        self.operation(client, span, request, txn(else_read.is_none(), revision, else_read))
+        let request = Request::DeleteIfModRevision {
+            key: self.key.clone(),
+            expected_mod_revision: expected,
+        };
+        self.operation(
+            client,
+            span,
+            request,
+            txn(else_read.is_none(), revision, else_read),
+        )
     }
 }
 
-fn txn(succeeded: bool, revision: Revision, else_read: Option<(Option<&str>, Revision)>) -> Outcome {
+fn txn(
+    succeeded: bool,
+    revision: Revision,
+    else_read: Option<(Option<&str>, Revision)>,
+) -> Outcome {
     Outcome::Ok(Output::Txn {
         succeeded,
         revision,
-        else_read: else_read.map(|(value, mod_revision)| KeyRead { value: value.map(str::to_owned), mod_revision }),
+        else_read: else_read.map(|(value, mod_revision)| KeyRead {
+            value: value.map(str::to_owned),
+            mod_revision,
+        }),
     })
 }
 
 /// The verdict with generous budgets, so that only a real answer comes back.
 pub(super) fn check(history: &History) -> Linearizability {
-    check_linearizability(history, &CheckOptions::default()).expect("well-formed history").verdict()
+    check_linearizability(history, &CheckOptions::default())
+        .expect("well-formed history")
+        .verdict()
 }
 
 pub(super) fn assert_linearizable(history: &History) {
     let verdict = check(history);
-    assert_eq!(verdict, Linearizability::Linearizable, "{}", describe(&verdict));
+    assert_eq!(
+        verdict,
+        Linearizability::Linearizable,
+        "{}",
+        describe(&verdict)
+    );
 }
 
 /// Asserts the history is not linearizable and returns the violation.

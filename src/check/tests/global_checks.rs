@@ -2,11 +2,17 @@
 
 use super::builders::HistoryBuilder;
 use crate::check::{
-    AnomalyKind, FinalRead, duplicate_revisions, lost_writes, read_inconsistencies, revision_regressions,
+    AnomalyKind, FinalRead, duplicate_revisions, lost_writes, read_inconsistencies,
+    revision_regressions,
 };
 
 fn final_read(key: &str, value: Option<&str>, mod_revision: i64, revision: i64) -> FinalRead {
-    FinalRead { key: key.to_owned(), value: value.map(str::to_owned), mod_revision, revision }
+    FinalRead {
+        key: key.to_owned(),
+        value: value.map(str::to_owned),
+        mod_revision,
+        revision,
+    }
 }
 
 fn kinds(anomalies: &[crate::check::Anomaly]) -> Vec<AnomalyKind> {
@@ -21,11 +27,18 @@ fn an_acknowledged_write_missing_at_the_end_is_lost() {
     let lost = lost_writes(&h.history, &[final_read("k", Some("v1"), 2, 3)]);
     assert_eq!(kinds(&lost), vec![AnomalyKind::LostWrite]);
     assert_eq!(lost[0].operations[0].index, acknowledged);
-    assert!(lost[0].to_string().contains("the key holds an older write"), "{}", lost[0]);
+    assert!(
+        lost[0].to_string().contains("the key holds an older write"),
+        "{}",
+        lost[0]
+    );
 
     assert!(lost_writes(&h.history, &[final_read("k", Some("v2"), 3, 3)]).is_empty());
     // The key missing from the final range counts as absent.
-    assert_eq!(kinds(&lost_writes(&h.history, &[])), vec![AnomalyKind::LostWrite]);
+    assert_eq!(
+        kinds(&lost_writes(&h.history, &[])),
+        vec![AnomalyKind::LostWrite]
+    );
 }
 
 #[test]
@@ -52,10 +65,19 @@ fn an_acknowledged_delete_undone_at_the_end_is_lost() {
 fn every_final_read_of_a_key_is_checked() {
     let mut h = HistoryBuilder::new();
     h.put(1, (0, 10), "v1", 2);
-    let members_agree = [final_read("k", Some("v1"), 2, 2), final_read("k", Some("v1"), 2, 2)];
+    let members_agree = [
+        final_read("k", Some("v1"), 2, 2),
+        final_read("k", Some("v1"), 2, 2),
+    ];
     assert!(lost_writes(&h.history, &members_agree).is_empty());
-    let one_member_behind = [final_read("k", Some("v1"), 2, 2), final_read("k", None, 0, 1)];
-    assert_eq!(kinds(&lost_writes(&h.history, &one_member_behind)), vec![AnomalyKind::LostWrite]);
+    let one_member_behind = [
+        final_read("k", Some("v1"), 2, 2),
+        final_read("k", None, 0, 1),
+    ];
+    assert_eq!(
+        kinds(&lost_writes(&h.history, &one_member_behind)),
+        vec![AnomalyKind::LostWrite]
+    );
 }
 
 #[test]
@@ -65,9 +87,17 @@ fn a_client_seeing_an_older_revision_later_is_a_regression() {
     let second = h.get(1, (20, 30), Some("v0"), 3, 4);
     let regressions = revision_regressions(&h.history);
     assert_eq!(kinds(&regressions), vec![AnomalyKind::RevisionRegression]);
-    let involved: Vec<usize> = regressions[0].operations.iter().map(|operation| operation.index).collect();
+    let involved: Vec<usize> = regressions[0]
+        .operations
+        .iter()
+        .map(|operation| operation.index)
+        .collect();
     assert_eq!(involved, vec![second, first]);
-    assert!(regressions[0].description.contains("client 1"), "{}", regressions[0]);
+    assert!(
+        regressions[0].description.contains("client 1"),
+        "{}",
+        regressions[0]
+    );
 }
 
 #[test]
@@ -88,7 +118,11 @@ fn a_read_missing_a_write_below_its_revision_is_stale() {
     let stale = h.serializable_get(2, (5, 40), Some("v1"), 2, 3);
     let anomalies = read_inconsistencies(&h.history);
     assert_eq!(kinds(&anomalies), vec![AnomalyKind::StaleRead]);
-    let involved: Vec<usize> = anomalies[0].operations.iter().map(|operation| operation.index).collect();
+    let involved: Vec<usize> = anomalies[0]
+        .operations
+        .iter()
+        .map(|operation| operation.index)
+        .collect();
     assert_eq!(involved, vec![stale, missed]);
 }
 
@@ -97,7 +131,10 @@ fn a_read_of_an_absent_key_after_a_put_below_its_revision_is_stale() {
     let mut h = HistoryBuilder::new();
     h.put(1, (0, 10), "v1", 2);
     h.get(2, (20, 30), None, 0, 2);
-    assert_eq!(kinds(&read_inconsistencies(&h.history)), vec![AnomalyKind::StaleRead]);
+    assert_eq!(
+        kinds(&read_inconsistencies(&h.history)),
+        vec![AnomalyKind::StaleRead]
+    );
     h.delete_unknown(3, (0, 5));
     assert!(read_inconsistencies(&h.history).is_empty());
 }
@@ -107,19 +144,29 @@ fn a_value_no_write_explains_is_a_phantom() {
     let mut h = HistoryBuilder::new();
     h.put(1, (0, 10), "v1", 2);
     h.get(2, (20, 30), Some("nobody wrote this"), 3, 3);
-    assert_eq!(kinds(&read_inconsistencies(&h.history)), vec![AnomalyKind::PhantomRead]);
+    assert_eq!(
+        kinds(&read_inconsistencies(&h.history)),
+        vec![AnomalyKind::PhantomRead]
+    );
 
     let mut h = HistoryBuilder::new();
     h.put(1, (0, 10), "v1", 2);
     h.get(2, (20, 30), Some("v2"), 2, 3);
-    assert_eq!(kinds(&read_inconsistencies(&h.history)), vec![AnomalyKind::PhantomRead]);
+    assert_eq!(
+        kinds(&read_inconsistencies(&h.history)),
+        vec![AnomalyKind::PhantomRead]
+    );
 
     let mut h = HistoryBuilder::new();
     h.key("a").put(1, (0, 10), "v1", 2);
     h.key("b").get(2, (20, 30), Some("v1"), 2, 3);
     let anomalies = read_inconsistencies(&h.history);
     assert_eq!(kinds(&anomalies), vec![AnomalyKind::PhantomRead]);
-    assert!(anomalies[0].description.contains("a write to key \"a\""), "{}", anomalies[0]);
+    assert!(
+        anomalies[0].description.contains("a write to key \"a\""),
+        "{}",
+        anomalies[0]
+    );
 }
 
 #[test]
@@ -146,7 +193,10 @@ fn the_else_branch_of_a_transaction_is_a_read_too() {
     h.create(1, (0, 10), "v1", true, 2);
     h.update(1, (20, 30), 2, "v2", 3, None);
     h.update(2, (40, 50), 1, "v3", 3, Some((Some("v1"), 2)));
-    assert_eq!(kinds(&read_inconsistencies(&h.history)), vec![AnomalyKind::StaleRead]);
+    assert_eq!(
+        kinds(&read_inconsistencies(&h.history)),
+        vec![AnomalyKind::StaleRead]
+    );
 }
 
 #[test]
@@ -166,7 +216,14 @@ fn a_final_read_can_join_the_history_as_a_get() {
     h.put(1, (0, 10), "v1", 2);
     let phantom = final_read("k", Some("v9"), 3, 3);
     assert!(lost_writes(&h.history, std::slice::from_ref(&phantom)).is_empty());
-    h.history.push(phantom.to_operation(99, 20 * super::builders::MS, 30 * super::builders::MS));
-    assert_eq!(kinds(&read_inconsistencies(&h.history)), vec![AnomalyKind::PhantomRead]);
-    assert!(matches!(super::builders::check(&h.history), crate::check::Linearizability::NotLinearizable(_)));
+    h.history
+        .push(phantom.to_operation(99, 20 * super::builders::MS, 30 * super::builders::MS));
+    assert_eq!(
+        kinds(&read_inconsistencies(&h.history)),
+        vec![AnomalyKind::PhantomRead]
+    );
+    assert!(matches!(
+        super::builders::check(&h.history),
+        crate::check::Linearizability::NotLinearizable(_)
+    ));
 }

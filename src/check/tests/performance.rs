@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use super::builders::check;
 use super::simulation::{Workload, simulate};
 use crate::check::{
-    Linearizability, Outcome, Output, Request, lost_writes, read_inconsistencies, revision_regressions,
+    Linearizability, Outcome, Output, Request, lost_writes, read_inconsistencies,
+    revision_regressions,
 };
 
 /// Generous for a shared, loaded machine; the measured times are far lower.
@@ -71,7 +72,11 @@ fn ten_clients_on_one_hot_key_check_quickly() {
 #[test]
 #[ignore]
 fn scaling_on_one_hot_key() {
-    let only = |name: &str| std::env::var(name).ok().and_then(|value| value.parse::<usize>().ok());
+    let only = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse::<usize>().ok())
+    };
     for unknown_per_mille in [0, 20, 50, 100] {
         if only("SCALING_UNKNOWN").is_some_and(|only| only != unknown_per_mille as usize) {
             continue;
@@ -94,11 +99,18 @@ fn scaling_on_one_hot_key() {
                 .operations
                 .iter()
                 .rposition(|operation| {
-                    matches!(operation.request, Request::Get { serializable: false, .. })
-                        && matches!(operation.outcome, Outcome::Ok(_))
+                    matches!(
+                        operation.request,
+                        Request::Get {
+                            serializable: false,
+                            ..
+                        }
+                    ) && matches!(operation.outcome, Outcome::Ok(_))
                 })
                 .expect("a read");
-            if let Outcome::Ok(Output::Get { value, .. }) = &mut history.operations[last_read].outcome {
+            if let Outcome::Ok(Output::Get { value, .. }) =
+                &mut history.operations[last_read].outcome
+            {
                 *value = Some("never written".to_owned());
             }
             let (corrupted, corrupted_time) = timed(&history);

@@ -7,22 +7,32 @@ use proptest::test_runner::FileFailurePersistence;
 use super::builders::check;
 use super::simulation::{Workload, simulate};
 use crate::check::{
-    History, Linearizability, Outcome, Output, Request, duplicate_revisions, lost_writes, read_inconsistencies,
-    revision_regressions,
+    History, Linearizability, Outcome, Output, Request, duplicate_revisions, lost_writes,
+    read_inconsistencies, revision_regressions,
 };
 
 fn workload() -> impl Strategy<Value = Workload> {
-    (1usize..8, 1usize..70, 1usize..4, 0u32..500, 0u32..150, any::<bool>()).prop_map(
-        |(clients, operations, keys, unknown_per_mille, failed_per_mille, few_values)| Workload {
-            clients,
-            operations,
-            keys,
-            unknown_per_mille,
-            failed_per_mille,
-            few_values,
-            ..Workload::default()
-        },
+    (
+        1usize..8,
+        1usize..70,
+        1usize..4,
+        0u32..500,
+        0u32..150,
+        any::<bool>(),
     )
+        .prop_map(
+            |(clients, operations, keys, unknown_per_mille, failed_per_mille, few_values)| {
+                Workload {
+                    clients,
+                    operations,
+                    keys,
+                    unknown_per_mille,
+                    failed_per_mille,
+                    few_values,
+                    ..Workload::default()
+                }
+            },
+        )
 }
 
 proptest! {
@@ -80,8 +90,13 @@ fn linearizable_reads(history: &History) -> Vec<usize> {
         .iter()
         .enumerate()
         .filter(|(_, operation)| {
-            matches!(operation.request, Request::Get { serializable: false, .. })
-                && matches!(operation.outcome, Outcome::Ok(_))
+            matches!(
+                operation.request,
+                Request::Get {
+                    serializable: false,
+                    ..
+                }
+            ) && matches!(operation.outcome, Outcome::Ok(_))
         })
         .map(|(index, _)| index)
         .collect()
@@ -98,14 +113,22 @@ fn corrupt_read(history: &mut History, read: usize) {
 fn corrupted_read_is_caught(history: &History, corrupted: usize) -> Result<(), String> {
     match check(history) {
         Linearizability::NotLinearizable(violation) => {
-            if violation.linearized_prefix.iter().any(|step| step.operation.index == corrupted) {
-                return Err(format!("the corrupted read #{corrupted} was linearized:\n{violation}"));
+            if violation
+                .linearized_prefix
+                .iter()
+                .any(|step| step.operation.index == corrupted)
+            {
+                return Err(format!(
+                    "the corrupted read #{corrupted} was linearized:\n{violation}"
+                ));
             }
         }
         other => return Err(format!("corrupted read #{corrupted} not caught: {other:?}")),
     }
     if read_inconsistencies(history).is_empty() {
-        return Err(format!("corrupted read #{corrupted} passed the revision check"));
+        return Err(format!(
+            "corrupted read #{corrupted} passed the revision check"
+        ));
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
 use crate::check::{
-    CheckOptions, FinalRead, History, KeyRead, Operation, Outcome, Output, Request, check_linearizability,
-    duplicate_revisions, lost_writes, read_inconsistencies, revision_regressions,
+    CheckOptions, FinalRead, History, KeyRead, Operation, Outcome, Output, Request,
+    check_linearizability, duplicate_revisions, lost_writes, read_inconsistencies,
+    revision_regressions,
 };
 
 fn revision() -> impl Strategy<Value = i64> {
@@ -35,25 +36,46 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         (key(), text()).prop_map(|(key, value)| Request::Create { key, value }),
         (key(), revision(), text()).prop_map(|(key, expected_mod_revision, value)| {
-            Request::UpdateIfModRevision { key, expected_mod_revision, value }
+            Request::UpdateIfModRevision {
+                key,
+                expected_mod_revision,
+                value,
+            }
         }),
-        (key(), revision())
-            .prop_map(|(key, expected_mod_revision)| { Request::DeleteIfModRevision { key, expected_mod_revision } }),
+        (key(), revision()).prop_map(|(key, expected_mod_revision)| {
+            Request::DeleteIfModRevision {
+                key,
+                expected_mod_revision,
+            }
+        }),
     ]
 }
 
 fn read() -> impl Strategy<Value = KeyRead> {
-    (proptest::option::of(text()), revision()).prop_map(|(value, mod_revision)| KeyRead { value, mod_revision })
+    (proptest::option::of(text()), revision()).prop_map(|(value, mod_revision)| KeyRead {
+        value,
+        mod_revision,
+    })
 }
 
 fn output() -> impl Strategy<Value = Output> {
     prop_oneof![
-        (proptest::option::of(text()), revision(), revision())
-            .prop_map(|(value, mod_revision, revision)| Output::Get { value, mod_revision, revision }),
+        (proptest::option::of(text()), revision(), revision()).prop_map(
+            |(value, mod_revision, revision)| Output::Get {
+                value,
+                mod_revision,
+                revision
+            }
+        ),
         revision().prop_map(|revision| Output::Put { revision }),
         (-1i64..3, revision()).prop_map(|(deleted, revision)| Output::Delete { deleted, revision }),
-        (any::<bool>(), revision(), proptest::option::of(read()))
-            .prop_map(|(succeeded, revision, else_read)| Output::Txn { succeeded, revision, else_read }),
+        (any::<bool>(), revision(), proptest::option::of(read())).prop_map(
+            |(succeeded, revision, else_read)| Output::Txn {
+                succeeded,
+                revision,
+                else_read
+            }
+        ),
     ]
 }
 
@@ -66,20 +88,33 @@ fn outcome() -> impl Strategy<Value = Outcome> {
 }
 
 fn operation() -> impl Strategy<Value = Operation> {
-    (0u64..4, prop_oneof![0u64..100, any::<u64>()], 0u64..100, request(), outcome()).prop_map(
-        |(client, invoked_at_ns, duration, request, outcome)| Operation {
-            client,
-            invoked_at_ns,
-            completed_at_ns: invoked_at_ns.saturating_add(duration),
-            request,
-            outcome,
-        },
+    (
+        0u64..4,
+        prop_oneof![0u64..100, any::<u64>()],
+        0u64..100,
+        request(),
+        outcome(),
     )
+        .prop_map(
+            |(client, invoked_at_ns, duration, request, outcome)| Operation {
+                client,
+                invoked_at_ns,
+                completed_at_ns: invoked_at_ns.saturating_add(duration),
+                request,
+                outcome,
+            },
+        )
 }
 
 fn final_read() -> impl Strategy<Value = FinalRead> {
-    (key(), proptest::option::of(text()), revision(), revision())
-        .prop_map(|(key, value, mod_revision, revision)| FinalRead { key, value, mod_revision, revision })
+    (key(), proptest::option::of(text()), revision(), revision()).prop_map(
+        |(key, value, mod_revision, revision)| FinalRead {
+            key,
+            value,
+            mod_revision,
+            revision,
+        },
+    )
 }
 
 proptest! {

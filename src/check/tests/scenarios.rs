@@ -35,8 +35,14 @@ fn a_stale_read_is_not_linearizable() {
     assert_eq!(violation.linearized_prefix.len(), 2);
     assert_eq!(violation.could_not_be_placed[0].operation.index, stale_read);
     let account = violation.to_string();
-    assert!(account.contains(&format!("#{put_v2} client 2 put \"v2\"")), "{account}");
-    assert!(account.contains("completed at t=0.030000s before this operation started at t=0.040000s"), "{account}");
+    assert!(
+        account.contains(&format!("#{put_v2} client 2 put \"v2\"")),
+        "{account}"
+    );
+    assert!(
+        account.contains("completed at t=0.030000s before this operation started at t=0.040000s"),
+        "{account}"
+    );
 }
 
 #[test]
@@ -85,7 +91,13 @@ fn a_write_seen_then_unseen_is_not_linearizable() {
     h.get(3, (30, 40), Some("v2"), 3, 3);
     let unseen = h.get(3, (50, 60), Some("v1"), 2, 3);
     let violation = assert_not_linearizable(&h.history);
-    assert!(violation.could_not_be_placed.iter().any(|unplaced| unplaced.operation.index == unseen), "{violation}");
+    assert!(
+        violation
+            .could_not_be_placed
+            .iter()
+            .any(|unplaced| unplaced.operation.index == unseen),
+        "{violation}"
+    );
 }
 
 #[test]
@@ -105,7 +117,12 @@ fn a_compare_and_set_on_a_value_no_longer_current_is_not_linearizable() {
     h.put(2, (20, 30), "b", 3);
     h.put_if_value(3, (40, 50), "a", "c", true, 4);
     let violation = assert_not_linearizable(&h.history);
-    assert!(violation.to_string().contains("compare on the value was reported true"), "{violation}");
+    assert!(
+        violation
+            .to_string()
+            .contains("compare on the value was reported true"),
+        "{violation}"
+    );
 }
 
 #[test]
@@ -266,7 +283,12 @@ fn an_else_branch_that_reads_the_compared_revision_is_not_linearizable() {
     h.create(1, (0, 10), "v1", true, 2);
     h.update(2, (20, 30), 2, "v2", 2, Some((Some("v1"), 2)));
     let violation = assert_not_linearizable(&h.history);
-    assert!(violation.to_string().contains("else branch read that very mod_revision 2"), "{violation}");
+    assert!(
+        violation
+            .to_string()
+            .contains("else branch read that very mod_revision 2"),
+        "{violation}"
+    );
 }
 
 #[test]
@@ -308,7 +330,10 @@ fn a_malformed_history_is_refused_rather_than_judged() {
     let mut h = HistoryBuilder::new();
     h.put(1, (0, 10), "v1", 2);
     let mut history = h.history.clone();
-    history.operations[0].outcome = crate::check::Outcome::Ok(crate::check::Output::Delete { deleted: 1, revision: 2 });
+    history.operations[0].outcome = crate::check::Outcome::Ok(crate::check::Output::Delete {
+        deleted: 1,
+        revision: 2,
+    });
     let error = check_linearizability(&history, &CheckOptions::default()).unwrap_err();
     assert_eq!(error.index, 0);
 }
@@ -319,8 +344,20 @@ fn an_exhausted_budget_is_unknown_never_linearizable() {
     h.put(1, (0, 10), "v1", 2);
     h.get(2, (20, 30), Some("v1"), 2, 2);
     for (options, exhausted) in [
-        (CheckOptions { time_budget_per_key: Duration::ZERO, ..CheckOptions::default() }, BudgetExhausted::Time),
-        (CheckOptions { max_states_per_key: 0, ..CheckOptions::default() }, BudgetExhausted::States),
+        (
+            CheckOptions {
+                time_budget_per_key: Duration::ZERO,
+                ..CheckOptions::default()
+            },
+            BudgetExhausted::Time,
+        ),
+        (
+            CheckOptions {
+                max_states_per_key: 0,
+                ..CheckOptions::default()
+            },
+            BudgetExhausted::States,
+        ),
     ] {
         let report = check_linearizability(&h.history, &options).unwrap();
         match report.verdict() {

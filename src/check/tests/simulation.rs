@@ -58,19 +58,29 @@ struct ReferenceStore {
 impl ReferenceStore {
     fn new() -> Self {
         // etcd starts at revision 1; the first write gets revision 2.
-        ReferenceStore { revision: 1, keys: BTreeMap::new() }
+        ReferenceStore {
+            revision: 1,
+            keys: BTreeMap::new(),
+        }
     }
 
     fn read(&self, key: &str) -> KeyRead {
         match self.keys.get(key) {
-            Some((value, mod_revision)) => KeyRead { value: Some(value.clone()), mod_revision: *mod_revision },
-            None => KeyRead { value: None, mod_revision: 0 },
+            Some((value, mod_revision)) => KeyRead {
+                value: Some(value.clone()),
+                mod_revision: *mod_revision,
+            },
+            None => KeyRead {
+                value: None,
+                mod_revision: 0,
+            },
         }
     }
 
     fn put(&mut self, key: &str, value: &str) -> Revision {
         self.revision += 1;
-        self.keys.insert(key.to_owned(), (value.to_owned(), self.revision));
+        self.keys
+            .insert(key.to_owned(), (value.to_owned(), self.revision));
         self.revision
     }
 
@@ -92,15 +102,26 @@ impl ReferenceStore {
             else_read,
         };
         match request {
-            Request::Get { .. } => {
-                Output::Get { value: current.value, mod_revision: current.mod_revision, revision: self.revision }
-            }
-            Request::Put { value, .. } => Output::Put { revision: self.put(key, value) },
+            Request::Get { .. } => Output::Get {
+                value: current.value,
+                mod_revision: current.mod_revision,
+                revision: self.revision,
+            },
+            Request::Put { value, .. } => Output::Put {
+                revision: self.put(key, value),
+            },
             Request::Delete { .. } => {
                 let deleted = self.delete(key);
-                Output::Delete { deleted, revision: self.revision }
+                Output::Delete {
+                    deleted,
+                    revision: self.revision,
+                }
             }
-            Request::PutIfValue { expected_value, value, .. } => {
+            Request::PutIfValue {
+                expected_value,
+                value,
+                ..
+            } => {
                 let holds = current.value.as_deref() == Some(expected_value.as_str());
                 if holds {
                     self.put(key, value);
@@ -114,7 +135,11 @@ impl ReferenceStore {
                 }
                 txn(self, holds, None)
             }
-            Request::UpdateIfModRevision { expected_mod_revision, value, .. } => {
+            Request::UpdateIfModRevision {
+                expected_mod_revision,
+                value,
+                ..
+            } => {
                 if current.mod_revision == *expected_mod_revision {
                     self.put(key, value);
                     txn(self, true, None)
@@ -122,7 +147,10 @@ impl ReferenceStore {
                     txn(self, false, Some(current))
                 }
             }
-            Request::DeleteIfModRevision { expected_mod_revision, .. } => {
+            Request::DeleteIfModRevision {
+                expected_mod_revision,
+                ..
+            } => {
                 if current.mod_revision == *expected_mod_revision {
                     self.delete(key);
                     txn(self, true, None)
@@ -165,7 +193,11 @@ pub(super) fn simulate(seed: u64, workload: &Workload) -> Simulated {
         clocks[client] = completed_at_ns;
         let roll = rng.random_range(0..1000);
         let fate = if roll < workload.unknown_per_mille {
-            if rng.random_bool(0.5) { Fate::UnansweredTookEffect } else { Fate::UnansweredNoEffect }
+            if rng.random_bool(0.5) {
+                Fate::UnansweredTookEffect
+            } else {
+                Fate::UnansweredNoEffect
+            }
         } else if roll < workload.unknown_per_mille + workload.failed_per_mille {
             Fate::Rejected
         } else {
@@ -173,16 +205,28 @@ pub(super) fn simulate(seed: u64, workload: &Workload) -> Simulated {
         };
         let linearized_at_ns = match fate {
             // No answer: the request may take effect long after the client gave up.
-            Fate::UnansweredTookEffect => rng.random_range(invoked_at_ns..=completed_at_ns + 20 * latency),
+            Fate::UnansweredTookEffect => {
+                rng.random_range(invoked_at_ns..=completed_at_ns + 20 * latency)
+            }
             _ => rng.random_range(invoked_at_ns..=completed_at_ns),
         };
-        slots.push(Slot { client: client as u64, invoked_at_ns, completed_at_ns, linearized_at_ns, fate });
+        slots.push(Slot {
+            client: client as u64,
+            invoked_at_ns,
+            completed_at_ns,
+            linearized_at_ns,
+            fate,
+        });
     }
 
     let mut order: Vec<usize> = (0..slots.len()).collect();
     order.sort_by_key(|&index| (slots[index].linearized_at_ns, index));
     let mut store = ReferenceStore::new();
-    let mut chooser = RequestChooser { keys: workload.keys.max(1), few_values: workload.few_values, next_value: 0 };
+    let mut chooser = RequestChooser {
+        keys: workload.keys.max(1),
+        few_values: workload.few_values,
+        next_value: 0,
+    };
     let mut operations: Vec<Option<Operation>> = (0..slots.len()).map(|_| None).collect();
     for index in order {
         let slot = &slots[index];
@@ -208,10 +252,20 @@ pub(super) fn simulate(seed: u64, workload: &Workload) -> Simulated {
         .map(|key| {
             let key = key_name(key);
             let read = store.read(&key);
-            FinalRead { key, value: read.value, mod_revision: read.mod_revision, revision: store.revision }
+            FinalRead {
+                key,
+                value: read.value,
+                mod_revision: read.mod_revision,
+                revision: store.revision,
+            }
         })
         .collect();
-    Simulated { history: History { operations: operations.into_iter().flatten().collect() }, final_reads }
+    Simulated {
+        history: History {
+            operations: operations.into_iter().flatten().collect(),
+        },
+        final_reads,
+    }
 }
 
 fn key_name(key: usize) -> String {
@@ -241,23 +295,49 @@ impl RequestChooser {
         let key = key_name(rng.random_range(0..self.keys));
         let current = store.read(&key);
         let guess_right = rng.random_bool(0.6);
-        let expected_mod_revision =
-            if guess_right { current.mod_revision } else { rng.random_range(0..=store.revision) };
+        let expected_mod_revision = if guess_right {
+            current.mod_revision
+        } else {
+            rng.random_range(0..=store.revision)
+        };
         match rng.random_range(0..100) {
-            0..30 => Request::Get { key, serializable: false },
-            30..35 => Request::Get { key, serializable: true },
-            35..60 => Request::Put { value: self.value(rng, client), key },
+            0..30 => Request::Get {
+                key,
+                serializable: false,
+            },
+            30..35 => Request::Get {
+                key,
+                serializable: true,
+            },
+            35..60 => Request::Put {
+                value: self.value(rng, client),
+                key,
+            },
             60..66 => Request::Delete { key },
             66..76 => {
                 let expected_value = match current.value {
                     Some(value) if guess_right => value,
                     _ => self.value(rng, client),
                 };
-                Request::PutIfValue { expected_value, value: self.value(rng, client), key }
+                Request::PutIfValue {
+                    expected_value,
+                    value: self.value(rng, client),
+                    key,
+                }
             }
-            76..84 => Request::Create { value: self.value(rng, client), key },
-            84..94 => Request::UpdateIfModRevision { expected_mod_revision, value: self.value(rng, client), key },
-            _ => Request::DeleteIfModRevision { expected_mod_revision, key },
+            76..84 => Request::Create {
+                value: self.value(rng, client),
+                key,
+            },
+            84..94 => Request::UpdateIfModRevision {
+                expected_mod_revision,
+                value: self.value(rng, client),
+                key,
+            },
+            _ => Request::DeleteIfModRevision {
+                expected_mod_revision,
+                key,
+            },
         }
     }
 }
