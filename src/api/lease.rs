@@ -100,7 +100,7 @@ impl Lease for LeaseService {
         &self,
         req: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
-        if requires_leader(&req) && !has_leader(&self.member) {
+        if requires_leader(&req) && !has_leader(&self.member).await {
             return Err(EtcdError::NoLeader.into());
         }
         let mut requests = req.into_inner();

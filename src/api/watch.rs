@@ -3,8 +3,10 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
+use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Request;
@@ -54,23 +56,32 @@ impl ClusterView for MemberView {
         self.0.header(revision)
     }
 
-    fn has_leader(&self) -> bool {
-        has_leader(&self.0)
+    fn has_leader(&self) -> BoxFuture<'_, bool> {
+        Box::pin(has_leader(&self.0))
     }
 }
 
-/// Whether this member knows a leader it can reach: a follower knows one; a leader counts
-/// only while a quorum still acknowledges it (a leader cut off from the others is no leader
-/// any client should rely on, and etcd's would have stepped down).
-pub fn has_leader(member: &Member) -> bool {
-    let metrics = member.raft.metrics();
-    let m = metrics.borrow_watched();
-    match m.current_leader {
+/// Whether this member has a leader, as etcd means it: a leader counts only while a quorum
+/// still acknowledges it (etcd's would have stepped down); a follower counts its leader only
+/// while it keeps hearing from it (etcd's forgets its leader once its election timer fires;
+/// openraft's keeps naming the last one, so the time of its last message decides).
+pub async fn has_leader(member: &Member) -> bool {
+    let (leader, leads_with_quorum, silence_allowed) = {
+        let metrics = member.raft.metrics();
+        let m = metrics.borrow_watched();
+        let config = member.raft.config();
+        let leads = crate::admin::role_of(&m, crate::admin::leader_lease(&member.raft)) == "leader";
+        let silence = Duration::from_millis(config.election_timeout_min + config.election_timeout_max);
+        (m.current_leader, leads, silence)
+    };
+    match leader {
         None => false,
-        Some(leader) if leader == member.id => {
-            crate::admin::role_of(&m, crate::admin::leader_lease(&member.raft)) == "leader"
+        Some(leader) if leader == member.id => leads_with_quorum,
+        Some(_) => {
+            // a follower's vote is refreshed by every message of its leader
+            let heard = member.raft.with_raft_state(|state| state.vote_last_modified()).await;
+            matches!(heard, Ok(Some(at)) if openraft::Instant::elapsed(&at) <= silence_allowed)
         }
-        Some(_) => true,
     }
 }
 
@@ -82,7 +93,7 @@ impl Watch for WatchService {
 
     async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         let require_leader = requires_leader(&req);
-        if require_leader && !has_leader(&self.member) {
+        if require_leader && !has_leader(&self.member).await {
             return Err(EtcdError::NoLeader.into());
         }
         let (out, responses) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);

@@ -49,6 +49,7 @@ mod watcher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
 pub use fragment::split_fragments;
@@ -128,7 +129,7 @@ impl History for MvccStore {
 /// What a session needs of the member: response headers and whether a leader is known.
 pub trait ClusterView: Send + Sync + 'static {
     fn header(&self, revision: i64) -> ResponseHeader;
-    fn has_leader(&self) -> bool;
+    fn has_leader(&self) -> BoxFuture<'_, bool>;
 }
 
 pub type SharedHistory = Arc<dyn History>;

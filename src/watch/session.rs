@@ -92,7 +92,7 @@ impl Session {
                 },
                 // the rare ticks before the feed, which may always have something
                 _ = leader_check.tick(), if require_leader => {
-                    if self.cluster.has_leader() {
+                    if self.cluster.has_leader().await {
                         Ok(())
                     } else {
                         let _ = self.out.send(Err(EtcdError::NoLeader.into())).await;

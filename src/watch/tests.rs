@@ -162,8 +162,8 @@ impl ClusterView for FakeCluster {
         ResponseHeader { cluster_id: 1, member_id: 2, revision, raft_term: 3 }
     }
 
-    fn has_leader(&self) -> bool {
-        self.leader.load(Ordering::Relaxed)
+    fn has_leader(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(self.leader.load(Ordering::Relaxed)))
     }
 }
 
