@@ -83,7 +83,9 @@ impl Spawned {
             match self.next(deadline) {
                 Some(Line::Out(line)) => out.push(line),
                 Some(Line::Err(_)) => {}
-                None => panic!("timed out waiting for {count} lines of etcdctl output; got {out:?}; all: {:?}", self.seen),
+                None => {
+                    panic!("timed out waiting for {count} lines of etcdctl output; got {out:?}; all: {:?}", self.seen)
+                }
             }
         }
         out
