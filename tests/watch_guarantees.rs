@@ -101,7 +101,7 @@ async fn writer(id: u64, clients: Vec<EtcdClient>, acked: Arc<Mutex<Vec<AckedPut
                 };
                 client.kv.txn(txn).await.map(|_| ())
             }
-            4 if n % 4 == 0 => client
+            4 if n.is_multiple_of(4) => client
                 .kv
                 .delete_range(DeleteRangeRequest { key: key(2), range_end: key(5), ..Default::default() })
                 .await

@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod load;
+pub mod watch;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
