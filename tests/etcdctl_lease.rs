@@ -150,4 +150,11 @@ fn put_ignore_lease_and_txn_compares_on_leases() {
         assert_eq!(err.message(), "etcdserver: requested lease not found");
     });
     assert_eq!(lab.etcdctl_ok(&["get", "k", "--print-value-only"]).trim(), "v3");
+
+    // leases are replicated state: they survive a restart of the whole lab
+    lab.raftty_ok(&["down"]);
+    lab.raftty_ok(&["up"]);
+    let out = lab.etcdctl_ok(&["lease", "timetolive", "--keys", &id_hex]);
+    assert!(out.starts_with(&format!("lease {id_hex} granted with TTL(60s), remaining(")), "{out}");
+    assert!(out.trim_end().ends_with("attached keys([k])"), "{out}");
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use spawned::Spawned;
+use spawned::lab_with_env;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -103,4 +104,35 @@ fn a_watch_on_a_follower_outlives_the_leader_and_ends_when_quorum_is_lost() {
     // etcdctl asks that the watch end when its member has no leader
     lab.raftty_ok(&["kill", other]);
     watch.wait_for_text("watch was canceled (etcdserver: no leader)", WAIT);
+}
+
+#[test]
+fn quiet_watches_that_ask_for_it_get_progress_notifications() {
+    use raftty::proto::etcdserverpb::watch_request::RequestUnion;
+    use raftty::proto::etcdserverpb::*;
+    use tokio_stream::StreamExt;
+
+    // etcd's interval is ten minutes; members read a shorter one from their environment
+    let lab = lab_with_env(1, &[("RAFTTY_WATCH_PROGRESS_INTERVAL", "300ms")]);
+    lab.etcdctl_ok(&["put", "elsewhere", "1"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client =
+            raftty::client::EtcdClient::connect(&lab.client_url("n1"), &root_cert(&lab), WAIT).await.unwrap();
+        let (requests, incoming) = tokio::sync::mpsc::channel(1);
+        let create = WatchCreateRequest { key: "a".into(), progress_notify: true, ..Default::default() };
+        requests.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await.unwrap();
+        let mut stream =
+            client.watch.watch(tokio_stream::wrappers::ReceiverStream::new(incoming)).await.unwrap().into_inner();
+        let mut next = async || tokio::time::timeout(WAIT, stream.next()).await.unwrap().unwrap().unwrap();
+        let created = next().await;
+        assert!(created.created);
+        let at = created.header.unwrap().revision;
+        let progress = next().await;
+        assert_eq!((progress.watch_id, progress.header.unwrap().revision), (created.watch_id, at));
+        assert!(progress.events.is_empty() && !progress.canceled);
+        client.kv.put(PutRequest { key: "elsewhere".into(), value: "2".into(), ..Default::default() }).await.unwrap();
+        let progress = next().await;
+        assert_eq!(progress.header.unwrap().revision, at + 1, "the bookmark follows the store");
+    });
 }

@@ -17,6 +17,7 @@ use raftty::proto::etcdserverpb::watch_request::RequestUnion;
 use raftty::proto::etcdserverpb::*;
 use raftty::proto::mvccpb::event::EventType;
 use spawned::Spawned;
+use spawned::lab_with_env;
 use tokio_stream::StreamExt;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -136,4 +137,29 @@ fn expiry_under_a_leader_kill_deletes_once_everywhere_and_spares_kept_alive_leas
     }
     let out = lab.raftty_ok(&["check"]);
     assert!(out.contains("all running members agree"), "{out}");
+}
+
+/// With checkpoints (etcd 3.4's `--experimental-enable-lease-checkpoint`), a long lease's
+/// remaining time is recorded through Raft, and a new leader resumes from it instead of
+/// giving the lease its whole TTL again.
+#[test]
+fn a_new_leader_resumes_a_long_lease_from_its_checkpoint() {
+    let lab = lab_with_env(3, &[("RAFTTY_LEASE_CHECKPOINT_INTERVAL", "1s")]);
+    let leader = lab.leader();
+    let survivor = ["n1", "n2", "n3"].into_iter().find(|m| *m != leader).unwrap();
+    let id = granted_id(&lab.etcdctl_ok(&["lease", "grant", "60"]));
+    // Checkpoints round up to whole seconds: by the third, at least two seconds are gone.
+    wait_for(WAIT, "three lease checkpoints", || {
+        lab.raftty_ok(&["log", &leader]).matches("lease checkpoint").count() >= 3
+    });
+    lab.raftty_ok(&["kill", &leader]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ttl = runtime.block_on(async {
+        let mut client = EtcdClient::connect(&lab.client_url(survivor), &root_cert(&lab), WAIT).await.unwrap();
+        let id = i64::from_str_radix(&id, 16).unwrap();
+        client.lease.lease_time_to_live(LeaseTimeToLiveRequest { id, keys: false }).await.unwrap().into_inner()
+    });
+    assert_eq!(ttl.granted_ttl, 60);
+    // from its full TTL it would have 60 s and the election timeout left
+    assert!((50..=59).contains(&ttl.ttl), "{ttl:?}");
 }

@@ -3,7 +3,9 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
+use std::time::Instant;
 
 use futures::Stream;
 use futures::future::BoxFuture;
@@ -33,13 +35,13 @@ const OUTBOUND_QUEUE: usize = 64;
 pub const REQUIRE_LEADER_KEY: &str = "hasleader";
 
 pub struct WatchService {
-    member: Arc<Member>,
+    view: Arc<MemberView>,
     settings: WatchSettings,
 }
 
 impl WatchService {
     pub fn new(member: Arc<Member>, settings: WatchSettings) -> WatchService {
-        WatchService { member, settings }
+        WatchService { view: Arc::new(MemberView::new(member)), settings }
     }
 }
 
@@ -48,16 +50,41 @@ pub fn requires_leader<T>(req: &Request<T>) -> bool {
     req.metadata().get(REQUIRE_LEADER_KEY).is_some_and(|v| v.as_bytes() == b"true")
 }
 
-/// The member as a watch session sees it.
-pub struct MemberView(pub Arc<Member>);
+/// How long an answer to "is there a leader?" is reused: every require-leader stream asks
+/// once per election timeout, and thousands of them should not each ask Raft.
+const LEADER_ANSWER_FRESH: Duration = Duration::from_millis(100);
+
+/// The member as watch sessions see it, shared by all of them.
+pub struct MemberView {
+    member: Arc<Member>,
+    leader_answer: Mutex<Option<(Instant, bool)>>,
+}
+
+impl MemberView {
+    pub fn new(member: Arc<Member>) -> MemberView {
+        MemberView { member, leader_answer: Mutex::new(None) }
+    }
+
+    async fn has_leader_cached(&self) -> bool {
+        let cached = *self.leader_answer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, answer)) = cached
+            && at.elapsed() < LEADER_ANSWER_FRESH
+        {
+            return answer;
+        }
+        let answer = has_leader(&self.member).await;
+        *self.leader_answer.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), answer));
+        answer
+    }
+}
 
 impl ClusterView for MemberView {
     fn header(&self, revision: i64) -> ResponseHeader {
-        self.0.header(revision)
+        self.member.header(revision)
     }
 
     fn has_leader(&self) -> BoxFuture<'_, bool> {
-        Box::pin(has_leader(&self.0))
+        Box::pin(self.has_leader_cached())
     }
 }
 
@@ -93,16 +120,12 @@ impl Watch for WatchService {
 
     async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         let require_leader = requires_leader(&req);
-        if require_leader && !has_leader(&self.member).await {
+        if require_leader && !self.view.has_leader_cached().await {
             return Err(EtcdError::NoLeader.into());
         }
         let (out, responses) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
-        let session = Session::new(
-            self.member.state_machine.mvcc().clone(),
-            Arc::new(MemberView(self.member.clone())),
-            out,
-            self.settings,
-        );
+        let session =
+            Session::new(self.view.member.state_machine.mvcc().clone(), self.view.clone(), out, self.settings);
         tokio::spawn(session.run(req.into_inner(), require_leader));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }

@@ -14,7 +14,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 use std::time::Instant;
 
+use crate::common::RAFTTY;
 use crate::common::TestLab;
+use crate::common::describe;
 
 /// A line of output, from stdout or stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,4 +140,20 @@ impl Drop for Spawned {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A lab whose members run with extra environment variables (the settings tests shorten,
+/// such as the progress notification interval). Members inherit `raftty up`'s environment;
+/// a member restarted later by another command does not get them.
+pub fn lab_with_env(nodes: usize, env: &[(&str, &str)]) -> TestLab {
+    let lab = TestLab { home: tempfile::tempdir().expect("temp home"), name: "test".into() };
+    let out = Command::new(RAFTTY)
+        .args(["--lab", &lab.name, "up", "--nodes", &nodes.to_string()])
+        .env("RAFTTY_HOME", lab.home.path())
+        .env_remove("RAFTTY_LAB")
+        .envs(env.iter().copied())
+        .output()
+        .expect("running raftty up");
+    assert!(out.status.success(), "raftty up failed:\n{}", describe(&out));
+    lab
 }
