@@ -45,6 +45,8 @@ use schedule::Schedule;
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 /// The environment variable that overrides the checkpoint interval (for tests).
 pub const CHECKPOINT_INTERVAL_ENV: &str = "RAFTTY_LEASE_CHECKPOINT_INTERVAL";
+/// The longest interval a setting may have.
+const LONGEST_INTERVAL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// etcd's largest checkpoint command.
 const CHECKPOINT_BATCH: usize = 1000;
 /// How often the leader looks for expired leases (etcd: every 500 ms; a lab is small, and
@@ -84,7 +86,8 @@ impl LeaseSettings {
         Ok(LeaseSettings {
             min_ttl: min_ttl(election_timeout),
             extend: election_timeout,
-            checkpoint_interval: checkpoint_interval.filter(|d| !d.is_zero()),
+            // clamped so that adding it to a clock cannot overflow: a month is as good as never
+            checkpoint_interval: checkpoint_interval.filter(|d| !d.is_zero()).map(|d| d.min(LONGEST_INTERVAL)),
             attempt_timeout: (2 * election_timeout).max(Duration::from_secs(1)),
         })
     }
@@ -115,7 +118,8 @@ pub struct Lessor {
 
 struct Primary {
     schedule: Schedule,
-    next_checkpoint: Instant,
+    /// When long leases are checkpointed next; `None` when checkpoints are off.
+    next_checkpoint: Option<Instant>,
 }
 
 impl Lessor {
@@ -181,7 +185,7 @@ impl Lessor {
         let count = leases.len();
         let now = Instant::now();
         let schedule = Schedule::promote(leases, now, self.settings.extend);
-        let next_checkpoint = now + self.settings.checkpoint_interval.unwrap_or(Duration::MAX / 4);
+        let next_checkpoint = self.settings.checkpoint_interval.map(|interval| now + interval);
         *self.lock() = Some(Primary { schedule, next_checkpoint });
         tracing::info!("lessor: leading; {count} leases get their remaining time plus {:?}", self.settings.extend);
     }
@@ -211,9 +215,9 @@ impl Lessor {
             }
             let limit = schedule::REVOKES_PER_SECOND * TICK.as_millis() as usize / 1000;
             let due = primary.schedule.take_due(now, limit.max(1));
-            let checkpoints = match self.settings.checkpoint_interval {
-                Some(interval) if now >= primary.next_checkpoint => {
-                    primary.next_checkpoint = now + interval;
+            let checkpoints = match (self.settings.checkpoint_interval, primary.next_checkpoint) {
+                (Some(interval), Some(due)) if now >= due => {
+                    primary.next_checkpoint = Some(now + interval);
                     primary.schedule.checkpoints(now, interval, CHECKPOINT_BATCH)
                 }
                 _ => Vec::new(),

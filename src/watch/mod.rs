@@ -88,7 +88,12 @@ impl WatchSettings {
             Err(_) => DEFAULT_PROGRESS_INTERVAL,
         };
         anyhow::ensure!(!progress_interval.is_zero(), "{PROGRESS_INTERVAL_ENV} must be above zero");
-        Ok(WatchSettings { progress_interval, leader_check_interval: election_timeout.max(Duration::from_millis(10)) })
+        // clamped so that adding them to a clock cannot overflow: a month is as good as never
+        let longest = Duration::from_secs(30 * 24 * 3600);
+        Ok(WatchSettings {
+            progress_interval: progress_interval.min(longest),
+            leader_check_interval: election_timeout.clamp(Duration::from_millis(10), longest),
+        })
     }
 }
 
