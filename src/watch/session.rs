@@ -34,6 +34,10 @@ pub const NO_WATCH_ID: i64 = -1;
 /// etcd's error for a client-chosen id already in use on the stream.
 pub const DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
 
+/// A stream that requires a leader ends after this many checks in a row found none: an
+/// election takes a moment, and a reconnecting client costs more than a short wait (etcd
+/// waits for three election timeouts too).
+const LEADERLESS_CHECKS: u32 = 3;
 /// How many revisions one read of history covers: reads hold the store's read lock, so
 /// a watcher catching up takes it in small bites and writers are never kept waiting long.
 const HISTORY_CHUNK: i64 = 64;
@@ -76,6 +80,7 @@ impl Session {
         let mut progress = ticker(self.settings.progress_interval);
         let mut leader_check = ticker(self.settings.leader_check_interval);
         let out = self.out.clone();
+        let mut leaderless_checks = 0;
         loop {
             let step = tokio::select! {
                 biased;
@@ -92,12 +97,12 @@ impl Session {
                 },
                 // the rare ticks before the feed, which may always have something
                 _ = leader_check.tick(), if require_leader => {
-                    if self.cluster.has_leader().await {
-                        Ok(())
-                    } else {
+                    leaderless_checks = if self.cluster.has_leader().await { 0 } else { leaderless_checks + 1 };
+                    if leaderless_checks >= LEADERLESS_CHECKS {
                         let _ = self.out.send(Err(EtcdError::NoLeader.into())).await;
                         break;
                     }
+                    Ok(())
                 }
                 _ = progress.tick() => self.on_progress_tick().await,
                 message = feed.recv() => self.on_feed(message, &mut feed).await,

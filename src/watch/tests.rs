@@ -530,6 +530,20 @@ async fn require_leader_ends_the_stream_when_the_leader_is_gone() {
 }
 
 #[tokio::test]
+async fn a_short_election_does_not_end_a_stream_that_requires_a_leader() {
+    let store = FakeStore::new(64);
+    let slow_checks = WatchSettings { leader_check_interval: Duration::from_millis(50), ..settings() };
+    let mut c = connect_with(&store, 64, slow_checks, true);
+    let id = c.watch(create("a")).await;
+    c.cluster.leader.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    c.cluster.leader.store(true, Ordering::Relaxed);
+    c.quiet().await;
+    store.put("a", "1");
+    assert_eq!(c.next().await.watch_id, id);
+}
+
+#[tokio::test]
 async fn events_keep_coming_after_the_client_stops_sending() {
     let store = FakeStore::new(64);
     let mut c = connect(&store);
