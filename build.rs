@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/raftty/raft.proto",
         "proto/raftty/store.proto",
         "proto/raftty/admin.proto",
+        "proto/raftty/lease.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -22,6 +22,10 @@
 //!   `cluster.rs`, `maintenance.rs`, ...).
 //! - `metrics/`: Prometheus metrics with etcd's names and `/health`, on each member's
 //!   metrics port (HTTPS, mTLS), and the scraper behind `raftty metrics`.
+//! - `lease/`: the leader's lease clocks: expiry, keep-alives forwarded from followers,
+//!   the TTL extension a new leader grants, checkpoints.
+//! - `watch/`: watch sessions: the live feed and history of the MVCC store turned into
+//!   etcd watch responses, with etcd's guarantees.
 //! - `pki.rs`: the lab's certificate authority and the TLS settings of every port.
 //! - `client.rs`: an etcd client over mTLS, used by the lab, the benchmark and the tests.
 //! - `check/`: a linearizability checker (Wing-Gong-Lowe, per key) and whole-history checks
@@ -41,6 +45,7 @@ pub mod errors;
 pub mod events;
 pub mod faults;
 pub mod lab;
+pub mod lease;
 pub mod member;
 pub mod metrics;
 pub mod mvcc;
@@ -49,3 +54,4 @@ pub mod pki;
 pub mod proto;
 pub mod raft;
 pub mod torture;
+pub mod watch;

@@ -33,8 +33,11 @@ use crate::metrics;
 use crate::pki;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::rafttyadmin::admin_server::AdminServer;
+use crate::proto::rafttypb::lease_peer_server::LeasePeerServer;
 use crate::proto::rafttypb::raft_peer_server::RaftPeerServer;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerChannels;
@@ -163,6 +166,11 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         tokio::spawn(async move { member.publish_self(me).await });
     }
 
+    let election_timeout = Duration::from_millis(lab.config.tempo.election_timeout_ms);
+    let watch_settings = crate::watch::WatchSettings::for_member(election_timeout)?;
+    let lessor =
+        crate::lease::Lessor::start(member.clone(), crate::lease::LeaseSettings::for_member(election_timeout)?);
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -177,6 +185,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
                 .max_encoding_message_size(MAX_PEER_MESSAGE),
         )
         .add_service(AdminServer::new(AdminService::new(member.clone(), log_reader)))
+        .add_service(LeasePeerServer::new(crate::lease::peer::LeasePeerService::new(lessor.clone())))
         .serve_with_incoming_shutdown(incoming(peer_listener), stopped(stop_rx.clone()));
     let client_server = Server::builder()
         .tls_config(cert.server_tls()?)?
@@ -190,6 +199,14 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         )
         .add_service(
             MaintenanceServer::new(api::maintenance::MaintenanceService::new(member.clone()))
+                .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
+        )
+        .add_service(
+            WatchServer::new(api::watch::WatchService::new(member.clone(), watch_settings))
+                .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
+        )
+        .add_service(
+            LeaseServer::new(api::lease::LeaseService::new(member.clone(), lessor.clone()))
                 .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
         )
         .serve_with_incoming_shutdown(incoming(client_listener), stopped(stop_rx.clone()));

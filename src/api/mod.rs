@@ -2,7 +2,9 @@
 
 pub mod cluster;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
+pub mod watch;
 
 use prost::Message;
 

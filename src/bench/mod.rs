@@ -5,6 +5,7 @@
 pub mod etcd;
 pub mod failover;
 pub mod load;
+pub mod watch;
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -64,6 +64,7 @@ mod recorder;
 mod revision_regressions;
 mod search;
 mod violation;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;

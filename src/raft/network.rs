@@ -97,7 +97,8 @@ impl PeerChannels {
             .max_encoding_message_size(MAX_PEER_MESSAGE))
     }
 
-    fn channel(&self, target: NodeId, peer_url: &str) -> Result<Channel, String> {
+    /// The shared channel to `target`, for the peer port's other services.
+    pub fn channel(&self, target: NodeId, peer_url: &str) -> Result<Channel, String> {
         let key = (target, peer_url.to_string());
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let channel = match channels.get(&key) {
