@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use futures::Stream;
 use futures::future::BoxFuture;
-use openraft::async_runtime::WatchReceiver;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Request;
 use tonic::Response;
@@ -88,28 +87,10 @@ impl ClusterView for MemberView {
     }
 }
 
-/// Whether this member has a leader, as etcd means it: a leader counts only while a quorum
-/// still acknowledges it (etcd's would have stepped down); a follower counts its leader only
-/// while it keeps hearing from it (etcd's forgets its leader once its election timer fires;
-/// openraft's keeps naming the last one, so the time of its last message decides).
+/// Whether this member has a leader, as etcd means it: one it can count on right now (see
+/// [`Member::live_leader`]).
 pub async fn has_leader(member: &Member) -> bool {
-    let (leader, leads_with_quorum, silence_allowed) = {
-        let metrics = member.raft.metrics();
-        let m = metrics.borrow_watched();
-        let config = member.raft.config();
-        let leads = crate::admin::role_of(&m, crate::admin::leader_lease(&member.raft)) == "leader";
-        let silence = Duration::from_millis(config.election_timeout_min + config.election_timeout_max);
-        (m.current_leader, leads, silence)
-    };
-    match leader {
-        None => false,
-        Some(leader) if leader == member.id => leads_with_quorum,
-        Some(_) => {
-            // a follower's vote is refreshed by every message of its leader
-            let heard = member.raft.with_raft_state(|state| state.vote_last_modified()).await;
-            matches!(heard, Ok(Some(at)) if openraft::Instant::elapsed(&at) <= silence_allowed)
-        }
-    }
+    member.live_leader().is_some()
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;

@@ -383,10 +383,7 @@ impl Lessor {
 /// acknowledges it (a leader cut off from the others cannot commit revokes, and must not
 /// accept keep-alives the real leader never hears of).
 pub fn leads(member: &Member) -> bool {
-    let metrics = member.raft.metrics();
-    let m = metrics.borrow_watched();
-    m.current_leader == Some(member.id)
-        && crate::admin::role_of(&m, crate::admin::leader_lease(&member.raft)) == "leader"
+    member.live_leader() == Some(member.id)
 }
 
 /// What a new leader gives a lease: its checkpointed remaining time, or else its TTL.
