@@ -15,8 +15,9 @@ use crate::raft::types::*;
 #[derive(Default, PartialEq)]
 struct Seen {
     role: &'static str,
-    /// openraft's own view: this member holds the leadership of its term, quorum or not.
-    openraft_leader: bool,
+    /// The term in which this member last led with a quorum: leading again in the same term
+    /// means it got its quorum back, not that it won an election.
+    led_in_term: Option<u64>,
     term: u64,
     leader: Option<NodeId>,
     committed: u64,
@@ -41,10 +42,11 @@ pub async fn narrate(member: Arc<Member>) {
             // A leader's quorum lease runs out without any metrics change: look again anyway.
             _ = tick.tick() => events::flush_ranges(false),
         }
-        let now = {
+        let mut now = {
             let m = metrics.borrow_and_update();
             observe(&m, member.live_leader_of(&m))
         };
+        now.0.led_in_term = if now.0.role == "leader" { Some(now.0.term) } else { seen.led_in_term };
         tell(&seen, &now);
         seen = now.0;
     }
@@ -69,7 +71,7 @@ fn observe(m: &RaftMetrics, live_leader: Option<NodeId>) -> (Seen, Names) {
     };
     let seen = Seen {
         role: role_of(m, live_leader),
-        openraft_leader: m.state == openraft::ServerState::Leader,
+        led_in_term: None,
         term: m.current_term,
         leader: live_leader,
         committed: m.local_committed.map(|l| l.index).unwrap_or(0),
@@ -98,7 +100,7 @@ fn tell(before: &Seen, (now, names): &(Seen, Names)) {
         if before.role == "leader" && now.role == "candidate" && now.term == before.term {
             events::emit("quorum_lost", &[("why", "no quorum acknowledged it for a whole leader lease".to_string())]);
         }
-        if now.role == "leader" && before.openraft_leader && now.term == before.term {
+        if now.role == "leader" && before.led_in_term == Some(now.term) {
             events::emit("quorum_regained", &[]);
         } else if now.role == "leader" {
             events::emit(
