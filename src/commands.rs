@@ -225,7 +225,8 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Bench { duration, no_etcd, keys, value_size, only } => {
-            crate::bench::run(crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size, only }).await?;
+            crate::bench::run(crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size, only })
+                .await?;
         }
         Command::Metrics { name, grep } => {
             let lab = Lab::open(&home, lab_name)?;
