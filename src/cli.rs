@@ -128,7 +128,7 @@ pub enum Command {
         /// Size of each value written, in bytes.
         #[arg(long, default_value_t = 256)]
         value_size: usize,
-        /// Run only these measurements: put1, put16, put256, getl, gets, failover.
+        /// Run only these measurements: put1, put16, put256, getl, gets, fanout, failover.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },

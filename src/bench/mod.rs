@@ -29,7 +29,7 @@ pub struct BenchOptions {
     pub keys: u64,
     pub value_size: usize,
     /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
-    /// `gets`, `failover`); all of them when empty.
+    /// `gets`, `fanout`, `failover`); all of them when empty.
     pub only: Vec<String>,
 }
 
@@ -60,7 +60,12 @@ struct Results {
     idle_rss_mb: Vec<f64>,
     workloads: Vec<(Workload, Outcome)>,
     failover: Vec<Duration>,
+    fanout: Option<watch::FanoutReport>,
 }
+
+/// Watchers on one prefix, and writes to it, for the fan-out measurement.
+const FANOUT_WATCHERS: usize = 1000;
+const FANOUT_WRITES: usize = 2000;
 
 /// Leader kills per system: enough for a median.
 const FAILOVER_RUNS: usize = 5;
@@ -117,10 +122,16 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
         idle_rss_mb: idle,
         workloads: Vec::new(),
         failover: Vec::new(),
+        fanout: None,
     };
     for w in workloads(options) {
         eprintln!("raftty: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
+    }
+    if options.wants("fanout") {
+        eprintln!("raftty: watch fan-out to {FANOUT_WATCHERS} watchers");
+        results.fanout =
+            Some(watch::watch_fanout(&endpoint, &cert, FANOUT_WATCHERS, FANOUT_WRITES, options.value_size).await?);
     }
     if options.wants("failover") {
         eprintln!("raftty: failover");
@@ -149,10 +160,16 @@ async fn bench_etcd(
         idle_rss_mb: idle,
         workloads: Vec::new(),
         failover: Vec::new(),
+        fanout: None,
     };
     for w in workloads(options) {
         eprintln!("etcd: {}", w.label());
         results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
+    }
+    if options.wants("fanout") {
+        eprintln!("etcd: watch fan-out to {FANOUT_WATCHERS} watchers");
+        results.fanout =
+            Some(watch::watch_fanout(&endpoint, &cert, FANOUT_WATCHERS, FANOUT_WRITES, options.value_size).await?);
     }
     if options.wants("failover") {
         eprintln!("etcd: failover");
@@ -230,6 +247,24 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
             _ => "-".to_string(),
         }
     };
+    let fanout = |r: &Results| match &r.fanout {
+        Some(f) => format!(
+            "{:.0} puts/s alone, {:.0} watched; delivery p50 {:.1} ms, p99 {:.1} ms{}",
+            f.writes_per_sec_alone,
+            f.writes_per_sec_watched,
+            f.delivery_p50_ms,
+            f.delivery_p99_ms,
+            if f.missing_events > 0 { format!(", {} events MISSING", f.missing_events) } else { String::new() }
+        ),
+        None => "-".to_string(),
+    };
+    if raftty.fanout.is_some() {
+        let _ = writeln!(out, "watch fan-out ({FANOUT_WATCHERS} watchers on one prefix, 16 writers):");
+        let _ = writeln!(out, "  raftty: {}", fanout(raftty));
+        if let Some(e) = etcd {
+            let _ = writeln!(out, "  {}: {}", e.name, fanout(e));
+        }
+    }
     match etcd {
         Some(e) => {
             let _ = writeln!(
