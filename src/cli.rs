@@ -128,6 +128,9 @@ pub enum Command {
         /// Size of each value written, in bytes.
         #[arg(long, default_value_t = 256)]
         value_size: usize,
+        /// Members of each cluster.
+        #[arg(long, default_value_t = 3)]
+        members: usize,
         /// Run only these measurements: put1, put16, put256, getl, gets, fanout, failover.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,

@@ -224,9 +224,9 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Bench { duration, no_etcd, keys, value_size, only } => {
-            crate::bench::run(crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size, only })
-                .await?;
+        Command::Bench { duration, no_etcd, keys, value_size, members, only } => {
+            let options = crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size, members, only };
+            crate::bench::run(options).await?;
         }
         Command::Metrics { name, grep } => {
             let lab = Lab::open(&home, lab_name)?;

@@ -160,6 +160,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     member_metrics.follow(&raft);
 
     tokio::spawn(observer::narrate(member.clone()));
+    tokio::spawn(keep_state_durable(member.state_machine.mvcc().clone()));
     {
         let member = member.clone();
         let me = MemberNode { name: name.to_string(), peer_url: me.peer_url(), client_url: me.client_url() };
@@ -284,6 +285,21 @@ async fn bind(port: u16, what: &str) -> Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on the {what} port 127.0.0.1:{port}; is something else using it?"))
+}
+
+/// Makes the applied state durable now and then, off the request path (see
+/// `MvccStore::flush_if_due`): a client's write waits only for the Raft log's fsync.
+async fn keep_state_durable(mvcc: Arc<crate::mvcc::MvccStore>) {
+    let mut tick = tokio::time::interval(crate::mvcc::DURABLE_EVERY / 4);
+    loop {
+        tick.tick().await;
+        let store = mvcc.clone();
+        match tokio::task::spawn_blocking(move || store.flush_if_due()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("making the applied state durable: {e}"),
+            Err(e) => tracing::error!("making the applied state durable: {e}"),
+        }
+    }
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC frames would otherwise wait

@@ -28,6 +28,8 @@ pub struct BenchOptions {
     pub with_etcd: bool,
     pub keys: u64,
     pub value_size: usize,
+    /// Members of each cluster (3 unless told otherwise).
+    pub members: usize,
     /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
     /// `gets`, `fanout`, `failover`); all of them when empty.
     pub only: Vec<String>,
@@ -76,7 +78,8 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let space = Arc::new(KeySpace::new(options.keys, options.value_size));
 
     println!(
-        "raftty bench: 3 members each, {} s per workload, {} keys, {} byte values",
+        "raftty bench: {} members each, {} s per workload, {} keys, {} byte values",
+        options.members,
         options.duration.as_secs(),
         options.keys,
         options.value_size
@@ -85,7 +88,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let (lab, _) = lab::supervisor::up(
         &home,
         LAB,
-        lab::supervisor::LabShape { nodes: Some(3), tempo: Some(Tempo::ETCD), snapshot_every: None },
+        lab::supervisor::LabShape { nodes: Some(options.members), tempo: Some(Tempo::ETCD), snapshot_every: None },
     )
     .await?;
     let raftty_cold = started.elapsed();
@@ -149,7 +152,7 @@ async fn bench_etcd(
 ) -> Result<Results> {
     let cert = lab.root_cert();
     let started = Instant::now();
-    let mut cluster = etcd::EtcdCluster::start(dir, &lab.pki()?, 3)?;
+    let mut cluster = etcd::EtcdCluster::start(dir, &lab.pki()?, options.members)?;
     let endpoint = cluster.wait_ready(&cert, Duration::from_secs(30)).await?;
     let cold = started.elapsed();
     let idle = cluster.pids().iter().map(|p| rss_mb(*p)).collect();

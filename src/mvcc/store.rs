@@ -67,7 +67,7 @@ pub const STATE_FORMAT: u32 = 1;
 
 /// How stale the durable copy of the state may get while applies go on. The Raft log is
 /// durable and openraft re-applies it after a crash, so this only bounds replay work.
-pub const DURABLE_EVERY: Duration = Duration::from_millis(100);
+pub const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 /// How many committed revisions the live feed buffers for a slow subscriber before it is
 /// told it lagged (and has to catch up from history).
@@ -115,6 +115,8 @@ pub struct MvccStore {
 struct DurableClock {
     last: Instant,
     every: Duration,
+    /// Something was applied since the last durable commit.
+    dirty: bool,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -144,7 +146,7 @@ impl MvccStore {
             identity,
             db,
             state: RwLock::new(state),
-            durability: Mutex::new(DurableClock { last: Instant::now(), every: DURABLE_EVERY }),
+            durability: Mutex::new(DurableClock { last: Instant::now(), every: DURABLE_EVERY, dirty: false }),
             feed,
             // etcd's buckets for backend commits: 1 ms to about 8 s.
             disk_commit_seconds: Histogram::exponential(0.001, 2.0, 14),
@@ -284,7 +286,7 @@ impl MvccStore {
             // no subscriber is not an error
             let _ = self.feed.send(WatchFeed::Revision(Arc::new(revision)));
         }
-        self.flush_if_due()?;
+        self.clock().dirty = true;
         Ok(results)
     }
 
@@ -314,6 +316,7 @@ impl MvccStore {
         let mut clock = self.clock();
         self.durable_commit()?;
         clock.last = Instant::now();
+        clock.dirty = false;
         Ok(())
     }
 
@@ -326,11 +329,15 @@ impl MvccStore {
         self.durability.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn flush_if_due(&self) -> Result<(), StoreError> {
+    /// Makes the applied state durable if [`DURABLE_EVERY`] has passed since it last was.
+    /// The member calls it from a background task, so that no client request ever waits
+    /// for this fsync: the Raft log is what makes a write durable.
+    pub fn flush_if_due(&self) -> Result<(), StoreError> {
         let mut clock = self.clock();
-        if clock.last.elapsed() >= clock.every {
+        if clock.dirty && clock.last.elapsed() >= clock.every {
             self.durable_commit()?;
             clock.last = Instant::now();
+            clock.dirty = false;
         }
         Ok(())
     }

@@ -251,9 +251,10 @@ impl StateMachineStore {
                 responders.push((command_at, responder));
             }
         }
-        let mvcc = self.inner.mvcc.clone();
-        let state = applied.clone();
-        let results = blocking(move || mvcc.apply(commands.iter(), &state)).await?;
+        // Applying commits without an fsync, in tens of microseconds: done right here, on the
+        // state machine's task, since moving it to a blocking thread and back (or
+        // `block_in_place`) costs several times the work itself.
+        let results = self.inner.mvcc.apply(commands.iter(), applied).map_err(io::Error::from)?;
         let revision = self.inner.mvcc.current_revision();
         for (command_at, responder) in responders {
             let result =
