@@ -10,6 +10,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
@@ -23,12 +24,14 @@ use raftty::check::watch::WatchSpec;
 use raftty::check::watch::check_watch;
 use raftty::client::EtcdClient;
 use raftty::pki::CertFiles;
-use raftty::proto::etcdserverpb::watch_request::RequestUnion;
 use raftty::proto::etcdserverpb::*;
 use raftty::proto::mvccpb::KeyValue;
 use raftty::proto::mvccpb::event::EventType;
+use raftty::torture::watchers::WatchPlan;
+use raftty::torture::watchers::read_history;
+use raftty::torture::watchers::run_watcher;
+use raftty::torture::workload::Endpoints;
 use tokio::sync::watch as signal;
-use tokio_stream::StreamExt;
 
 const PREFIX: &str = "/reg/";
 const KEYS: u64 = 8;
@@ -126,156 +129,6 @@ fn put_op(key: Bytes, value: Bytes) -> RequestOp {
     RequestOp { request: Some(request_op::Request::RequestPut(PutRequest { key, value, ..Default::default() })) }
 }
 
-/// A watcher of the test: what it watches, from where, on which members in turn.
-#[derive(Clone)]
-struct Plan {
-    name: &'static str,
-    spec: WatchSpec,
-    /// 0: from now
-    start: i64,
-    members: Vec<String>,
-    /// Drop the connection on purpose after this many responses, for the first segments.
-    disconnect_after: Option<(usize, usize)>,
-}
-
-/// How a segment ended.
-enum End {
-    /// It covered the final revision.
-    Done,
-    /// The member went away, or the test dropped the connection.
-    Interrupted,
-}
-
-/// Runs a watch until it has covered the final revision (sent through `last` once the
-/// writers have stopped), resuming on the next member each time a connection ends.
-async fn run_watcher(
-    plan: Plan,
-    lab_urls: Vec<(String, String)>,
-    cert: CertFiles,
-    last: signal::Receiver<i64>,
-) -> Vec<Segment> {
-    let url_of = |name: &str| lab_urls.iter().find(|(n, _)| n == name).map(|(_, u)| u.clone()).unwrap();
-    let mut segments: Vec<Segment> = Vec::new();
-    let mut covered: Option<i64> = None;
-    let mut attempt = 0usize;
-    loop {
-        let member = plan.members[attempt % plan.members.len()].clone();
-        let forced = plan.disconnect_after.filter(|(_, times)| segments.len() < *times).map(|(after, _)| after);
-        let start = covered.map_or(plan.start, |c| c + 1);
-        attempt += 1;
-        let (segment, end) = run_segment(&plan, &member, &url_of(&member), &cert, start, forced, last.clone()).await;
-        if let Some(segment) = segment {
-            covered = Some(covered_by(&segment));
-            segments.push(segment);
-        }
-        match end {
-            End::Done => return segments,
-            End::Interrupted => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-        assert!(attempt < 200, "watch {} cannot stay connected", plan.name);
-    }
-}
-
-/// What a segment is known to have told: up to its last event or bookmark.
-fn covered_by(segment: &Segment) -> i64 {
-    let mut covered = segment.start_revision - 1;
-    for r in &segment.responses {
-        if r.created || r.canceled {
-            continue;
-        }
-        let revision = match r.events.last() {
-            Some(e) => e.kv.as_ref().map_or(0, |kv| kv.mod_revision),
-            None => r.header.as_ref().map_or(0, |h| h.revision),
-        };
-        covered = covered.max(revision);
-    }
-    covered
-}
-
-async fn run_segment(
-    plan: &Plan,
-    member: &str,
-    url: &str,
-    cert: &CertFiles,
-    start: i64,
-    forced: Option<usize>,
-    mut last: signal::Receiver<i64>,
-) -> (Option<Segment>, End) {
-    let Ok(mut client) = EtcdClient::connect(url, cert, STREAM_TIMEOUT).await else {
-        return (None, End::Interrupted);
-    };
-    let (requests, incoming) = tokio::sync::mpsc::channel(4);
-    let create = plan.spec.to_request(start);
-    let _ = requests.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await;
-    let Ok(response) = client.watch.watch(tokio_stream::wrappers::ReceiverStream::new(incoming)).await else {
-        return (None, End::Interrupted);
-    };
-    let mut stream = response.into_inner();
-    let mut segment: Option<Segment> = None;
-    let mut progress = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            next = stream.next() => match next {
-                Some(Ok(r)) => {
-                    match segment.as_mut() {
-                        None if r.created => {
-                            assert!(!r.canceled, "watch {} refused on {member}: {r:?}", plan.name);
-                            let start_revision = if start == 0 { r.header.as_ref().map_or(0, |h| h.revision) + 1 } else { start };
-                            segment = Some(Segment { label: member.to_string(), start_revision, responses: vec![r] });
-                        }
-                        None => panic!("watch {}: a response before the creation: {r:?}", plan.name),
-                        Some(s) => s.responses.push(r),
-                    }
-                    let s = segment.as_ref().unwrap();
-                    if forced.is_some_and(|after| s.responses.len() > after) {
-                        return (segment, End::Interrupted);
-                    }
-                    if covered_by(s) >= *last.borrow() {
-                        return (segment, End::Done);
-                    }
-                }
-                _ => return (segment, End::Interrupted),
-            },
-            _ = progress.tick() => {
-                let request = WatchRequest { request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})) };
-                if requests.send(request).await.is_err() {
-                    return (segment, End::Interrupted);
-                }
-            }
-            _ = last.changed() => {}
-        }
-    }
-}
-
-/// The committed history up to `through`: a watch of everything from revision 1 with
-/// previous values.
-async fn read_history(url: &str, cert: &CertFiles, through: i64) -> CommittedHistory {
-    let mut client = EtcdClient::connect(url, cert, STREAM_TIMEOUT).await.unwrap();
-    let (requests, incoming) = tokio::sync::mpsc::channel(4);
-    let everything = WatchSpec { range_end: Bytes::from_static(b"\0"), ..WatchSpec::key("\0").with_prev_kv() };
-    requests
-        .send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(everything.to_request(1))) })
-        .await
-        .unwrap();
-    requests
-        .send(WatchRequest { request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})) })
-        .await
-        .unwrap();
-    let mut stream =
-        client.watch.watch(tokio_stream::wrappers::ReceiverStream::new(incoming)).await.unwrap().into_inner();
-    let mut events = Vec::new();
-    while let Some(r) = stream.next().await {
-        let r = r.unwrap();
-        assert!(!r.canceled, "history watch cancelled: {r:?}");
-        let bookmark = r.events.is_empty() && !r.created;
-        events.extend(r.events.into_iter().filter(|e| e.kv.as_ref().is_some_and(|kv| kv.mod_revision <= through)));
-        if bookmark && r.header.is_some_and(|h| h.revision >= through) {
-            break;
-        }
-    }
-    CommittedHistory::from_events(events, through).unwrap()
-}
-
 /// Checks the history against what a Range at every revision shows on `url`.
 async fn check_history_against_ranges(history: &CommittedHistory, url: &str, cert: &CertFiles) {
     let mut client = EtcdClient::connect(url, cert, STREAM_TIMEOUT).await.unwrap();
@@ -320,42 +173,44 @@ fn watch_guarantees_hold_while_clients_write_and_the_leader_is_killed() {
     };
 
     let (last_tx, last_rx) = signal::channel(i64::MAX);
-    let spawn_watcher = |plan: Plan| runtime.spawn(run_watcher(plan, urls.clone(), cert.clone(), last_rx.clone()));
+    let url_of = |name: &String| urls.iter().find(|(n, _)| n == name).map(|(_, u)| u.clone()).unwrap();
+    let on = |members: Vec<String>| -> Endpoints { Arc::new(RwLock::new(members.iter().map(url_of).collect())) };
+    let spawn_watcher = |plan: WatchPlan| runtime.spawn(run_watcher(plan, cert.clone(), last_rx.clone()));
     let prefix = || WatchSpec::prefix(PREFIX);
     let mut plans = vec![
-        Plan {
-            name: "prefix from now, prev_kv",
+        WatchPlan {
+            name: "prefix from now, prev_kv".into(),
             spec: prefix().with_prev_kv(),
             start: 0,
-            members: vec![f1.clone(), f2.clone()],
+            endpoints: on(vec![f1.clone(), f2.clone()]),
             disconnect_after: None,
         },
-        Plan {
-            name: "one key from revision 1",
+        WatchPlan {
+            name: "one key from revision 1".into(),
             spec: WatchSpec::key(key(3)),
             start: 1,
-            members: vec![f2.clone(), f1.clone()],
+            endpoints: on(vec![f2.clone(), f1.clone()]),
             disconnect_after: None,
         },
-        Plan {
-            name: "prefix on the leader, resumed elsewhere",
+        WatchPlan {
+            name: "prefix on the leader, resumed elsewhere".into(),
             spec: prefix().with_prev_kv(),
             start: 1,
-            members: vec![leader.clone(), f1.clone(), f2.clone()],
+            endpoints: on(vec![leader.clone(), f1.clone(), f2.clone()]),
             disconnect_after: None,
         },
-        Plan {
-            name: "deletes only, disconnected and resumed",
+        WatchPlan {
+            name: "deletes only, disconnected and resumed".into(),
             spec: WatchSpec { no_put: true, ..prefix() },
             start: 1,
-            members: vec![f2.clone(), f1.clone()],
+            endpoints: on(vec![f2.clone(), f1.clone()]),
             disconnect_after: Some((3, 2)),
         },
-        Plan {
-            name: "everything, prev_kv",
+        WatchPlan {
+            name: "everything, prev_kv".into(),
             spec: WatchSpec { range_end: Bytes::from_static(b"\0"), ..WatchSpec::key("\0").with_prev_kv() },
             start: 1,
-            members: vec![f1.clone(), f2.clone()],
+            endpoints: on(vec![f1.clone(), f2.clone()]),
             disconnect_after: None,
         },
     ];
@@ -372,11 +227,11 @@ fn watch_guarantees_hold_while_clients_write_and_the_leader_is_killed() {
             .unwrap()
             .revision
     });
-    let late = Plan {
-        name: "prefix from an old revision, puts only",
+    let late = WatchPlan {
+        name: "prefix from an old revision, puts only".into(),
         spec: WatchSpec { no_delete: true, ..prefix() },
         start: now - 20,
-        members: vec![f1.clone(), f2.clone()],
+        endpoints: on(vec![f1.clone(), f2.clone()]),
         disconnect_after: None,
     };
     plans.push(late.clone());
@@ -411,10 +266,11 @@ fn watch_guarantees_hold_while_clients_write_and_the_leader_is_killed() {
                 .block_on(async { tokio::time::timeout(Duration::from_secs(60), w).await })
                 .expect("watchers finish")
                 .unwrap()
+                .expect("a watcher runs")
         })
         .collect();
 
-    let history = runtime.block_on(read_history(&lab.client_url(&f2), &cert, final_revision));
+    let history = runtime.block_on(read_history(&lab.client_url(&f2), &cert, final_revision)).unwrap();
     history.check_consistency().unwrap_or_else(|e| panic!("the committed history does not hold together: {e}"));
     runtime.block_on(check_history_against_ranges(&history, &lab.client_url(&f1), &cert));
     for put in acked.lock().unwrap().iter() {
@@ -427,13 +283,16 @@ fn watch_guarantees_hold_while_clients_write_and_the_leader_is_killed() {
 
     let checked = AtomicU64::new(0);
     for (plan, segments) in plans.iter().zip(&observed) {
-        let summary = check_watch(&history, plan.name, &plan.spec, segments).unwrap_or_else(|v| panic!("{v}"));
+        let summary = check_watch(&history, &plan.name, &plan.spec, segments).unwrap_or_else(|v| panic!("{v}"));
         assert!(summary.covered >= final_revision, "{}: covered only {summary:?}", plan.name);
         checked.fetch_add(summary.events as u64, Ordering::Relaxed);
         eprintln!("{}: {} segments, {summary:?}", plan.name, segments.len());
     }
     let resumed = &observed[2];
-    assert!(resumed.len() >= 2 && resumed[0].label == leader, "the leader's watcher resumed elsewhere");
+    assert!(
+        resumed.len() >= 2 && resumed[0].label == lab.client_url(&leader),
+        "the leader's watcher resumed elsewhere"
+    );
     assert!(observed[3].len() >= 3, "the disconnected watcher resumed twice");
     assert!(history.event_count() > 200, "a meaningful history: {} events", history.event_count());
     eprintln!(

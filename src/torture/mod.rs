@@ -7,8 +7,10 @@
 //! lost, revisions never going backwards, reads consistent with revision order, and every
 //! member's HashKV equal. A violation is saved with the whole history (`report.rs`).
 
+pub mod leases;
 pub mod nemesis;
 pub mod report;
+pub mod watchers;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -25,6 +27,9 @@ use anyhow::Result;
 use crate::check::CheckOptions;
 use crate::check::FinalRead;
 use crate::check::HistoryRecorder;
+use crate::check::watch::Segment;
+use crate::check::watch::WatchSpec;
+use crate::check::watch::check_watch;
 use crate::client::EtcdClient;
 use crate::lab::Lab;
 use crate::lab::Tempo;
@@ -33,6 +38,7 @@ use crate::lab::supervisor;
 use crate::proto::etcdserverpb::RangeRequest;
 use nemesis::Fault;
 use report::TortureReport;
+use watchers::WatchPlan;
 use workload::Keys;
 use workload::Tally;
 
@@ -86,6 +92,20 @@ async fn torture(lab: &mut Lab, options: &TortureOptions) -> Result<TortureRepor
             ))
         })
         .collect();
+    let leases = tokio::spawn(leases::client(
+        options.seed,
+        format!("{}lease/", keys.prefix),
+        endpoints.clone(),
+        cert.clone(),
+        stop.clone(),
+    ));
+    let (last_tx, last_rx) = tokio::sync::watch::channel(i64::MAX);
+    let plans = watch_plans(&keys, &endpoints);
+    let watchers: Vec<_> = plans
+        .iter()
+        .cloned()
+        .map(|plan| tokio::spawn(watchers::run_watcher(plan, cert.clone(), last_rx.clone())))
+        .collect();
     let timer = {
         let stop = stop.clone();
         let duration = options.duration;
@@ -101,6 +121,8 @@ async fn torture(lab: &mut Lab, options: &TortureOptions) -> Result<TortureRepor
     for c in clients {
         tally.merge(&c.await?);
     }
+    let lease_report = leases.await?;
+    tally.merge(&lease_report.tally);
     let injected = injected?;
     // Whatever the nemesis left (it repairs after its last fault), the checks need a whole
     // cluster: every member running, no fault, a leader.
@@ -122,6 +144,8 @@ async fn torture(lab: &mut Lab, options: &TortureOptions) -> Result<TortureRepor
         .chain(crate::check::duplicate_revisions(&history))
         .collect();
     let hashes = crate::lab::check::check(lab, Duration::from_secs(20)).await?;
+    let through = final_reads.first().map(|r| r.revision).unwrap_or(0);
+    let (watched_events, watch_violations) = check_watchers(lab, &plans, watchers, last_tx, through).await?;
     Ok(TortureReport {
         seed: options.seed,
         duration: started.elapsed(),
@@ -130,6 +154,9 @@ async fn torture(lab: &mut Lab, options: &TortureOptions) -> Result<TortureRepor
         linearizability,
         anomalies,
         hashes,
+        watched_events,
+        watch_violations,
+        lease_violations: lease_report.violations,
         history,
         out: options.out.clone(),
     })
@@ -175,4 +202,57 @@ async fn final_reads(lab: &Lab, keys: &Keys) -> Result<Vec<FinalRead>> {
             Err(e) => return Err(e.context("reading the final state after the faults were repaired")),
         }
     }
+}
+
+/// The watchers of a run: prefix and single key, from now and from the first revision,
+/// with previous values and filters, one dropped on purpose and resumed.
+fn watch_plans(keys: &Keys, endpoints: &workload::Endpoints) -> Vec<WatchPlan> {
+    let prefix = || WatchSpec::prefix(keys.prefix.clone().into_bytes());
+    let plan = |name: &str, spec: WatchSpec, start: i64, disconnect_after| WatchPlan {
+        name: name.to_string(),
+        spec,
+        start,
+        endpoints: endpoints.clone(),
+        disconnect_after,
+    };
+    vec![
+        plan("prefix from now, prev_kv", prefix().with_prev_kv(), 0, None),
+        plan("one key from revision 1", WatchSpec::key(keys.key(0).into_bytes()), 1, None),
+        plan("deletes only, dropped and resumed", WatchSpec { no_put: true, ..prefix() }, 1, Some((5, 3))),
+        plan("puts only, prev_kv", WatchSpec { no_delete: true, ..prefix().with_prev_kv() }, 1, None),
+    ]
+}
+
+/// Lets the watchers finish at `through`, reads the committed history back and checks
+/// every watcher against it. Returns the events checked and the violations found.
+async fn check_watchers(
+    lab: &Lab,
+    plans: &[WatchPlan],
+    watchers: Vec<tokio::task::JoinHandle<Result<Vec<Segment>>>>,
+    last: tokio::sync::watch::Sender<i64>,
+    through: i64,
+) -> Result<(usize, Vec<String>)> {
+    let _ = last.send(through);
+    let mut observed = Vec::new();
+    for w in watchers {
+        let segments = tokio::time::timeout(Duration::from_secs(120), w)
+            .await
+            .context("a watcher did not catch up with the final revision in 2 minutes")???;
+        observed.push(segments);
+    }
+    let status = status::gather(lab, Duration::from_secs(2)).await?;
+    let leader = status.leader().context("no leader to read the history from")?.to_string();
+    let history = watchers::read_history(&lab.config.member(&leader)?.client_url(), &lab.root_cert(), through).await?;
+    let mut violations = Vec::new();
+    if let Err(e) = history.check_consistency() {
+        violations.push(format!("the committed history does not hold together: {e}"));
+    }
+    let mut events = 0;
+    for (plan, segments) in plans.iter().zip(&observed) {
+        match check_watch(&history, &plan.name, &plan.spec, segments) {
+            Ok(summary) => events += summary.events,
+            Err(v) => violations.push(v.to_string()),
+        }
+    }
+    Ok((events, violations))
 }

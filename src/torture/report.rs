@@ -26,6 +26,10 @@ pub struct TortureReport {
     pub linearizability: LinearizabilityReport,
     pub anomalies: Vec<Anomaly>,
     pub hashes: CheckReport,
+    /// Events the watchers received, all checked against the committed history.
+    pub watched_events: usize,
+    pub watch_violations: Vec<String>,
+    pub lease_violations: Vec<String>,
     pub history: History,
     pub out: PathBuf,
 }
@@ -35,6 +39,8 @@ impl TortureReport {
         matches!(self.linearizability.verdict(), Linearizability::Linearizable)
             && self.anomalies.is_empty()
             && self.hashes.all_agree()
+            && self.watch_violations.is_empty()
+            && self.lease_violations.is_empty()
     }
 
     pub fn summary(&self) -> String {
@@ -81,6 +87,13 @@ impl TortureReport {
             "FAILED".to_string()
         };
         let _ = writeln!(out, "  every member's HashKV agrees:    {hashes}");
+        let watches = if self.watch_violations.is_empty() {
+            format!("passed ({} events checked)", self.watched_events)
+        } else {
+            format!("FAILED ({})", self.watch_violations.len())
+        };
+        let _ = writeln!(out, "  watch guarantees:                {watches}");
+        let _ = writeln!(out, "  revoked lease keys are gone:     {}", pass(self.lease_violations.len()));
         let _ = writeln!(out, "\n{}", if self.passed() { "PASSED" } else { "FAILED" });
         out
     }
@@ -95,6 +108,9 @@ impl TortureReport {
         }
         if !self.hashes.all_agree() {
             return Some(self.hashes.render());
+        }
+        if let Some(v) = self.watch_violations.first().or(self.lease_violations.first()) {
+            return Some(v.clone());
         }
         if let Linearizability::Unknown(u) = self.linearizability.verdict() {
             return Some(format!("the linearizability check could not decide for key {}: {:?}", u.key, u.exhausted));

@@ -68,7 +68,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, kind: &'static str, outcome: &Outcome) {
+    pub fn count(&mut self, kind: &'static str, outcome: &Outcome) {
         let slot = match outcome {
             Outcome::Ok(_) => 0,
             Outcome::Failed => 1,
@@ -149,7 +149,7 @@ pub async fn client(
             endpoint = endpoint.wrapping_add(1);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tally.add(kind, &outcome);
+        tally.count(kind, &outcome);
     }
     tally
 }
