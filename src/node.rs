@@ -125,9 +125,10 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         .with_context(|| format!("member {name} cannot use its state in {}", data_dir.display()))?;
 
     // Bind before joining: a member that cannot serve should not take part in elections.
-    let client_listener = bind(me.client_port, "client").await?;
-    let peer_listener = bind(me.peer_port, "peer").await?;
-    let metrics_listener = bind(me.metrics_port, "metrics").await?;
+    let mut inherited = inherited_listeners()?;
+    let client_listener = listener(&mut inherited, me.client_port, "client").await?;
+    let peer_listener = listener(&mut inherited, me.peer_port, "peer").await?;
+    let metrics_listener = listener(&mut inherited, me.metrics_port, "metrics").await?;
 
     events::init(me.id, name);
     let faults = Arc::new(FaultState::new(me.id, LabFaults::load(lab_dir)?.to_table(&lab.config)));
@@ -279,6 +280,37 @@ async fn follow_fault_file(lab_dir: PathBuf, faults: Arc<FaultState>) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The listeners the supervisor reserved for this member (see `lab::process`), in the order
+/// client, peer, metrics; none when started by hand.
+fn inherited_listeners() -> Result<std::collections::VecDeque<std::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    let Ok(fds) = std::env::var(crate::lab::process::LISTEN_FDS_ENV) else { return Ok(Default::default()) };
+    fds.split(',')
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            let fd: i32 = f.parse().with_context(|| format!("bad inherited listener {f:?}"))?;
+            // Safety: the supervisor dup2'ed a listening socket onto this number for us alone.
+            let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })
+        .collect()
+}
+
+/// The next inherited listener if it is on `port`, else a new one.
+async fn listener(
+    inherited: &mut std::collections::VecDeque<std::net::TcpListener>,
+    port: u16,
+    what: &str,
+) -> Result<TcpListener> {
+    if let Some(l) = inherited.pop_front() {
+        let local = l.local_addr()?.port();
+        anyhow::ensure!(local == port, "the supervisor handed over port {local} for the {what} port {port}");
+        return Ok(TcpListener::from_std(l)?);
+    }
+    bind(port, what).await
 }
 
 async fn bind(port: u16, what: &str) -> Result<TcpListener> {

@@ -20,9 +20,12 @@ pub mod status;
 pub mod supervisor;
 pub mod timeline;
 
+use std::collections::HashMap;
 use std::collections::HashSet;
+use std::net::TcpListener;
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::Context;
 use anyhow::Result;
@@ -53,6 +56,9 @@ pub fn home() -> Result<PathBuf> {
 pub struct Lab {
     pub dir: PathBuf,
     pub config: LabConfig,
+    /// Listeners on the ports of members this process created and has not started yet:
+    /// handed to each member when it starts, so no other program can take its ports first.
+    reserved: Mutex<HashMap<String, Vec<TcpListener>>>,
 }
 
 impl Lab {
@@ -75,7 +81,7 @@ impl Lab {
     }
 
     pub fn open_dir(dir: &Path) -> Result<Lab> {
-        Ok(Lab { dir: dir.to_path_buf(), config: LabConfig::load(dir)? })
+        Ok(Lab { dir: dir.to_path_buf(), config: LabConfig::load(dir)?, reserved: Mutex::default() })
     }
 
     /// Creates a new lab of `nodes` members: folder, certificates, ports, config.
@@ -99,6 +105,7 @@ impl Lab {
                 bootstrapped: false,
                 snapshots,
             },
+            reserved: Mutex::default(),
         };
         for _ in 0..nodes {
             lab.new_member(true)?;
@@ -117,7 +124,8 @@ impl Lab {
         for m in &self.config.members {
             taken.extend([m.client_port, m.peer_port, m.metrics_port]);
         }
-        let ports = ports::pick_free_ports(PORTS_PER_MEMBER, &taken)?;
+        let listeners = ports::reserve_free_ports(PORTS_PER_MEMBER, &taken)?;
+        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
         let used_ids: HashSet<u64> = self.config.members.iter().map(|m| m.id).collect();
         let id = loop {
             let id = random_id();
@@ -136,6 +144,7 @@ impl Lab {
             removed: false,
         };
         self.config.members.push(member.clone());
+        self.reserved.lock().unwrap_or_else(|e| e.into_inner()).insert(member.name.clone(), listeners);
         Ok(member)
     }
 
@@ -207,4 +216,23 @@ fn ports_in_use(labs_dir: &Path) -> HashSet<u16> {
         }
     }
     ports
+}
+
+impl Lab {
+    /// The listeners `member` will serve on, in the order client, peer, metrics: the ones
+    /// reserved when it was created, or its recorded ports bound now.
+    pub fn take_listeners(&self, member: &str) -> Result<Vec<TcpListener>> {
+        if let Some(held) = self.reserved.lock().unwrap_or_else(|e| e.into_inner()).remove(member) {
+            return Ok(held);
+        }
+        let m = self.config.member(member)?;
+        [("client", m.client_port), ("peer", m.peer_port), ("metrics", m.metrics_port)]
+            .into_iter()
+            .map(|(what, port)| {
+                TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+                    format!("{member} cannot listen on its {what} port 127.0.0.1:{port}; is another program using it?")
+                })
+            })
+            .collect()
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! Ports are fixed for a member's lifetime (peers and etcdctl remember them), so they are
 //! taken below the kernel's ephemeral range: a port inside it may be handed to some outgoing
-//! connection while its member is down, and the member could not come back. Each candidate
-//! is checked free by binding it, and ports used by other labs in the same home are avoided
-//! even when those labs are stopped.
+//! connection while its member is down, and the member could not come back. A port is
+//! chosen by listening on it, and the listener itself is handed to the member process (see
+//! `process.rs`), so there is no moment when another lab could take the same port; ports
+//! used by other labs in the same home are avoided even when those labs are stopped.
 
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -23,31 +24,35 @@ fn ephemeral_range_start() -> u16 {
         .unwrap_or(DEFAULT_EPHEMERAL_START)
 }
 
-/// Picks `count` distinct free ports, none of them in `taken`.
-pub fn pick_free_ports(count: usize, taken: &HashSet<u16>) -> Result<Vec<u16>> {
+/// Reserves `count` distinct free ports, none of them in `taken`, by listening on them: as
+/// long as the listeners live nobody else can take the ports, and the supervisor hands them
+/// to the member process that will serve on them.
+pub fn reserve_free_ports(count: usize, taken: &HashSet<u16>) -> Result<Vec<TcpListener>> {
     let high = ephemeral_range_start();
     anyhow::ensure!(
         high > LOWEST_PORT + 1000,
         "the ephemeral port range starts at {high}, leaving no room below it for lab ports"
     );
     let mut rng = rand::rng();
-    // Held until all ports are chosen, so one call never returns the same port twice.
-    let mut held = Vec::with_capacity(count);
-    let mut ports = Vec::with_capacity(count);
+    let mut held: Vec<TcpListener> = Vec::with_capacity(count);
     let mut attempts = 0;
-    while ports.len() < count {
+    while held.len() < count {
         attempts += 1;
         anyhow::ensure!(attempts < 10_000, "could not find {count} free ports between {LOWEST_PORT} and {high}");
         let port = rng.random_range(LOWEST_PORT..high);
-        if taken.contains(&port) || ports.contains(&port) {
+        if taken.contains(&port) {
             continue;
         }
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
             held.push(listener);
-            ports.push(port);
         }
     }
-    Ok(ports)
+    Ok(held)
+}
+
+/// Picks `count` free ports and lets them go again (for programs that bind themselves).
+pub fn pick_free_ports(count: usize, taken: &HashSet<u16>) -> Result<Vec<u16>> {
+    reserve_free_ports(count, taken)?.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,6 +23,11 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::lab::Lab;
+
+/// How a member finds the listeners its supervisor reserved: file descriptors from
+/// [`INHERITED_FD_BASE`] on, in the order client, peer, metrics, named in this variable.
+pub const LISTEN_FDS_ENV: &str = "RAFTTY_LISTEN_FDS";
+const INHERITED_FD_BASE: i32 = 200;
 
 /// Written to a member's log each time it is started, so each run's lines can be told apart.
 const START_MARK: &str = "--- raftty starting";
@@ -99,7 +105,11 @@ impl Lab {
             .open(self.log_file(member))
             .with_context(|| format!("opening {}", self.log_file(member).display()))?;
         writeln!(log, "{START_MARK} {member}")?;
+        let listeners = self.take_listeners(member)?;
+        let sources: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+        let targets: Vec<String> = (0..sources.len()).map(|i| (INHERITED_FD_BASE + i as i32).to_string()).collect();
         let mut cmd = Command::new(exe);
+        cmd.env(LISTEN_FDS_ENV, targets.join(","));
         cmd.arg("node")
             .arg("--lab-dir")
             .arg(&self.dir)
@@ -111,13 +121,22 @@ impl Lab {
         // A new session: Ctrl-C in the terminal that ran `raftty up`, or closing it, must not
         // take the cluster down with it.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                // The member serves on the listeners the supervisor reserved; dup2 onto fixed
+                // numbers (well above any the child starts with) also clears close-on-exec.
+                for (i, fd) in sources.iter().enumerate() {
+                    if nix::libc::dup2(*fd, INHERITED_FD_BASE + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
         // Dropping the handle neither waits for nor kills the member: it runs on its own.
         let child = cmd.spawn().with_context(|| format!("starting member {member}"))?;
+        // The member holds its own copies now.
+        drop(listeners);
         let pid = child.id() as i32;
         fs::write(self.pid_file(member), pid.to_string())?;
         Ok(pid)
