@@ -291,7 +291,7 @@ fn inherited_listeners() -> Result<std::collections::VecDeque<std::net::TcpListe
         .filter(|f| !f.is_empty())
         .map(|f| {
             let fd: i32 = f.parse().with_context(|| format!("bad inherited listener {f:?}"))?;
-            // Safety: the supervisor dup2'ed a listening socket onto this number for us alone.
+            // Safety: the supervisor left a listening socket open under this number for us alone.
             let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
             listener.set_nonblocking(true)?;
             Ok(listener)

@@ -24,10 +24,9 @@ use serde::Serialize;
 
 use crate::lab::Lab;
 
-/// How a member finds the listeners its supervisor reserved: file descriptors from
-/// [`INHERITED_FD_BASE`] on, in the order client, peer, metrics, named in this variable.
+/// How a member finds the listeners its supervisor reserved: the file descriptor numbers,
+/// in the order client, peer, metrics, named in this variable.
 pub const LISTEN_FDS_ENV: &str = "RAFTTY_LISTEN_FDS";
-const INHERITED_FD_BASE: i32 = 200;
 
 /// Written to a member's log each time it is started, so each run's lines can be told apart.
 const START_MARK: &str = "--- raftty starting";
@@ -106,10 +105,10 @@ impl Lab {
             .with_context(|| format!("opening {}", self.log_file(member).display()))?;
         writeln!(log, "{START_MARK} {member}")?;
         let listeners = self.take_listeners(member)?;
-        let sources: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
-        let targets: Vec<String> = (0..sources.len()).map(|i| (INHERITED_FD_BASE + i as i32).to_string()).collect();
+        let fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+        let named: Vec<String> = fds.iter().map(i32::to_string).collect();
         let mut cmd = Command::new(exe);
-        cmd.env(LISTEN_FDS_ENV, targets.join(","));
+        cmd.env(LISTEN_FDS_ENV, named.join(","));
         cmd.arg("node")
             .arg("--lab-dir")
             .arg(&self.dir)
@@ -123,10 +122,12 @@ impl Lab {
         unsafe {
             cmd.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
-                // The member serves on the listeners the supervisor reserved; dup2 onto fixed
-                // numbers (well above any the child starts with) also clears close-on-exec.
-                for (i, fd) in sources.iter().enumerate() {
-                    if nix::libc::dup2(*fd, INHERITED_FD_BASE + i as i32) < 0 {
+                // The member serves on the listeners the supervisor reserved, under the same
+                // numbers. Clearing close-on-exec in place, rather than dup2 onto chosen
+                // numbers, cannot clobber a descriptor the child still needs (such as the pipe
+                // through which `spawn` learns that exec succeeded).
+                for fd in &fds {
+                    if nix::libc::fcntl(*fd, nix::libc::F_SETFD, 0) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }

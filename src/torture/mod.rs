@@ -240,6 +240,9 @@ async fn check_watchers(
             .context("a watcher did not catch up with the final revision in 2 minutes")???;
         observed.push(segments);
     }
+    // Keys still attached to leases can expire after the final reads, so a watcher may have
+    // been told of revisions past `through`: the history must cover them too.
+    let through = observed.iter().flatten().map(watchers::covered_by).fold(through, i64::max);
     let status = status::gather(lab, Duration::from_secs(2)).await?;
     let leader = status.leader().context("no leader to read the history from")?.to_string();
     let history = watchers::read_history(&lab.config.member(&leader)?.client_url(), &lab.root_cert(), through).await?;
