@@ -245,6 +245,18 @@ impl PeerIdentity {
     }
 }
 
+/// Refuses a request on a peer port unless it comes from a cluster member's certificate.
+pub fn require_member<T>(req: &tonic::Request<T>) -> Result<(), tonic::Status> {
+    match PeerIdentity::of(req) {
+        Some(id) if id.is_member() => Ok(()),
+        Some(id) => Err(tonic::Status::permission_denied(format!(
+            "the peer port is for cluster members; certificate {:?} is not a member's",
+            id.common_name
+        ))),
+        None => Err(tonic::Status::unauthenticated("the peer port requires a member certificate")),
+    }
+}
+
 /// Creates `dir` (and parents) readable by the owner only: it holds private keys and data.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

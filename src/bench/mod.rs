@@ -18,6 +18,7 @@ use anyhow::Result;
 use crate::lab;
 use crate::lab::Lab;
 use crate::lab::Tempo;
+use crate::pki::CertFiles;
 use load::KeySpace;
 use load::Op;
 use load::Outcome;
@@ -115,27 +116,9 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
     let status = lab::status::gather(lab, Duration::from_secs(2)).await?;
     let leader = status.leader().context("the bench lab has no leader")?.to_string();
     let endpoint = lab.config.member(&leader)?.client_url();
-    let cert = lab.root_cert();
     let pids: Vec<u32> = status.nodes.iter().filter_map(|n| n.pid).map(|p| p as u32).collect();
-    let idle = pids.iter().map(|p| rss_mb(*p)).collect();
-    load::fill(&endpoint, &cert, space).await?;
-    let mut results = Results {
-        name: "raftty".into(),
-        cold_start: cold,
-        idle_rss_mb: idle,
-        workloads: Vec::new(),
-        failover: Vec::new(),
-        fanout: None,
-    };
-    for w in workloads(options) {
-        eprintln!("raftty: {}", w.label());
-        results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
-    }
-    if options.wants("fanout") {
-        eprintln!("raftty: watch fan-out to {FANOUT_WATCHERS} watchers");
-        results.fanout =
-            Some(watch::watch_fanout(&endpoint, &cert, FANOUT_WATCHERS, FANOUT_WRITES, options.value_size).await?);
-    }
+    let store = Measured { name: "raftty".into(), endpoint, cold_start: cold, pids };
+    let mut results = measure(store, &lab.root_cert(), space, options).await?;
     if options.wants("failover") {
         eprintln!("raftty: failover");
         results.failover = failover::raftty(lab, FAILOVER_RUNS).await?;
@@ -154,29 +137,46 @@ async fn bench_etcd(
     let started = Instant::now();
     let mut cluster = etcd::EtcdCluster::start(dir, &lab.pki()?, options.members)?;
     let endpoint = cluster.wait_ready(&cert, Duration::from_secs(30)).await?;
-    let cold = started.elapsed();
-    let idle = cluster.pids().iter().map(|p| rss_mb(*p)).collect();
-    load::fill(&endpoint, &cert, space).await?;
+    let store =
+        Measured { name: format!("etcd {version}"), endpoint, cold_start: started.elapsed(), pids: cluster.pids() };
+    let mut results = measure(store, &cert, space, options).await?;
+    if options.wants("failover") {
+        eprintln!("etcd: failover");
+        results.failover = failover::etcd(&mut cluster, &cert, FAILOVER_RUNS).await?;
+    }
+    Ok(results)
+}
+
+/// A running cluster about to be measured.
+struct Measured {
+    name: String,
+    endpoint: String,
+    cold_start: Duration,
+    pids: Vec<u32>,
+}
+
+/// What is measured the same way on raftty and etcd: idle memory, the load workloads and
+/// the watch fan-out.
+async fn measure(store: Measured, cert: &CertFiles, space: &Arc<KeySpace>, options: &BenchOptions) -> Result<Results> {
+    let idle = store.pids.iter().map(|p| rss_mb(*p)).collect();
+    load::fill(&store.endpoint, cert, space).await?;
     let mut results = Results {
-        name: format!("etcd {version}"),
-        cold_start: cold,
+        name: store.name,
+        cold_start: store.cold_start,
         idle_rss_mb: idle,
         workloads: Vec::new(),
         failover: Vec::new(),
         fanout: None,
     };
+    let who = results.name.split(' ').next().unwrap_or_default().to_string();
     for w in workloads(options) {
-        eprintln!("etcd: {}", w.label());
-        results.workloads.push((w, load::run(&endpoint, &cert, space, w).await?));
+        eprintln!("{who}: {}", w.label());
+        results.workloads.push((w, load::run(&store.endpoint, cert, space, w).await?));
     }
     if options.wants("fanout") {
-        eprintln!("etcd: watch fan-out to {FANOUT_WATCHERS} watchers");
+        eprintln!("{who}: watch fan-out to {FANOUT_WATCHERS} watchers");
         results.fanout =
-            Some(watch::watch_fanout(&endpoint, &cert, FANOUT_WATCHERS, FANOUT_WRITES, options.value_size).await?);
-    }
-    if options.wants("failover") {
-        eprintln!("etcd: failover");
-        results.failover = failover::etcd(&mut cluster, &cert, FAILOVER_RUNS).await?;
+            Some(watch::watch_fanout(&store.endpoint, cert, FANOUT_WATCHERS, FANOUT_WRITES, options.value_size).await?);
     }
     Ok(results)
 }

@@ -17,7 +17,7 @@ use crate::lease::LeaseRefusal;
 use crate::lease::Lessor;
 use crate::member::Member;
 use crate::member::NOT_LEADER;
-use crate::pki::PeerIdentity;
+use crate::pki::require_member;
 use crate::proto::etcdserverpb::LeaseKeepAliveRequest;
 use crate::proto::etcdserverpb::LeaseKeepAliveResponse;
 use crate::proto::etcdserverpb::LeaseTimeToLiveRequest;
@@ -36,17 +36,6 @@ pub struct LeasePeerService {
 impl LeasePeerService {
     pub fn new(lessor: Arc<Lessor>) -> LeasePeerService {
         LeasePeerService { lessor }
-    }
-}
-
-fn require_member<T>(req: &Request<T>) -> Result<(), Status> {
-    match PeerIdentity::of(req) {
-        Some(id) if id.is_member() => Ok(()),
-        Some(id) => Err(Status::permission_denied(format!(
-            "the peer port is for cluster members; certificate {:?} is not a member's",
-            id.common_name
-        ))),
-        None => Err(Status::unauthenticated("the peer port requires a member certificate")),
     }
 }
 

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 use prost::Message;
+use redb::ReadableTable;
 
+use crate::mvcc::error::AtPath;
 use crate::mvcc::error::StoreError;
 use crate::mvcc::index::Revision;
 use crate::proto::mvccpb::KeyValue;
@@ -27,6 +29,18 @@ pub fn decode_record(bytes: &[u8], rev: Revision, path: &Path) -> Result<Revisio
         return Err(StoreError::damaged(path, format!("record of revision {}/{} names no key", rev.main, rev.sub)));
     }
     Ok(record)
+}
+
+/// The record stored under `rev`, which the key index says exists.
+pub fn read_record(
+    records: &impl ReadableTable<(i64, i64), &'static [u8]>,
+    rev: Revision,
+    path: &Path,
+) -> Result<RevisionRecord, StoreError> {
+    let bytes = records.get((rev.main, rev.sub)).at(path)?.ok_or_else(|| {
+        StoreError::damaged(path, format!("revision {}/{} is indexed but not stored", rev.main, rev.sub))
+    })?;
+    decode_record(bytes.value(), rev, path)
 }
 
 /// The key-value a record holds (records without one are refused when decoded).

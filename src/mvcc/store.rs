@@ -39,6 +39,7 @@ use crate::mvcc::index::IndexEntry;
 use crate::mvcc::index::KeyIndex;
 use crate::mvcc::index::Revision;
 use crate::mvcc::record::decode_record;
+use crate::mvcc::record::read_record;
 use crate::mvcc::span::KeySpan;
 use crate::mvcc::state::Lease;
 use crate::mvcc::state::State;
@@ -501,10 +502,7 @@ impl ReadView for Reader<'_> {
     }
 
     fn record(&self, rev: Revision) -> Result<RevisionRecord, StoreError> {
-        let bytes = self.records.get((rev.main, rev.sub)).at(self.path)?.ok_or_else(|| {
-            StoreError::damaged(self.path, format!("revision {}/{} is indexed but not stored", rev.main, rev.sub))
-        })?;
-        decode_record(bytes.value(), rev, self.path)
+        read_record(&self.records, rev, self.path)
     }
 
     fn lease_exists(&self, id: i64) -> bool {

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use bytes::Bytes;
 use prost::Message;
-use redb::ReadableTable;
 use redb::Table;
 
 use crate::errors::EtcdError;
@@ -21,8 +20,8 @@ use crate::mvcc::index::IndexEntry;
 use crate::mvcc::index::KeyIndex;
 use crate::mvcc::index::Revision;
 use crate::mvcc::index::live_at;
-use crate::mvcc::record::decode_record;
 use crate::mvcc::record::put_record;
+use crate::mvcc::record::read_record;
 use crate::mvcc::record::tombstone_record;
 use crate::mvcc::span::KeySpan;
 use crate::mvcc::state::Lease;
@@ -205,10 +204,7 @@ impl ReadView for Writer<'_, '_> {
     }
 
     fn record(&self, rev: Revision) -> Result<RevisionRecord, StoreError> {
-        let bytes = self.records.get((rev.main, rev.sub)).at(self.path)?.ok_or_else(|| {
-            StoreError::damaged(self.path, format!("revision {}/{} is indexed but not stored", rev.main, rev.sub))
-        })?;
-        decode_record(bytes.value(), rev, self.path)
+        read_record(&*self.records, rev, self.path)
     }
 
     fn lease_exists(&self, id: i64) -> bool {

@@ -12,7 +12,7 @@ use tonic::Status;
 use tonic::Streaming;
 
 use crate::member::Member;
-use crate::pki::PeerIdentity;
+use crate::pki::require_member;
 use crate::proto::rafttypb as pb;
 use crate::proto::rafttypb::raft_peer_server::RaftPeer;
 use crate::raft::codec;
@@ -26,17 +26,6 @@ pub struct PeerService {
 impl PeerService {
     pub fn new(member: Arc<Member>) -> PeerService {
         PeerService { member }
-    }
-}
-
-fn require_member<T>(req: &Request<T>) -> Result<(), Status> {
-    match PeerIdentity::of(req) {
-        Some(id) if id.is_member() => Ok(()),
-        Some(id) => Err(Status::permission_denied(format!(
-            "the peer port is for cluster members; certificate {:?} is not a member's",
-            id.common_name
-        ))),
-        None => Err(Status::unauthenticated("the peer port requires a member certificate")),
     }
 }
 

@@ -4,8 +4,8 @@
 mod brute_force;
 mod builders;
 mod global_checks;
-mod performance;
 mod properties;
 mod robustness;
+mod scale;
 mod scenarios;
 mod simulation;
