@@ -31,7 +31,8 @@ async fn writer(clients: Vec<EtcdClient>, acked: Arc<Mutex<BTreeSet<u64>>>, stop
             Ok(Ok(_)) => {
                 acked.lock().unwrap().insert(n);
             }
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            // a failed write backs off briefly rather than spinning on a member that is down
+            _ => tokio::time::sleep(Duration::from_millis(20)).await, // poll
         }
         n += 1;
     }

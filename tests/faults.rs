@@ -136,16 +136,7 @@ fn an_isolated_leader_loses_its_uncommitted_write() {
                 etcdctl_with_env(&env, &["--command-timeout", "4s", "put", &key, "lost"])
             })
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let appended = loop {
-            if has_entry(&log_of(&old), &format!("put {key}")) {
-                break true;
-            }
-            if Instant::now() >= deadline {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let appended = poll_until(Duration::from_secs(10), || has_entry(&log_of(&old), &format!("put {key}")));
         let answer = in_flight.join().unwrap();
         assert!(!answer.status.success(), "the isolated {old} acknowledged a write:\n{}", describe(&answer));
         if appended {

@@ -39,7 +39,7 @@ fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<(
             Err(why) if Instant::now() >= deadline => {
                 panic!("timed out after {timeout:?} waiting for {what}; last: {why}")
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)), // poll
         }
     }
 }

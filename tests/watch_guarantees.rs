@@ -116,12 +116,13 @@ async fn writer(id: u64, clients: Vec<EtcdClient>, acked: Arc<Mutex<Vec<AckedPut
                 .await
                 .map(|_| ()),
         };
+        // the writer paces itself (and backs off after a failure, moving to the next
+        // member) so the watchers see a steady stream rather than a flood
+        let pause = if outcome.is_err() { Duration::from_millis(20) } else { Duration::from_millis(4) };
         if outcome.is_err() {
             which += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(4)).await;
         }
+        tokio::time::sleep(pause).await; // poll
     }
 }
 

@@ -278,14 +278,21 @@ pub fn describe(out: &Output) -> String {
 }
 
 /// Polls `condition` until it holds; panics naming `what` was awaited if `timeout` passes.
-pub fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+pub fn wait_for(timeout: Duration, what: &str, condition: impl FnMut() -> bool) {
+    assert!(poll_until(timeout, condition), "timed out after {timeout:?} waiting for {what}");
+}
+
+/// Polls `condition` until it holds or `timeout` passes; whether it held.
+pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if condition() {
-            return;
+            return true;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50)); // poll
     }
 }
 

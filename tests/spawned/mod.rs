@@ -130,7 +130,7 @@ impl Spawned {
                 return status.code();
             }
             assert!(Instant::now() < deadline, "etcdctl did not exit; output so far: {:?}", self.seen);
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20)); // poll
         }
     }
 }
