@@ -107,16 +107,7 @@ fn acknowledged_writes_survive_kill_9_of_a_follower_then_the_leader() {
     }
 
     // And the members agree byte for byte at a common revision.
-    let revision = runtime.block_on(async {
-        let mut c = clients[0].clone();
-        c.kv.range(RangeRequest { key: "x".into(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .header
-            .unwrap()
-            .revision
-    });
+    let revision = runtime.block_on(current_revision(&clients[0]));
     let mut hashes = Vec::new();
     for client in &clients {
         let mut c = client.clone();

@@ -80,14 +80,7 @@ fn a_lagging_member_catches_up_from_a_snapshot() {
         .map(|m| {
             runtime.block_on(async {
                 let mut c = EtcdClient::connect(&lab.client_url(m), &cert, Duration::from_secs(2)).await.unwrap();
-                let revision =
-                    c.kv.range(RangeRequest { key: "x".into(), ..Default::default() })
-                        .await
-                        .unwrap()
-                        .into_inner()
-                        .header
-                        .unwrap()
-                        .revision;
+                let revision = current_revision(&c).await;
                 c.maintenance.hash_kv(HashKvRequest { revision }).await.unwrap().into_inner().hash
             })
         })

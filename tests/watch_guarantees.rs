@@ -218,16 +218,7 @@ fn watch_guarantees_hold_while_clients_write_and_the_leader_is_killed() {
     let mut watchers: Vec<_> = plans.iter().cloned().map(spawn_watcher).collect();
 
     wait_acks(50, "before the late watcher");
-    let now = runtime.block_on(async {
-        let mut c = clients[0].clone();
-        c.kv.range(RangeRequest { key: "probe".into(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .header
-            .unwrap()
-            .revision
-    });
+    let now = runtime.block_on(current_revision(&clients[0]));
     let late = WatchPlan {
         name: "prefix from an old revision, puts only".into(),
         spec: WatchSpec { no_delete: true, ..prefix() },
@@ -250,14 +241,8 @@ fn watch_guarantees_hold_while_clients_write_and_the_leader_is_killed() {
     }
 
     let final_revision = runtime.block_on(async {
-        let mut c = EtcdClient::connect(&lab.client_url(&f1), &cert, STREAM_TIMEOUT).await.unwrap();
-        c.kv.range(RangeRequest { key: "probe".into(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .header
-            .unwrap()
-            .revision
+        let c = EtcdClient::connect(&lab.client_url(&f1), &cert, STREAM_TIMEOUT).await.unwrap();
+        current_revision(&c).await
     });
     last_tx.send(final_revision).unwrap();
     let observed: Vec<Vec<Segment>> = watchers

@@ -303,3 +303,10 @@ pub fn stdout(out: &Output) -> String {
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// The store's current revision, as the member `client` talks to reports it.
+pub async fn current_revision(client: &raftty::client::EtcdClient) -> i64 {
+    let mut c = client.clone();
+    let request = raftty::proto::etcdserverpb::RangeRequest { key: "revision-probe".into(), ..Default::default() };
+    c.kv.range(request).await.expect("a range to read the revision").into_inner().header.expect("a header").revision
+}
