@@ -69,7 +69,7 @@ pub enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
         jitter: std::time::Duration,
         /// Share of messages lost, e.g. 10%.
-        #[arg(long, value_parser = crate::faults::parse_percent, default_value = "0")]
+        #[arg(long, value_parser = crate::lab::faults::parse_percent, default_value = "0")]
         loss: f64,
     },
     /// Remove every network fault.

@@ -84,7 +84,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             println!("started {name}");
         }
         Command::Partition { groups } => {
-            let groups = crate::faults::parse_partition(&groups)?;
+            let groups = crate::lab::faults::parse_partition(&groups)?;
             let lab = Lab::open(&home, lab_name)?;
             let faults = lab::control::change_faults(&lab, |f| {
                 f.partition(&groups);
@@ -105,7 +105,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
         }
         Command::Slow { name, delay, jitter, loss } => {
             let lab = Lab::open(&home, lab_name)?;
-            let slowness = crate::faults::Slowness {
+            let slowness = crate::lab::faults::Slowness {
                 delay_ms: delay.as_millis().try_into().unwrap_or(u32::MAX),
                 jitter_ms: jitter.as_millis().try_into().unwrap_or(u32::MAX),
                 loss_percent: loss,
@@ -210,11 +210,19 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
         }
         Command::Torture { seed, duration, clients, nodes, nemesis, keys, out } => {
             let nemesis =
-                if nemesis == "none" { vec![] } else { crate::torture::nemesis::Fault::parse_list(&nemesis)? };
+                if nemesis == "none" { vec![] } else { crate::proving::torture::nemesis::Fault::parse_list(&nemesis)? };
             anyhow::ensure!(nodes == 3 || nodes == 5, "a torture lab has 3 or 5 members");
-            let options =
-                crate::torture::TortureOptions { seed, duration, clients, nodes, nemesis, home: None, out, keys };
-            let report = crate::torture::run(&options).await?;
+            let options = crate::proving::torture::TortureOptions {
+                seed,
+                duration,
+                clients,
+                nodes,
+                nemesis,
+                home: None,
+                out,
+                keys,
+            };
+            let report = crate::proving::torture::run(&options).await?;
             print!("{}", report.summary());
             if let Some(dir) = report.save_if_failed()? {
                 println!("the history and the first violation are in {}", dir.display());
@@ -225,19 +233,20 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Bench { duration, no_etcd, keys, value_size, members, only } => {
-            let options = crate::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size, members, only };
-            crate::bench::run(options).await?;
+            let options =
+                crate::proving::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size, members, only };
+            crate::proving::bench::run(options).await?;
         }
         Command::Metrics { name, grep } => {
             let lab = Lab::open(&home, lab_name)?;
-            return crate::metrics::scrape::print_member(&lab, &name, grep.as_deref()).await;
+            return crate::lab::scrape::print_member(&lab, &name, grep.as_deref()).await;
         }
         Command::Node { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_faults(faults: &crate::faults::LabFaults) {
+fn print_faults(faults: &crate::lab::faults::LabFaults) {
     if faults.is_empty() {
         println!("no network faults");
     } else {

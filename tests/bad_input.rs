@@ -490,10 +490,10 @@ fn invalid_requests_get_etcds_errors_and_crash_nothing() {
     let ours = runtime.block_on(answers(&endpoint, &cert, &[]));
 
     // The same table against a real etcd, when one is installed: same codes, same words.
-    let theirs = raftty::bench::etcd::etcd_version().map(|_| {
+    let theirs = raftty::proving::bench::etcd::etcd_version().map(|_| {
         let dir = tempfile::tempdir().unwrap();
         let pki = raftty::pki::Pki::open(&lab.pki()).unwrap();
-        let etcd = raftty::bench::etcd::EtcdCluster::start(dir.path(), &pki, 1).unwrap();
+        let etcd = raftty::proving::bench::etcd::EtcdCluster::start(dir.path(), &pki, 1).unwrap();
         let url = runtime.block_on(etcd.wait_ready(&cert, Duration::from_secs(30))).unwrap();
         runtime.block_on(answers(&url, &cert, ETCD_PANICS_ON))
     });

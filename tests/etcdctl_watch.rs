@@ -73,7 +73,7 @@ fn etcdctl_watch_from_a_compacted_revision_is_cancelled() {
     }
     let compacted = revision(&lab) - 1;
     lab.etcdctl_ok(&["compact", &compacted.to_string()]);
-    // below the compaction point, and (raftty is stricter than etcd here, see src/watch)
+    // below the compaction point, and (raftty is stricter than etcd here, see src/node/watch)
     // exactly at it: part of that revision's history is gone
     for start in [2, compacted] {
         let mut watch = Spawned::etcdctl(&lab, None, &["watch", "k", "--rev", &start.to_string()]);

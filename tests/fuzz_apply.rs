@@ -7,14 +7,14 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use proptest::prelude::*;
 use prost::Message;
-use raftty::mvcc::MvccStore;
-use raftty::mvcc::validate;
+use raftty::node::mvcc::MvccStore;
+use raftty::node::mvcc::validate;
+use raftty::node::raft::types::Command;
+use raftty::node::raft::types::StoreIdentity;
 use raftty::proto::etcdserverpb::*;
 use raftty::proto::rafttypb;
 use raftty::proto::rafttypb::command::Op;
 use raftty::proto::rafttystore::AppliedState;
-use raftty::raft::types::Command;
-use raftty::raft::types::StoreIdentity;
 
 static IDENTITY: StoreIdentity = StoreIdentity { cluster_id: 7, member_id: 1 };
 static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| tempfile::tempdir().unwrap());
@@ -139,10 +139,10 @@ proptest! {
         let _ = WatchRequest::decode(bytes.as_slice());
         let _ = rafttypb::Command::decode(bytes.as_slice());
         if let Ok(entry) = rafttypb::Entry::decode(bytes.as_slice()) {
-            let _ = raftty::raft::codec::entry_from_pb(entry);
+            let _ = raftty::node::raft::codec::entry_from_pb(entry);
         }
         if let Ok(req) = rafttypb::AppendEntriesRequest::decode(bytes.as_slice()) {
-            let _ = raftty::raft::codec::append_request_from_pb(req);
+            let _ = raftty::node::raft::codec::append_request_from_pb(req);
         }
         if let Ok(cmd) = rafttypb::Command::decode(bytes.as_slice()) {
             let _ = validate::check_command(&cmd);

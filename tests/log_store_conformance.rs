@@ -14,10 +14,10 @@ use openraft::StorageError;
 use openraft::storage::RaftStateMachine;
 use openraft::testing::log::StoreBuilder;
 use openraft::testing::log::Suite;
-use raftty::raft::log_store::LogStore;
-use raftty::raft::state_machine::StateMachineStore;
-use raftty::raft::types::StoreIdentity;
-use raftty::raft::types::TypeConfig;
+use raftty::node::raft::log_store::LogStore;
+use raftty::node::raft::state_machine::StateMachineStore;
+use raftty::node::raft::types::StoreIdentity;
+use raftty::node::raft::types::TypeConfig;
 use tempfile::TempDir;
 
 /// Opens a log store and a state machine in the same fresh directory, as a member does.

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use common::*;
 use raftty::lab::Lab;
-use raftty::metrics::scrape;
+use raftty::lab::scrape;
 use raftty::pki::CertFiles;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;

@@ -10,7 +10,7 @@ fn watch_fanout_delivers_every_put_to_every_watcher() {
     let lab = TestLab::up(1);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let report = runtime
-        .block_on(raftty::bench::watch::watch_fanout(&lab.client_url("n1"), &root_cert(&lab), 150, 200, 64))
+        .block_on(raftty::proving::bench::watch::watch_fanout(&lab.client_url("n1"), &root_cert(&lab), 150, 200, 64))
         .expect("fan-out measurement");
     eprintln!("{report}");
     assert_eq!(report.missing_events, 0, "{report}");

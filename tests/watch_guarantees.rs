@@ -4,7 +4,7 @@
 //! clients put, txn and delete through every member and the leader is killed and restarted.
 //! Afterwards the committed history is read back (a watch of everything from revision 1,
 //! itself checked against a Range at every revision and against every acknowledged put) and
-//! every watcher's stream is checked against it with `raftty::check::watch`.
+//! every watcher's stream is checked against it with `raftty::proving::check::watch`.
 
 mod common;
 
@@ -18,19 +18,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use raftty::check::watch::CommittedHistory;
-use raftty::check::watch::Segment;
-use raftty::check::watch::WatchSpec;
-use raftty::check::watch::check_watch;
 use raftty::client::EtcdClient;
 use raftty::pki::CertFiles;
 use raftty::proto::etcdserverpb::*;
 use raftty::proto::mvccpb::KeyValue;
 use raftty::proto::mvccpb::event::EventType;
-use raftty::torture::watchers::WatchPlan;
-use raftty::torture::watchers::read_history;
-use raftty::torture::watchers::run_watcher;
-use raftty::torture::workload::Endpoints;
+use raftty::proving::check::watch::CommittedHistory;
+use raftty::proving::check::watch::Segment;
+use raftty::proving::check::watch::WatchSpec;
+use raftty::proving::check::watch::check_watch;
+use raftty::proving::torture::watchers::WatchPlan;
+use raftty::proving::torture::watchers::read_history;
+use raftty::proving::torture::watchers::run_watcher;
+use raftty::proving::torture::workload::Endpoints;
 use tokio::sync::watch as signal;
 
 const PREFIX: &str = "/reg/";

@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde::Serialize;
 
-use crate::raft::types::NodeId;
+use crate::node::raft::types::NodeId;
 
 pub const CONFIG_FILE: &str = "lab.json";
 

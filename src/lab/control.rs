@@ -10,8 +10,8 @@ use nix::sys::signal::Signal;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
-use crate::faults::LabFaults;
 use crate::lab::Lab;
+use crate::lab::faults::LabFaults;
 use crate::lab::process::ProcessState;
 use crate::proto::rafttyadmin::StateRequest;
 use crate::proto::rafttyadmin::admin_client::AdminClient;

@@ -13,9 +13,11 @@
 pub mod check;
 pub mod config;
 pub mod control;
+pub mod faults;
 pub mod membership;
 pub mod ports;
 pub mod process;
+pub mod scrape;
 pub mod status;
 pub mod supervisor;
 pub mod timeline;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::faults::LabFaults;
 use crate::lab::Lab;
 use crate::lab::control;
+use crate::lab::faults::LabFaults;
 use crate::lab::process::ProcessState;
 use crate::proto::rafttyadmin::StateRequest;
 

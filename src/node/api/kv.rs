@@ -1,0 +1,142 @@
+//! etcd's KV service: Range, Put, DeleteRange, Txn, Compact.
+//!
+//! Writes go through Raft as a `Command` and come back as the state machine's result;
+//! reads are served from this member's MVCC store, after a read-index barrier unless the
+//! client asked for a serializable read.
+
+use std::sync::Arc;
+
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
+
+use crate::errors::EtcdError;
+use crate::node::api::check_size;
+use crate::node::member::Member;
+use crate::node::mvcc::validate;
+use crate::proto::etcdserverpb::kv_server::Kv;
+use crate::proto::etcdserverpb::*;
+use crate::proto::rafttypb::Command;
+use crate::proto::rafttypb::command::Op;
+use crate::proto::rafttypb::command_result::Result as Outcome;
+
+pub struct KvService {
+    member: Arc<Member>,
+}
+
+impl KvService {
+    pub fn new(member: Arc<Member>) -> KvService {
+        KvService { member }
+    }
+
+    /// Proposes `op` and hands back the state machine's outcome with this member's header.
+    async fn write(&self, op: Op) -> Result<(Outcome, i64), EtcdError> {
+        let result = self.member.propose(Command { op: Some(op) }).await?;
+        match result.result {
+            Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e)),
+            Some(outcome) => Ok((outcome, result.revision)),
+            None => Err(EtcdError::Internal("the state machine returned no result".into())),
+        }
+    }
+
+    fn unexpected(outcome: &Outcome) -> Status {
+        Status::internal(format!("unexpected state machine result {outcome:?}"))
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let req = req.into_inner();
+        check_size(&req)?;
+        validate::check_range(&req)?;
+        if !req.serializable {
+            self.member.linearizable_barrier().await?;
+        }
+        let (mut resp, revision) = self.member.state_machine.mvcc().range(&req)?;
+        resp.header = Some(self.member.header(revision));
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let req = req.into_inner();
+        check_size(&req)?;
+        validate::check_put(&req)?;
+        match self.write(Op::Put(req)).await? {
+            (Outcome::Put(mut resp), revision) => {
+                resp.header = Some(self.member.header(revision));
+                Ok(Response::new(resp))
+            }
+            (other, _) => Err(Self::unexpected(&other)),
+        }
+    }
+
+    async fn delete_range(&self, req: Request<DeleteRangeRequest>) -> Result<Response<DeleteRangeResponse>, Status> {
+        let req = req.into_inner();
+        check_size(&req)?;
+        validate::check_delete(&req)?;
+        match self.write(Op::DeleteRange(req)).await? {
+            (Outcome::DeleteRange(mut resp), revision) => {
+                resp.header = Some(self.member.header(revision));
+                Ok(Response::new(resp))
+            }
+            (other, _) => Err(Self::unexpected(&other)),
+        }
+    }
+
+    async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let req = req.into_inner();
+        check_size(&req)?;
+        validate::check_txn(&req)?;
+        if crate::node::mvcc::is_read_only(&req) {
+            // Like etcd, a transaction that writes nothing is served without a Raft entry.
+            if !is_serializable(&req) {
+                self.member.linearizable_barrier().await?;
+            }
+            let (mut resp, revision) = self.member.state_machine.mvcc().txn_read(&req)?;
+            fill_txn_headers(&mut resp, &self.member.header(revision));
+            return Ok(Response::new(resp));
+        }
+        match self.write(Op::Txn(req)).await? {
+            (Outcome::Txn(mut resp), revision) => {
+                fill_txn_headers(&mut resp, &self.member.header(revision));
+                Ok(Response::new(resp))
+            }
+            (other, _) => Err(Self::unexpected(&other)),
+        }
+    }
+
+    async fn compact(&self, req: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        let req = req.into_inner();
+        match self.write(Op::Compaction(req)).await? {
+            (Outcome::Compaction(mut resp), revision) => {
+                resp.header = Some(self.member.header(revision));
+                Ok(Response::new(resp))
+            }
+            (other, _) => Err(Self::unexpected(&other)),
+        }
+    }
+}
+
+/// etcd's rule: a read-only transaction may skip the read barrier only if every operation on
+/// both branches is a serializable range.
+fn is_serializable(txn: &TxnRequest) -> bool {
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| matches!(&op.request, Some(request_op::Request::RequestRange(r)) if r.serializable))
+}
+
+/// etcd gives every response inside a txn the txn's header too.
+fn fill_txn_headers(resp: &mut TxnResponse, header: &ResponseHeader) {
+    resp.header = Some(*header);
+    for op in &mut resp.responses {
+        match &mut op.response {
+            Some(response_op::Response::ResponseRange(r)) => r.header = Some(*header),
+            Some(response_op::Response::ResponsePut(r)) => r.header = Some(*header),
+            Some(response_op::Response::ResponseDeleteRange(r)) => r.header = Some(*header),
+            Some(response_op::Response::ResponseTxn(r)) => fill_txn_headers(r, header),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The sending end of the peer port: how a member's Raft reaches the others, over gRPC
+//! with mutual TLS (each member dials with its own member certificate).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use std::time::Instant;
+
+use openraft::AnyError;
+use openraft::OptionalSend;
+use openraft::RaftNetworkFactory;
+use openraft::errors::NetworkError;
+use openraft::errors::ReplicationClosed;
+use openraft::errors::Unreachable;
+use openraft::network::Backoff;
+use openraft::network::RPCOption;
+use openraft::network::v2::RaftNetworkV2;
+use tokio::io::AsyncReadExt;
+use tonic::transport::Channel;
+use tonic::transport::Endpoint;
+
+use crate::node::events;
+use crate::node::faults::FaultState;
+use crate::node::faults::Verdict;
+use crate::node::metrics::histogram::Histogram;
+use crate::node::metrics::peers::PeerRoundTrips;
+use crate::node::raft::codec;
+use crate::node::raft::types::*;
+use crate::pki::CertFiles;
+use crate::proto::rafttypb as pb;
+use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
+
+/// Snapshots travel in chunks of this size.
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+/// Raft messages can carry many entries of up to 1.5 MiB each.
+const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Channels to the other members, shared by Raft's replication tasks and by the client path
+/// (forwarding writes and read-index requests to the leader). One HTTP/2 connection per
+/// peer: tonic multiplexes concurrent calls over it.
+#[derive(Clone)]
+pub struct PeerChannels {
+    self_id: NodeId,
+    cert: CertFiles,
+    channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    faults: Arc<FaultState>,
+    round_trips: Arc<PeerRoundTrips>,
+}
+
+impl PeerChannels {
+    pub fn new(self_id: NodeId, cert: CertFiles, faults: Arc<FaultState>) -> PeerChannels {
+        PeerChannels { self_id, cert, channels: Arc::default(), faults, round_trips: Arc::default() }
+    }
+
+    /// Round-trip times to each peer, for `etcd_network_peer_round_trip_time_seconds`.
+    pub fn round_trips(&self) -> Arc<PeerRoundTrips> {
+        self.round_trips.clone()
+    }
+
+    pub fn self_id(&self) -> NodeId {
+        self.self_id
+    }
+
+    pub fn faults(&self) -> &Arc<FaultState> {
+        &self.faults
+    }
+
+    /// Sends one request to `target` through the lab's simulated network: a lost request
+    /// or a lost answer looks to the caller exactly like a peer that never answered, after
+    /// `timeout`; a slow link adds its delays.
+    pub async fn deliver<T, F>(&self, target: NodeId, timeout: Duration, call: F) -> Result<T, tonic::Status>
+    where
+        F: Future<Output = Result<T, tonic::Status>>,
+    {
+        let verdict = self.faults.verdict(target);
+        if verdict == Verdict::default() {
+            // A healthy link: no timer at all (even a zero sleep waits for the timer wheel's
+            // next tick, about a millisecond, on every message).
+            return call.await;
+        }
+        let started = tokio::time::Instant::now();
+        let lost = || tonic::Status::deadline_exceeded("no answer before the timeout");
+        if verdict.request_lost {
+            tokio::time::sleep(timeout).await;
+            return Err(lost());
+        }
+        if !verdict.request_delay.is_zero() {
+            tokio::time::sleep(verdict.request_delay).await;
+        }
+        let answer = call.await;
+        if verdict.response_lost {
+            tokio::time::sleep_until(started + timeout).await;
+            return Err(lost());
+        }
+        if !verdict.response_delay.is_zero() {
+            tokio::time::sleep(verdict.response_delay).await;
+        }
+        answer
+    }
+
+    /// A client for the peer port of `target` at `peer_url`; connects lazily.
+    pub fn client(&self, target: NodeId, peer_url: &str) -> Result<RaftPeerClient<Channel>, String> {
+        Ok(RaftPeerClient::new(self.channel(target, peer_url)?)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE))
+    }
+
+    /// The shared channel to `target`, for the peer port's other services.
+    pub fn channel(&self, target: NodeId, peer_url: &str) -> Result<Channel, String> {
+        let key = (target, peer_url.to_string());
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = match channels.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let tls = self.cert.client_tls().map_err(|e| format!("{e:#}"))?;
+                let channel = Endpoint::from_shared(peer_url.to_string())
+                    .map_err(|e| format!("bad peer URL {peer_url}: {e}"))?
+                    .tls_config(tls)
+                    .map_err(|e| format!("TLS settings for {peer_url}: {e}"))?
+                    .connect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(1))
+                    .keep_alive_timeout(Duration::from_secs(3))
+                    .connect_lazy();
+                channels.insert(key, channel.clone());
+                channel
+            }
+        };
+        Ok(channel)
+    }
+}
+
+/// openraft's factory of connections to other members.
+pub struct PeerNetwork {
+    channels: PeerChannels,
+}
+
+impl PeerNetwork {
+    pub fn new(channels: PeerChannels) -> PeerNetwork {
+        PeerNetwork { channels }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &MemberNode) -> PeerConnection {
+        PeerConnection {
+            target,
+            target_name: if node.name.is_empty() { format!("{target:x}") } else { node.name.clone() },
+            client: self.channels.client(target, &node.peer_url),
+            channels: self.channels.clone(),
+            round_trip: self.channels.round_trips.to_peer(target),
+        }
+    }
+}
+
+/// A connection to one other member, as openraft uses it.
+pub struct PeerConnection {
+    target: NodeId,
+    target_name: String,
+    client: Result<RaftPeerClient<Channel>, String>,
+    channels: PeerChannels,
+    /// Timed RPCs are the ones the peer answers without touching its disk (heartbeats and
+    /// pre-votes), so they measure the network and the peer's responsiveness, as etcd's
+    /// prober does, not the peer's fsync.
+    round_trip: Arc<Histogram>,
+}
+
+impl PeerConnection {
+    fn client(&self) -> Result<RaftPeerClient<Channel>, RPCError> {
+        self.client.clone().map_err(|why| RPCError::Unreachable(Unreachable::new(&AnyError::error(why))))
+    }
+}
+
+fn request<T>(message: T, option: &RPCOption) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.set_timeout(option.soft_ttl());
+    req
+}
+
+/// A failed call: unreachable if the peer could not be contacted at all (openraft then
+/// backs off), a network error otherwise.
+fn rpc_error(target: NodeId, status: tonic::Status) -> RPCError {
+    let err = AnyError::error(format!("peer {target:x}: {}: {}", status.code(), status.message()));
+    match status.code() {
+        tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&err)),
+        _ => RPCError::Network(NetworkError::new(&err)),
+    }
+}
+
+fn decode_error(e: codec::DecodeError) -> RPCError {
+    RPCError::Network(NetworkError::new(&AnyError::error(e.to_string())))
+}
+
+impl PeerConnection {
+    fn vote_requested(&self, rpc: &VoteRequest, pre_vote: bool) {
+        let kind = if pre_vote { "prevote_requested" } else { "vote_requested" };
+        events::emit(kind, &[("peer", self.target_name.clone()), ("last_log", display_log_id(&rpc.last_log_id))]);
+    }
+
+    /// Reports a vote's outcome, with why a refusal happened as Raft sees it.
+    fn vote_answered(&self, rpc: &VoteRequest, resp: &VoteResponse, pre_vote: bool) {
+        let prefix = if pre_vote { "prevote" } else { "vote" };
+        if resp.vote_granted {
+            events::emit(&format!("{prefix}_granted"), &[("peer", self.target_name.clone())]);
+            return;
+        }
+        let ours = rpc.vote.leader_id.term;
+        let theirs = resp.vote.leader_id.term;
+        let why = if theirs > ours {
+            format!("it is already in term {theirs}")
+        } else if resp.last_log_id > rpc.last_log_id {
+            format!(
+                "its log is ahead of ours ({} vs {})",
+                display_log_id(&resp.last_log_id),
+                display_log_id(&rpc.last_log_id)
+            )
+        } else if pre_vote {
+            "it still hears from a leader".to_string()
+        } else {
+            format!("it already voted for {:x} in term {theirs}", resp.vote.leader_id.voted_for)
+        };
+        events::emit(&format!("{prefix}_refused"), &[("peer", self.target_name.clone()), ("why", why)]);
+    }
+}
+
+/// A log id as people read it: `term/index`, or `none`.
+pub fn display_log_id(id: &Option<LogId>) -> String {
+    id.map(|l| format!("{}/{}", l.leader_id.term, l.index)).unwrap_or_else(|| "none".to_string())
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError> {
+        let mut client = self.client()?;
+        let range = rpc.entries.first().zip(rpc.entries.last()).map(|(f, l)| (f.log_id.index, l.log_id.index));
+        if let Some((first, last)) = range {
+            events::emit_range("append_sent", &self.target_name, first, last);
+        }
+        let sent = Instant::now();
+        let call = client.append_entries(request(codec::append_request_to_pb(&rpc), &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        if range.is_none() {
+            // Heartbeats are answered without touching the disk: their round trip is the
+            // network's (including any delay the lab injects).
+            self.round_trip.observe(sent.elapsed().as_secs_f64());
+        }
+        let resp = codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)?;
+        match (&resp, range) {
+            (AppendEntriesResponse::Success, Some((first, last))) => {
+                events::emit_range("append_acked", &self.target_name, first, last)
+            }
+            (AppendEntriesResponse::Conflict, _) => events::emit(
+                "conflict",
+                &[
+                    ("peer", self.target_name.clone()),
+                    ("why", format!("its log does not hold our entry {}", display_log_id(&rpc.prev_log_id))),
+                ],
+            ),
+            _ => {}
+        }
+        Ok(resp)
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
+        let mut client = self.client()?;
+        self.vote_requested(&rpc, false);
+        let call = client.vote(request(codec::vote_request_to_pb(&rpc), &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)?;
+        self.vote_answered(&rpc, &resp, false);
+        Ok(resp)
+    }
+
+    async fn pre_vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RPCError> {
+        let mut client = self.client()?;
+        self.vote_requested(&rpc, true);
+        let sent = Instant::now();
+        let call = client.pre_vote(request(codec::vote_request_to_pb(&rpc), &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        self.round_trip.observe(sent.elapsed().as_secs_f64());
+        let resp = codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)?;
+        self.vote_answered(&rpc, &resp, true);
+        Ok(resp)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse, StreamingError> {
+        let mut client = self.client().map_err(StreamingError::from)?;
+        let meta = codec::snapshot_meta_to_pb(&vote, &snapshot.meta);
+        let path = snapshot.snapshot.path.clone();
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+            StreamingError::from(RPCError::Network(NetworkError::new(&AnyError::error(format!(
+                "opening snapshot {}: {e}",
+                path.display()
+            )))))
+        })?;
+        let chunks = async_stream::stream! {
+            yield pb::SnapshotChunk { payload: Some(pb::snapshot_chunk::Payload::Meta(meta)) };
+            loop {
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+                match file.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        yield pb::SnapshotChunk { payload: Some(pb::snapshot_chunk::Payload::Data(buf.into())) };
+                    }
+                    Err(e) => {
+                        // Ending the stream early makes the receiver reject the snapshot.
+                        tracing::warn!("reading snapshot {}: {e}", path.display());
+                        break;
+                    }
+                }
+            }
+        };
+        let mut req = tonic::Request::new(chunks);
+        req.set_timeout(option.soft_ttl());
+        let target = self.target;
+        let channels = self.channels.clone();
+        let index = snapshot.meta.last_log_id.map(|l| l.index).unwrap_or(0);
+        let send = async move {
+            channels
+                .deliver(target, option.soft_ttl(), client.install_snapshot(req))
+                .await
+                .map_err(|s| StreamingError::from(rpc_error(target, s)))
+        };
+        let resp = tokio::select! {
+            resp = send => resp?,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        let vote = resp.get_ref().vote.as_ref().map(codec::vote_from_pb).ok_or_else(|| {
+            StreamingError::from(decode_error(codec::DecodeError {
+                what: "snapshot response",
+                why: "missing field `vote`".into(),
+            }))
+        })?;
+        events::emit("snapshot_sent", &[("peer", self.target_name.clone()), ("index", index.to_string())]);
+        Ok(SnapshotResponse { vote })
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse, RPCError> {
+        let mut client = self.client()?;
+        let msg = pb::TransferLeaderRequest {
+            from_leader: Some(codec::vote_to_pb(req.from_leader())),
+            to_node_id: *req.to_node_id(),
+            last_log_id: req.last_log_id().map(codec::log_id_to_pb),
+        };
+        let call = client.transfer_leader(request(msg, &option));
+        let resp =
+            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        codec::transfer_leader_response_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        // A dead peer is retried often enough to notice its return within a heartbeat or two.
+        Some(Backoff::new(std::iter::repeat(Duration::from_millis(100))))
+    }
+}

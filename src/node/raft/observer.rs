@@ -1,0 +1,140 @@
+//! Turns openraft's metrics into the member's event story: role and term changes,
+//! elections, commits, applies, snapshots, log purges and membership changes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use openraft::async_runtime::WatchReceiver;
+
+use crate::node::admin::role_of;
+use crate::node::events;
+use crate::node::member::Member;
+use crate::node::raft::types::*;
+
+/// What the narrator remembers of the last metrics it saw.
+#[derive(Default, PartialEq)]
+struct Seen {
+    role: &'static str,
+    /// The term in which this member last led with a quorum: leading again in the same term
+    /// means it got its quorum back, not that it won an election.
+    led_in_term: Option<u64>,
+    term: u64,
+    leader: Option<NodeId>,
+    committed: u64,
+    applied: u64,
+    snapshot: Option<LogId>,
+    purged: u64,
+    membership: Option<LogId>,
+}
+
+/// Runs for the life of the member.
+pub async fn narrate(member: Arc<Member>) {
+    let mut metrics = member.raft.metrics();
+    let mut seen = Seen::default();
+    let mut tick = tokio::time::interval(events::MERGE_WINDOW / 2);
+    loop {
+        tokio::select! {
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            // A leader's quorum lease runs out without any metrics change: look again anyway.
+            _ = tick.tick() => events::flush_ranges(false),
+        }
+        let mut now = {
+            let m = metrics.borrow_and_update();
+            observe(&m, member.live_leader_of(&m))
+        };
+        now.0.led_in_term = if now.0.role == "leader" { Some(now.0.term) } else { seen.led_in_term };
+        tell(&seen, &now);
+        seen = now.0;
+    }
+    events::flush_ranges(true);
+}
+
+fn observe(m: &RaftMetrics, live_leader: Option<NodeId>) -> (Seen, Names) {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let name = |id: NodeId| {
+        membership.get_node(&id).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{id:x}"))
+    };
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
+    let names = Names {
+        voters: sorted(voters.iter().map(|id| name(*id)).collect()),
+        learners: sorted(membership.learner_ids().map(name).collect()),
+        leader: live_leader.map(name),
+        quorum_of: voters.len(),
+    };
+    let seen = Seen {
+        role: role_of(m, live_leader),
+        led_in_term: None,
+        term: m.current_term,
+        leader: live_leader,
+        committed: m.local_committed.map(|l| l.index).unwrap_or(0),
+        applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+        snapshot: m.snapshot,
+        purged: m.purged.map(|l| l.index).unwrap_or(0),
+        membership: *m.membership_config.log_id(),
+    };
+    (seen, names)
+}
+
+struct Names {
+    voters: Vec<String>,
+    learners: Vec<String>,
+    leader: Option<String>,
+    quorum_of: usize,
+}
+
+fn tell(before: &Seen, (now, names): &(Seen, Names)) {
+    if now.term != before.term {
+        events::set_term(now.term);
+        events::emit("term_changed", &[("from", before.term.to_string()), ("to", now.term.to_string())]);
+    }
+    if now.role != before.role {
+        events::emit("role_changed", &[("from", before.role.to_string()), ("to", now.role.to_string())]);
+        if before.role == "leader" && now.role == "candidate" && now.term == before.term {
+            events::emit("quorum_lost", &[("why", "no quorum acknowledged it for a whole leader lease".to_string())]);
+        }
+        if now.role == "leader" && before.led_in_term == Some(now.term) {
+            events::emit("quorum_regained", &[]);
+        } else if now.role == "leader" {
+            events::emit(
+                "leader_elected",
+                &[("votes_needed", (names.quorum_of / 2 + 1).to_string()), ("of", names.quorum_of.to_string())],
+            );
+        }
+    }
+    if now.leader != before.leader {
+        let leader = names.leader.clone().unwrap_or_else(|| "none".to_string());
+        events::emit("leader_changed", &[("leader", leader)]);
+    }
+    if now.committed > before.committed {
+        events::emit_range("commit_advanced", "", before.committed + 1, now.committed);
+    }
+    if now.applied > before.applied {
+        events::emit_range("applied", "", before.applied + 1, now.applied);
+    }
+    if now.snapshot != before.snapshot
+        && let Some(s) = now.snapshot
+    {
+        // The peer service reports snapshots received from the leader itself.
+        if !events::was_installed(s.index) {
+            events::emit("snapshot_built", &[("index", s.index.to_string()), ("term", s.leader_id.term.to_string())]);
+        }
+    }
+    if now.purged > before.purged {
+        events::emit("log_purged", &[("up_to", now.purged.to_string())]);
+    }
+    if now.membership != before.membership && before.membership.is_some() {
+        let mut fields = vec![("voters", names.voters.join(","))];
+        if !names.learners.is_empty() {
+            fields.push(("learners", names.learners.join(",")));
+        }
+        events::emit("membership_changed", &fields);
+    }
+}

@@ -1,0 +1,98 @@
+//! raftty's openraft type configuration and the aliases the rest of the code uses.
+//!
+//! Log entries carry a [`Command`] (an etcd write request) and produce a [`CommandResult`];
+//! members are identified by etcd-style random 64-bit ids and described by a [`MemberNode`].
+//! Leader ids follow standard Raft: at most one leader per term.
+
+use std::fmt;
+
+pub use crate::proto::rafttypb::Command;
+pub use crate::proto::rafttypb::CommandResult;
+pub use crate::proto::rafttypb::MemberNode;
+use crate::proto::rafttypb::command::Op;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of a raftty member.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = MemberNode,
+        Term = u64,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
+);
+
+/// A member's id: etcd's member id, a random non-zero 64-bit number never reused.
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig, crate::node::raft::state_machine::StateMachineStore>;
+pub type LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>;
+pub type CommittedLeaderId = openraft::alias::CommittedLeaderIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type EntryPayload = openraft::alias::EntryPayloadOf<TypeConfig>;
+pub type Membership = openraft::Membership<NodeId, MemberNode>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type SnapshotData = crate::node::raft::snapshot::SnapshotFile;
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+pub type LogState = openraft::storage::LogState<TypeConfig>;
+pub type IOFlushed = openraft::storage::IOFlushed<TypeConfig>;
+pub type EntryResponder = openraft::storage::EntryResponder<TypeConfig>;
+pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
+pub type RPCError<E = openraft::errors::Infallible> = openraft::errors::RPCError<TypeConfig, E>;
+pub type RaftError<E = openraft::errors::Infallible> = openraft::errors::RaftError<TypeConfig, E>;
+pub type StreamingError = openraft::errors::StreamingError<TypeConfig>;
+pub type ClientWriteError = openraft::errors::ClientWriteError<TypeConfig>;
+pub type LinearizableReadError = openraft::errors::LinearizableReadError<TypeConfig>;
+pub type ForwardToLeader = openraft::errors::ForwardToLeader<TypeConfig>;
+pub type VoteRequest = openraft::raft::VoteRequest<TypeConfig>;
+pub type VoteResponse = openraft::raft::VoteResponse<TypeConfig>;
+pub type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
+pub type AppendEntriesResponse = openraft::raft::AppendEntriesResponse<TypeConfig>;
+pub type SnapshotResponse = openraft::raft::SnapshotResponse<TypeConfig>;
+pub type TransferLeaderRequest = openraft::raft::TransferLeaderRequest<TypeConfig>;
+pub type TransferLeaderResponse = openraft::raft::TransferLeaderResponse<TypeConfig>;
+
+/// A log entry's one-line summary, as the log reader shows it: `put /registry/pods/a`.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        let range = |k: &[u8], end: &[u8]| {
+            if end.is_empty() { key(k) } else { format!("[{}, {})", key(k), key(end)) }
+        };
+        match &self.op {
+            Some(Op::Put(p)) => write!(f, "put {} ({} bytes)", key(&p.key), p.value.len()),
+            Some(Op::DeleteRange(d)) => write!(f, "delete {}", range(&d.key, &d.range_end)),
+            Some(Op::Txn(t)) => write!(
+                f,
+                "txn {} compares, {} then-ops, {} else-ops",
+                t.compare.len(),
+                t.success.len(),
+                t.failure.len()
+            ),
+            Some(Op::Compaction(c)) => write!(f, "compact to revision {}", c.revision),
+            Some(Op::LeaseGrant(l)) => write!(f, "lease grant {:x} ttl {}s", l.id, l.ttl),
+            Some(Op::LeaseRevoke(l)) => write!(f, "lease revoke {:x}", l.id),
+            Some(Op::LeaseCheckpoint(c)) => {
+                write!(f, "lease checkpoint ({} leases)", c.checkpoints.len())
+            }
+            None => write!(f, "empty command"),
+        }
+    }
+}
+
+/// Whose data a store holds. Both redb files record it when created and refuse to open for
+/// anyone else, so a data directory copied from another member or another lab is never
+/// silently adopted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreIdentity {
+    pub cluster_id: u64,
+    pub member_id: NodeId,
+}
+
+impl fmt::Display for StoreIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "member {:x} of cluster {:x}", self.member_id, self.cluster_id)
+    }
+}
