@@ -7,11 +7,29 @@ use clap::Parser;
 use clap::Subcommand;
 
 #[derive(Debug, Parser)]
-#[command(name = "raftty", version, about = "An etcd you can hold in your hands: a real Raft cluster on this machine")]
+#[command(
+    name = "raftty",
+    version,
+    about = "An etcd you can hold in your hands: a real Raft cluster on this machine",
+    long_about = "An etcd you can hold in your hands: a real Raft cluster on this machine.\n\n\
+                  With no command, raftty opens the terminal app on the lab, starting it first if it \
+                  is not running.",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// The lab to act on (a lab is one local cluster).
     #[arg(long, global = true, default_value = crate::lab::DEFAULT_LAB, env = "RAFTTY_LAB")]
     pub lab: String,
+
+    /// The app: number of members of a new lab (default 3).
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// The app: Raft timing of a new lab (`etcd`, `slow` or HEARTBEAT_MS/ELECTION_MS).
+    #[arg(long, value_parser = crate::lab::Tempo::parse)]
+    pub tempo: Option<crate::lab::Tempo>,
+    /// The app: colours, `dark`, `light` or `mono` (NO_COLOR always means mono).
+    #[arg(long)]
+    pub theme: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -32,6 +50,22 @@ pub enum Command {
         /// 10000); the log before a snapshot is purged.
         #[arg(long)]
         snapshot_every: Option<u64>,
+    },
+    /// Open the terminal app on any etcd cluster, such as a real etcd: keys, members,
+    /// metrics and events inferred from status changes.
+    Attach {
+        /// Client URLs, comma-separated (https://... with the certificate flags).
+        #[arg(long, value_delimiter = ',', required = true)]
+        endpoints: Vec<String>,
+        /// The CA that signed the members' certificates.
+        #[arg(long, requires_all = ["cert", "key"])]
+        cacert: Option<PathBuf>,
+        /// A client certificate the members accept.
+        #[arg(long, requires_all = ["cacert", "key"])]
+        cert: Option<PathBuf>,
+        /// Its private key.
+        #[arg(long, requires_all = ["cacert", "cert"])]
+        key: Option<PathBuf>,
     },
     /// Stop the lab's members.
     Down {

@@ -54,6 +54,21 @@ impl EtcdClient {
         Ok(EtcdClient::from_channel(endpoint, channel))
     }
 
+    /// A lazy connection with TLS when `cert` is given, plaintext otherwise: for clusters the
+    /// app attaches to, which need not be labs (a lab's ports are all mTLS).
+    pub fn connect_lazy_maybe_tls(endpoint: &str, cert: Option<&CertFiles>, timeout: Duration) -> Result<EtcdClient> {
+        if let Some(cert) = cert {
+            return EtcdClient::connect_lazy(endpoint, cert, timeout);
+        }
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .with_context(|| format!("bad endpoint {endpoint}"))?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(EtcdClient::from_channel(endpoint, channel))
+    }
+
     fn from_channel(endpoint: &str, channel: Channel) -> EtcdClient {
         // etcd allows requests up to 1.5 MiB plus gRPC overhead; raise tonic's 4 MiB decode
         // limit for responses, which can be larger than any request (a big range).

@@ -12,12 +12,59 @@ use crate::lab;
 use crate::lab::Lab;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Up { nodes: None, tempo: None, snapshot_every: None });
+    let theme = crate::tui::theme::ThemeName::from_env(cli.theme.as_deref());
+    let Some(command) = cli.command else {
+        let shape = lab::supervisor::LabShape { nodes: cli.nodes, tempo: cli.tempo, snapshot_every: None };
+        return tokio::runtime::Runtime::new()?.block_on(open_app(&cli.lab, shape, theme));
+    };
     if let Command::Node { lab_dir, name } = &command {
         return crate::node::run(lab_dir, name).map(|()| ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Runtime::new()?;
+    if let Command::Attach { endpoints, cacert, cert, key } = command {
+        let cert = match (cacert, cert, key) {
+            (Some(ca), Some(cert), Some(key)) => Some(crate::pki::CertFiles { ca, cert, key }),
+            _ => None,
+        };
+        for e in &endpoints {
+            anyhow::ensure!(
+                e.starts_with("https://") || e.starts_with("http://"),
+                "an endpoint is a URL such as https://127.0.0.1:2379, not {e:?}"
+            );
+            anyhow::ensure!(
+                cert.is_some() || e.starts_with("http://"),
+                "{e} speaks TLS: give --cacert, --cert and --key (from `raftty env` for a lab)"
+            );
+        }
+        let options = crate::tui::AppOptions {
+            source: crate::tui::io::Source::Attached { endpoints: endpoints.clone(), cert },
+            target: crate::tui::app::Target::Attached { endpoints },
+            shape: lab::supervisor::LabShape::default(),
+            theme,
+        };
+        return runtime.block_on(crate::tui::run(options));
+    }
     runtime.block_on(run_lab_command(&cli.lab, command))
+}
+
+/// `raftty`: the app on the lab, which it starts first when it is not running.
+async fn open_app(
+    lab_name: &str,
+    shape: lab::supervisor::LabShape,
+    theme: crate::tui::theme::ThemeName,
+) -> Result<ExitCode> {
+    let home = lab::home()?;
+    let tempo = match Lab::open(&home, lab_name) {
+        Ok(lab) => lab.config.tempo,
+        Err(_) => shape.tempo.unwrap_or(lab::Tempo::ETCD),
+    };
+    let options = crate::tui::AppOptions {
+        source: crate::tui::io::Source::Lab { home, name: lab_name.to_string() },
+        target: crate::tui::app::Target::Lab { name: lab_name.to_string(), tempo },
+        shape,
+        theme,
+    };
+    crate::tui::run(options).await
 }
 
 async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
@@ -241,7 +288,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             let lab = Lab::open(&home, lab_name)?;
             return crate::lab::scrape::print_member(&lab, &name, grep.as_deref()).await;
         }
-        Command::Node { .. } => unreachable!("handled before the runtime starts"),
+        Command::Node { .. } | Command::Attach { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(ExitCode::SUCCESS)
 }

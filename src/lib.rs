@@ -36,6 +36,9 @@
 //!   pauses and starts them and puts faults in force, `faults.rs` is the lab's fault table
 //!   by member name, `membership.rs` grows and shrinks the cluster, `status.rs`,
 //!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside.
+//! - `tui/`: the terminal app, `raftty` with no arguments (and `raftty attach` for any etcd
+//!   cluster). It runs in the supervisor's process and drives the same `lab/` code: state
+//!   and a pure `update` in `app.rs`, one file per tab in `tabs/`, cluster I/O in `io/`.
 //! - `proving/`: what proves it. `check/` is a linearizability checker (Wing-Gong-Lowe, per
 //!   key), whole-history checks and a watch-guarantees checker; `torture/` is `raftty
 //!   torture`, clients and a nemesis whose history those checkers judge; `bench/` is
@@ -55,3 +58,4 @@ pub mod node;
 pub mod pki;
 pub mod proto;
 pub mod proving;
+pub mod tui;

@@ -39,6 +39,7 @@ fn member_must_exist(lab: &Lab, member: &str) -> Result<()> {
 pub fn kill(lab: &Lab, member: &str) -> Result<()> {
     member_must_exist(lab, member)?;
     anyhow::ensure!(lab.signal_member(member, Signal::SIGKILL)?, "{member} is not running");
+    lab.mark_killed(member)?;
     anyhow::ensure!(lab.wait_exit(member, Duration::from_secs(10)), "{member} did not die after SIGKILL");
     Ok(())
 }

@@ -118,6 +118,96 @@ impl LabFaults {
         lines
     }
 
+    /// The faults as a person would name them, for `members` (in lab order): a partition as
+    /// its groups (`partition n1 | n2,n3`), then the cuts that are not part of one
+    /// (`cut n1 -> n3`), then slow links (`slow n2 200ms ±50ms 10% loss`).
+    pub fn in_words(&self, members: &[String]) -> Vec<String> {
+        let mut words = Vec::new();
+        let groups = self.partition_groups(members);
+        let mut explained = BTreeSet::new();
+        if let Some(groups) = &groups {
+            let named: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
+            words.push(format!("partition {}", named.join(" | ")));
+            for (i, a) in groups.iter().enumerate() {
+                for b in groups.iter().skip(i + 1) {
+                    for x in a {
+                        for y in b {
+                            explained.insert((x.clone(), y.clone()));
+                            explained.insert((y.clone(), x.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        for (a, b) in self.cuts.difference(&explained) {
+            if self.cuts.contains(&(b.clone(), a.clone())) && !explained.contains(&(b.clone(), a.clone())) {
+                if a < b {
+                    words.push(format!("cut {a} <-> {b}"));
+                }
+            } else {
+                words.push(format!("cut {a} -> {b}"));
+            }
+        }
+        for (m, s) in &self.slow {
+            let mut w = format!("slow {m} {}ms", s.delay_ms);
+            if s.jitter_ms > 0 {
+                w.push_str(&format!(" ±{}ms", s.jitter_ms));
+            }
+            if s.loss_percent > 0.0 {
+                w.push_str(&format!(" {}% loss", s.loss_percent));
+            }
+            words.push(w);
+        }
+        words
+    }
+
+    /// The groups of a partition, if the cuts split `members` into islands that reach
+    /// nobody outside their own: members joined by a link open in both directions share an
+    /// island. None when there is no such split.
+    pub fn partition_groups(&self, members: &[String]) -> Option<Vec<Vec<String>>> {
+        let open = |a: &String, b: &String| {
+            !self.cuts.contains(&(a.clone(), b.clone())) && !self.cuts.contains(&(b.clone(), a.clone()))
+        };
+        let mut island: Vec<usize> = (0..members.len()).collect();
+        // Few members: a plain fixpoint of "same island as a neighbour" is enough.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in 0..members.len() {
+                for j in 0..members.len() {
+                    if i != j && open(&members[i], &members[j]) && island[j] < island[i] {
+                        island[i] = island[j];
+                        changed = true;
+                    }
+                }
+            }
+        }
+        let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            match groups.iter_mut().find(|(id, _)| *id == island[i]) {
+                Some((_, g)) => g.push(m.clone()),
+                None => groups.push((island[i], vec![m.clone()])),
+            }
+        }
+        if groups.len() < 2 {
+            return None;
+        }
+        // An island only counts if it is cut off completely, in both directions.
+        let isolated = groups.iter().all(|(id, g)| {
+            g.iter().all(|x| {
+                members.iter().enumerate().filter(|(j, _)| island[*j] != *id).all(|(_, y)| {
+                    self.cuts.contains(&(x.clone(), y.clone())) && self.cuts.contains(&(y.clone(), x.clone()))
+                })
+            })
+        });
+        isolated.then(|| groups.into_iter().map(|(_, g)| g).collect())
+    }
+
+    /// Whether the messages from `from` to `to` are lost.
+    pub fn is_cut(&self, from: &str, to: &str) -> bool {
+        self.cuts.contains(&(from.to_string(), to.to_string()))
+    }
+
     /// The table members apply, by member id.
     pub fn to_table(&self, lab: &LabConfig) -> pb::FaultTable {
         let id = |name: &str| lab.members.iter().find(|m| m.name == name).map(|m| m.id);
@@ -165,6 +255,29 @@ pub fn parse_percent(s: &str) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn faults_are_named_in_words() {
+        let members = names(&["n1", "n2", "n3"]);
+        let mut f = LabFaults::default();
+        f.partition(&parse_partition("n1|n2,n3").unwrap());
+        assert_eq!(f.in_words(&members), ["partition n1 | n2,n3"]);
+        f.heal();
+        f.cut("n1", "n3");
+        assert_eq!(f.in_words(&members), ["cut n1 -> n3"]);
+        assert_eq!(f.partition_groups(&members), None);
+        f.cut("n3", "n1");
+        assert_eq!(f.in_words(&members), ["cut n1 <-> n3"]);
+        f.heal();
+        f.set_slow("n2", Slowness { delay_ms: 200, jitter_ms: 50, loss_percent: 10.0 });
+        assert_eq!(f.in_words(&members), ["slow n2 200ms ±50ms 10% loss"]);
+        f.heal();
+        assert!(f.in_words(&members).is_empty());
+    }
 
     #[test]
     fn bad_partitions_are_explained() {

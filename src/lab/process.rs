@@ -104,6 +104,7 @@ impl Lab {
             .open(self.log_file(member))
             .with_context(|| format!("opening {}", self.log_file(member).display()))?;
         writeln!(log, "{START_MARK} {member}")?;
+        let _ = fs::remove_file(self.killed_marker(member));
         let listeners = self.take_listeners(member)?;
         let fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
         let named: Vec<String> = fds.iter().map(i32::to_string).collect();
@@ -141,6 +142,22 @@ impl Lab {
         let pid = child.id() as i32;
         fs::write(self.pid_file(member), pid.to_string())?;
         Ok(pid)
+    }
+
+    fn killed_marker(&self, member: &str) -> PathBuf {
+        self.run_dir().join(format!("{member}.killed"))
+    }
+
+    /// Remembers that the lab killed `member` on purpose, so it shows as killed rather than
+    /// as a member that exited by itself, until it is started again.
+    pub fn mark_killed(&self, member: &str) -> Result<()> {
+        fs::create_dir_all(self.run_dir())?;
+        fs::write(self.killed_marker(member), b"")?;
+        Ok(())
+    }
+
+    pub fn was_killed(&self, member: &str) -> bool {
+        self.killed_marker(member).exists()
     }
 
     /// Sends `signal` to `member`; false when it is not running.

@@ -40,6 +40,21 @@ pub async fn get(url: &str, cert: &CertFiles, timeout: Duration) -> Result<Answe
 async fn get_now(url: &str, cert: &CertFiles) -> Result<Answer> {
     let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
     anyhow::ensure!(uri.scheme_str() == Some("https"), "{url}: metrics ports speak only HTTPS");
+    get_uri(&uri, Some(cert)).await
+}
+
+/// GETs a plain `http://` URL: only for clusters the app attaches to that run without TLS
+/// (a lab's ports are all mTLS).
+pub async fn get_plain(url: &str, timeout: Duration) -> Result<Answer> {
+    let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
+    anyhow::ensure!(uri.scheme_str() == Some("http"), "{url} is not a plain http URL");
+    tokio::time::timeout(timeout, get_uri(&uri, None))
+        .await
+        .with_context(|| format!("no answer from {url} within {timeout:?}"))?
+        .with_context(|| format!("scraping {url}"))
+}
+
+async fn get_uri(uri: &Uri, cert: Option<&CertFiles>) -> Result<Answer> {
     let host = uri.host().context("the URL names no host")?.to_string();
     let port = uri.port_u16().unwrap_or(443);
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -47,16 +62,34 @@ async fn get_now(url: &str, cert: &CertFiles) -> Result<Answer> {
 
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     let _ = tcp.set_nodelay(true);
+    let Some(cert) = cert else {
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("metrics scrape connection: {e}");
+            }
+        });
+        return send(sender, &host, port, path).await;
+    };
     let tls = TlsConnector::from(crate::node::metrics::tls::client_config(cert)?)
         .connect(server_name, tcp)
         .await
         .context("TLS handshake")?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("metrics scrape connection: {e}");
         }
     });
+    send(sender, &host, port, path).await
+}
+
+async fn send(
+    mut sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    host: &str,
+    port: u16,
+    path: String,
+) -> Result<Answer> {
     let request = Request::get(path).header(header::HOST, format!("{host}:{port}")).body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();

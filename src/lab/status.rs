@@ -56,7 +56,14 @@ pub struct NodeStatus {
     pub role: Option<Role>,
     pub term: Option<u64>,
     pub raft_index: Option<u64>,
+    pub committed_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// How many entries this member's log is behind the leader's (0 for the leader).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+    /// Killed by the lab (SIGKILL), as opposed to having exited by itself.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub killed: bool,
     /// The name of the member this one believes is the leader.
     pub leader: Option<String>,
     pub client_url: String,
@@ -73,6 +80,37 @@ pub struct LabStatus {
     pub nodes: Vec<NodeStatus>,
     /// The network faults in force, one line each (`n1 <-> n3 cut`).
     pub faults: Vec<String>,
+    /// The same faults as a person names them (`partition n1 | n2,n3`).
+    pub faults_in_words: Vec<String>,
+    /// The full fault table, for pictures of the network.
+    #[serde(skip)]
+    pub fault_table: LabFaults,
+}
+
+/// Whether the cluster can take writes, in words for the header of the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Quorum {
+    Healthy,
+    /// A quorum is there, but some voters are down, paused or cut off from the leader.
+    Degraded {
+        down: usize,
+        voters: usize,
+    },
+    /// No leader with a majority behind it: writes stall.
+    Lost {
+        down: usize,
+        voters: usize,
+    },
+}
+
+impl std::fmt::Display for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quorum::Healthy => f.write_str("healthy"),
+            Quorum::Degraded { down, voters } => write!(f, "degraded: {down} of {voters} down"),
+            Quorum::Lost { .. } => f.write_str("NO QUORUM: writes will stall"),
+        }
+    }
 }
 
 impl LabStatus {
@@ -82,6 +120,25 @@ impl LabStatus {
         match (leaders.next(), leaders.next()) {
             (Some(only), None) => Some(only.name.as_str()),
             _ => None,
+        }
+    }
+
+    /// Whether writes can commit: voters that answer and reach the leader, against a majority.
+    pub fn quorum(&self) -> Quorum {
+        let voters: Vec<&NodeStatus> = self.nodes.iter().filter(|n| n.role != Some(Role::Learner)).collect();
+        let leader = self.leader();
+        let reaches = |n: &NodeStatus| match leader {
+            Some(l) => n.name == l || (!self.fault_table.is_cut(l, &n.name) && !self.fault_table.is_cut(&n.name, l)),
+            None => false,
+        };
+        let up = voters.iter().filter(|n| n.state == ProcessState::Running && n.role.is_some() && reaches(n)).count();
+        let down = voters.len() - up;
+        if leader.is_none() || up * 2 <= voters.len() {
+            Quorum::Lost { down, voters: voters.len() }
+        } else if down > 0 {
+            Quorum::Degraded { down, voters: voters.len() }
+        } else {
+            Quorum::Healthy
         }
     }
 
@@ -110,6 +167,12 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
         }
     });
     let answers = futures::future::join_all(queries).await;
+    let matched: Vec<Option<(u64, std::collections::HashMap<u64, u64>)>> = answers
+        .iter()
+        .map(|(_, state)| {
+            state.as_ref().ok().filter(|s| s.role == "leader").map(|s| (s.last_log_index, s.matched.clone()))
+        })
+        .collect();
     let name_of = |id: u64| lab.config.members.iter().find(|m| m.id == id).map(|m| m.name.clone());
     let nodes = members
         .iter()
@@ -123,7 +186,10 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                 role: None,
                 term: None,
                 raft_index: None,
+                committed_index: None,
                 applied_index: None,
+                lag: None,
+                killed: process.state == ProcessState::Exited && lab.was_killed(&m.name),
                 leader: None,
                 client_url: m.client_url(),
                 peer_url: m.peer_url(),
@@ -135,6 +201,7 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                     node.role = Role::parse(&s.role);
                     node.term = Some(s.term);
                     node.raft_index = Some(s.last_log_index);
+                    node.committed_index = Some(s.committed_index);
                     node.applied_index = Some(s.applied_index);
                     node.leader =
                         if s.leader == 0 { None } else { name_of(s.leader).or(Some(format!("{:x}", s.leader))) };
@@ -148,8 +215,32 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
             node
         })
         .collect();
-    let faults = LabFaults::load(&lab.dir)?.describe();
-    Ok(LabStatus { lab: lab.name().to_string(), nodes, faults })
+    let mut nodes: Vec<NodeStatus> = nodes;
+    // Lag is measured against the leader's log, as the leader's own matched indexes say.
+    let leader_matched = answers_matched(&nodes, &matched);
+    for node in &mut nodes {
+        node.lag = leader_matched.as_ref().and_then(|(leader_last, matched)| {
+            let id = u64::from_str_radix(&node.id, 16).ok()?;
+            Some(leader_last.saturating_sub(*matched.get(&id)?))
+        });
+    }
+    let fault_table = LabFaults::load(&lab.dir)?;
+    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+    Ok(LabStatus {
+        lab: lab.name().to_string(),
+        nodes,
+        faults: fault_table.describe(),
+        faults_in_words: fault_table.in_words(&names),
+        fault_table,
+    })
+}
+
+/// The leader's last log index and the indexes it knows each member holds, if one answered.
+fn answers_matched(
+    nodes: &[NodeStatus],
+    matched: &[Option<(u64, std::collections::HashMap<u64, u64>)>],
+) -> Option<(u64, std::collections::HashMap<u64, u64>)> {
+    nodes.iter().zip(matched).find_map(|(n, m)| (n.role == Some(Role::Leader)).then(|| m.clone()).flatten())
 }
 
 /// The human view: one line per member.
@@ -165,7 +256,7 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
             n.name.clone(),
             n.id.clone(),
             n.pid.map(|p| p.to_string()).unwrap_or_else(dash),
-            n.state.to_string(),
+            if n.killed { "killed".to_string() } else { n.state.to_string() },
             n.role.map(|r| r.to_string()).unwrap_or_else(dash),
             opt(n.term),
             opt(n.raft_index),

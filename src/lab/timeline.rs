@@ -19,32 +19,31 @@ use crate::proto::rafttyadmin::ReadLogResponse;
 /// `sink`. A member that is down or restarts is reconnected to when it is back; with
 /// `recent`, each connection first replays the member's recent events.
 pub async fn follow(lab: &Lab, recent: bool, sink: mpsc::Sender<RaftEvent>) {
-    let followers = lab.config.active_members().map(|m| {
-        let sink = sink.clone();
-        let name = m.name.clone();
-        async move {
-            let mut replay = recent;
-            loop {
-                if let Ok(mut admin) = admin_client(lab, &name, Duration::from_secs(1)).await
-                    && let Ok(stream) = admin.events(EventsRequest { include_recent: replay }).await
-                {
-                    let mut stream = stream.into_inner();
-                    // After a reconnection, what is in the buffer was seen already.
-                    replay = false;
-                    while let Ok(Some(event)) = stream.message().await {
-                        if sink.send(event).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                if sink.is_closed() {
+    let followers = lab.config.active_members().map(|m| follow_member(lab, &m.name, recent, sink.clone()));
+    futures::future::join_all(followers).await;
+}
+
+/// Follows one member's event stream until `sink` closes, reconnecting when it comes back.
+pub async fn follow_member(lab: &Lab, name: &str, recent: bool, sink: mpsc::Sender<RaftEvent>) {
+    let mut replay = recent;
+    loop {
+        if let Ok(mut admin) = admin_client(lab, name, Duration::from_secs(1)).await
+            && let Ok(stream) = admin.events(EventsRequest { include_recent: replay }).await
+        {
+            let mut stream = stream.into_inner();
+            // After a reconnection, what is in the buffer was seen already.
+            replay = false;
+            while let Ok(Some(event)) = stream.message().await {
+                if sink.send(event).await.is_err() {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-    });
-    futures::future::join_all(followers).await;
+        if sink.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// An event as one JSON object: time, member, kind, term, then the event's own fields.

@@ -1,0 +1,828 @@
+//! The app's one state, the actions that change it, and the effects it asks the I/O layer for.
+//!
+//! Data flows one way: a key press or an answer from the cluster becomes an [`Action`];
+//! [`update`] changes the [`App`] and returns [`Effect`]s, which the I/O layer
+//! (`io.rs`) carries out in the background and answers with more actions. Drawing
+//! (`view.rs`) reads the state only. Nothing here touches a terminal or a socket, so all of
+//! it is tested with plain values.
+
+use std::time::Duration;
+use std::time::Instant;
+
+use crossterm::event::KeyCode;
+use crossterm::event::KeyEvent;
+use crossterm::event::KeyEventKind;
+use crossterm::event::KeyModifiers;
+use crossterm::event::MouseEvent;
+use crossterm::event::MouseEventKind;
+
+use crate::lab::Tempo;
+use crate::lab::faults::LabFaults;
+use crate::lab::faults::Slowness;
+use crate::lab::status::Quorum;
+use crate::lab::status::Role;
+use crate::proto::rafttyadmin::RaftEvent;
+use crate::proto::rafttyadmin::ReadLogResponse;
+use crate::tui::command;
+use crate::tui::command::CommandLine;
+use crate::tui::tabs::cluster::ClusterTab;
+use crate::tui::tabs::events::EventsTab;
+use crate::tui::tabs::keys::KeyDetail;
+use crate::tui::tabs::keys::KeyVersion;
+use crate::tui::tabs::keys::KeysTab;
+use crate::tui::tabs::metrics::MetricSample;
+use crate::tui::tabs::metrics::MetricsTab;
+use crate::tui::tabs::raft_log::RaftLogTab;
+use crate::tui::theme::Theme;
+use crate::tui::theme::ThemeName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Cluster,
+    Keys,
+    RaftLog,
+    Events,
+    Metrics,
+    Lessons,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [Tab::Cluster, Tab::Keys, Tab::RaftLog, Tab::Events, Tab::Metrics, Tab::Lessons];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Cluster => "Cluster",
+            Tab::Keys => "Keys",
+            Tab::RaftLog => "Raft log",
+            Tab::Events => "Events",
+            Tab::Metrics => "Metrics",
+            Tab::Lessons => "Lessons",
+        }
+    }
+
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// What a member's process is doing, as far as the app can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proc {
+    Running,
+    Paused,
+    /// Killed by the lab (SIGKILL).
+    Killed,
+    Exited,
+    /// Attached to a cluster that is not a lab: the member did not answer.
+    Unreachable,
+}
+
+impl std::fmt::Display for Proc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proc::Running => "running",
+            Proc::Paused => "paused",
+            Proc::Killed => "killed",
+            Proc::Exited => "exited",
+            Proc::Unreachable => "unreachable",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    pub name: String,
+    pub id: u64,
+    pub process: Proc,
+    pub role: Option<Role>,
+    pub term: Option<u64>,
+    pub last_index: Option<u64>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    pub lag: Option<u64>,
+    pub leader: Option<String>,
+    pub error: Option<String>,
+    pub endpoint: String,
+}
+
+/// The cluster as the last look at it found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterView {
+    pub members: Vec<MemberView>,
+    pub faults: LabFaults,
+    pub faults_in_words: Vec<String>,
+    pub quorum: Quorum,
+    pub leader: Option<String>,
+    pub term: Option<u64>,
+    pub revision: Option<i64>,
+    pub alarms: Vec<String>,
+    /// The lab's Raft timing (a cluster that is not a lab does not say).
+    pub tempo: Option<Tempo>,
+}
+
+impl ClusterView {
+    pub fn member(&self, name: &str) -> Option<&MemberView> {
+        self.members.iter().find(|m| m.name == name)
+    }
+}
+
+/// One line of the event timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventView {
+    pub time_unix_micros: i64,
+    pub member: String,
+    pub term: u64,
+    pub kind: String,
+    pub details: String,
+}
+
+impl EventView {
+    pub fn from_raft(e: &RaftEvent) -> EventView {
+        let mut fields: Vec<(&String, &String)> = e.fields.iter().collect();
+        fields.sort();
+        let details = fields
+            .into_iter()
+            .map(|(k, v)| if v.contains(' ') { format!("{k}=\"{v}\"") } else { format!("{k}={v}") })
+            .collect::<Vec<_>>()
+            .join(" ");
+        EventView {
+            time_unix_micros: e.time_unix_micros,
+            member: e.member.clone(),
+            term: e.term,
+            kind: e.kind.clone(),
+            details,
+        }
+    }
+
+    /// Something the lab did (a fault, a kill), told by the app itself.
+    pub fn lab(kind: &str, details: String) -> EventView {
+        EventView { time_unix_micros: now_micros(), member: "lab".into(), term: 0, kind: kind.into(), details }
+    }
+
+    pub fn clock(&self) -> String {
+        let secs = self.time_unix_micros.div_euclid(1_000_000);
+        let millis = self.time_unix_micros.rem_euclid(1_000_000) / 1000;
+        let day = secs.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}.{millis:03}", day / 3600, day % 3600 / 60, day % 60)
+    }
+}
+
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// The load generator's last second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadStats {
+    pub target_per_sec: u32,
+    pub done_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+/// Where the app looks: a lab it controls, or any etcd cluster it only watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Lab { name: String, tempo: Tempo },
+    Attached { endpoints: Vec<String> },
+}
+
+impl Target {
+    pub fn is_lab(&self) -> bool {
+        matches!(self, Target::Lab { .. })
+    }
+}
+
+/// What the app is waiting on from the person.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// Typing a `:` command.
+    Command,
+    /// Typing a `/` filter for the current tab.
+    Filter,
+    Help,
+    /// A destructive action waits for `y`.
+    Confirm {
+        question: String,
+        effect: Box<Effect>,
+    },
+    Quit,
+}
+
+/// Work for the I/O layer. Every effect is answered with actions, never awaited here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Lab(LabOp),
+    Etcd(command::EtcdOp),
+    /// The value, metadata and lease of one key (at a revision, when travelling in time).
+    FetchKey {
+        key: String,
+        revision: Option<i64>,
+    },
+    /// Every version of a key that history still holds, deletions included.
+    FetchHistory {
+        key: String,
+    },
+    /// The key tree again: live (and followed by Watch) or as it stood at a revision.
+    LoadKeys {
+        revision: Option<i64>,
+    },
+    /// Which part of each member's log to read: the tail, or from an index on.
+    LogWindow {
+        from: Option<u64>,
+    },
+    Load(Option<u32>),
+    Quit {
+        stop_lab: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabOp {
+    Kill(String),
+    Stop(String),
+    Pause(String),
+    Resume(String),
+    Start(String),
+    Isolate(String),
+    Partition(Vec<Vec<String>>),
+    Cut(String, String),
+    Slow(String, Slowness),
+    Heal,
+    MemberAdd,
+    MemberRemove(String),
+    Tempo(Tempo),
+}
+
+impl LabOp {
+    pub fn describe(&self) -> String {
+        match self {
+            LabOp::Kill(m) => format!("kill {m}"),
+            LabOp::Stop(m) => format!("stop {m}"),
+            LabOp::Pause(m) => format!("pause {m}"),
+            LabOp::Resume(m) => format!("resume {m}"),
+            LabOp::Start(m) => format!("start {m}"),
+            LabOp::Isolate(m) => format!("isolate {m}"),
+            LabOp::Partition(groups) => {
+                format!("partition {}", groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | "))
+            }
+            LabOp::Cut(a, b) => format!("cut {a} -> {b}"),
+            LabOp::Slow(m, s) => format!("slow {m} {}ms", s.delay_ms),
+            LabOp::Heal => "heal".into(),
+            LabOp::MemberAdd => "member add".into(),
+            LabOp::MemberRemove(m) => format!("member remove {m}"),
+            LabOp::Tempo(t) => format!("tempo {}ms/{}ms", t.heartbeat_ms, t.election_timeout_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// Time passed: lease countdowns and fading highlights move on.
+    Tick(Instant),
+    /// The lab is being started (with what it says meanwhile), or it failed to start.
+    Starting(String),
+    StartFailed(String),
+    Cluster(ClusterView),
+    Event(EventView),
+    Log {
+        member: String,
+        log: ReadLogResponse,
+    },
+    LogUnavailable {
+        member: String,
+        why: String,
+    },
+    /// The key tree: a fresh load (replacing what was shown) at `revision`.
+    Keys {
+        keys: Vec<(String, crate::tui::keyspace::KeyMeta)>,
+        revision: i64,
+        at: Option<i64>,
+        floor: i64,
+    },
+    KeyPut {
+        key: String,
+        meta: crate::tui::keyspace::KeyMeta,
+        revision: i64,
+    },
+    KeyDeleted {
+        key: String,
+        revision: i64,
+    },
+    KeyDetail(KeyDetail),
+    KeyHistory {
+        key: String,
+        versions: Vec<KeyVersion>,
+        floor: i64,
+    },
+    KeysFailed(String),
+    Metrics {
+        member: String,
+        sample: MetricSample,
+    },
+    Load(Option<LoadStats>),
+    /// A command finished: its title and what it printed.
+    Output {
+        ok: bool,
+        title: String,
+        lines: Vec<String>,
+    },
+    /// Lines streamed by a `watch` command.
+    WatchLines(Vec<String>),
+}
+
+/// What a command printed, shown over the bottom of the screen until esc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub ok: bool,
+    pub title: String,
+    pub lines: Vec<String>,
+    pub scroll: usize,
+    /// A `watch` streams into it: closing it ends the watch.
+    pub streaming: bool,
+}
+
+/// The whole state of the app.
+pub struct App {
+    pub target: Target,
+    pub tab: Tab,
+    pub mode: Mode,
+    pub theme: Theme,
+    pub size: (u16, u16),
+    pub now: Instant,
+    /// Set while the lab is being started.
+    pub starting: Option<String>,
+    pub cluster: Option<ClusterView>,
+    pub cluster_tab: ClusterTab,
+    pub keys: KeysTab,
+    pub log: RaftLogTab,
+    pub events: EventsTab,
+    pub metrics: MetricsTab,
+    pub command: CommandLine,
+    pub output: Option<Output>,
+    /// The last thing the app has to say, and when it said it.
+    pub message: Option<(String, bool, Instant)>,
+    pub load: Option<LoadStats>,
+    /// Something changed since the last frame.
+    pub dirty: bool,
+    pub quitting: Option<bool>,
+}
+
+/// How long a message in the status line stays.
+const MESSAGE_FOR: Duration = Duration::from_secs(8);
+
+impl App {
+    pub fn new(target: Target, theme: ThemeName, now: Instant) -> App {
+        App {
+            target,
+            tab: Tab::Cluster,
+            mode: Mode::Normal,
+            theme: Theme::new(theme),
+            size: (80, 24),
+            now,
+            starting: None,
+            cluster: None,
+            cluster_tab: ClusterTab::default(),
+            keys: KeysTab::default(),
+            log: RaftLogTab::default(),
+            events: EventsTab::default(),
+            metrics: MetricsTab::default(),
+            command: CommandLine::default(),
+            output: None,
+            message: None,
+            load: None,
+            dirty: true,
+            quitting: None,
+        }
+    }
+
+    pub fn member_names(&self) -> Vec<String> {
+        self.cluster.as_ref().map(|c| c.members.iter().map(|m| m.name.clone()).collect()).unwrap_or_default()
+    }
+
+    pub fn say(&mut self, text: impl Into<String>, ok: bool) {
+        self.message = Some((text.into(), ok, self.now));
+    }
+
+    /// Whether something on screen changes with time alone, so the loop must tick.
+    pub fn needs_ticks(&self) -> bool {
+        self.starting.is_some()
+            || self.message.is_some()
+            || self.keys.detail.as_ref().is_some_and(|d| d.lease_ttl.is_some())
+            || self.log.has_fading(self.now)
+    }
+
+    /// Asks before an effect that cannot be undone.
+    fn confirm(&mut self, question: String, effect: Effect) {
+        self.mode = Mode::Confirm { question, effect: Box::new(effect) };
+    }
+}
+
+/// Applies one action; returns the work it asks for.
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    app.dirty = true;
+    match action {
+        Action::Key(key) if key.kind != KeyEventKind::Release => on_key(app, key),
+        Action::Key(_) => {
+            app.dirty = false;
+            vec![]
+        }
+        Action::Mouse(mouse) => on_mouse(app, mouse),
+        Action::Resize(w, h) => {
+            app.size = (w, h);
+            vec![]
+        }
+        Action::Tick(now) => {
+            app.now = now;
+            if app.message.as_ref().is_some_and(|(_, _, at)| now.duration_since(*at) > MESSAGE_FOR) {
+                app.message = None;
+            }
+            app.log.expire(now);
+            vec![]
+        }
+        Action::Starting(what) => {
+            app.starting = Some(what);
+            vec![]
+        }
+        Action::StartFailed(why) => {
+            app.starting = None;
+            app.output = Some(Output {
+                ok: false,
+                title: "the lab did not start".into(),
+                lines: lines_of(&why),
+                scroll: 0,
+                streaming: false,
+            });
+            vec![]
+        }
+        Action::Cluster(view) => {
+            if app.cluster.as_ref() == Some(&view) {
+                app.dirty = false;
+                return vec![];
+            }
+            if view.members.iter().any(|m| m.process == Proc::Running && m.role.is_some()) {
+                app.starting = None;
+            }
+            if let Some(old) = &app.cluster {
+                if old.faults_in_words != view.faults_in_words {
+                    let now =
+                        if view.faults_in_words.is_empty() { "none".into() } else { view.faults_in_words.join("; ") };
+                    app.events.push(EventView::lab("faults_changed", format!("now={now}")));
+                }
+                for m in &view.members {
+                    let before = old.member(&m.name).map(|o| o.process);
+                    if before.is_some_and(|b| b != m.process) {
+                        app.events.push(EventView::lab("process", format!("member={} state={}", m.name, m.process)));
+                    }
+                }
+            }
+            app.cluster_tab.clamp(view.members.len());
+            app.cluster = Some(view);
+            vec![]
+        }
+        Action::Event(e) => {
+            app.events.push(e);
+            vec![]
+        }
+        Action::Log { member, log } => {
+            app.log.update(&member, log, app.now);
+            vec![]
+        }
+        Action::LogUnavailable { member, why } => {
+            app.log.unavailable(&member, why);
+            vec![]
+        }
+        Action::Keys { keys, revision, at, floor } => app.keys.loaded(keys, revision, at, floor),
+        Action::KeyPut { key, meta, revision } => {
+            app.keys.put(&key, meta, revision);
+            app.keys.refresh_if_selected(&key)
+        }
+        Action::KeyDeleted { key, revision } => {
+            app.keys.delete(&key, revision);
+            app.keys.refresh_if_selected(&key)
+        }
+        Action::KeyDetail(d) => {
+            app.keys.detail_arrived(d, app.now);
+            vec![]
+        }
+        Action::KeyHistory { key, versions, floor } => {
+            app.keys.history_arrived(key, versions, floor);
+            vec![]
+        }
+        Action::KeysFailed(why) => {
+            app.say(format!("keys: {why}"), false);
+            vec![]
+        }
+        Action::Metrics { member, sample } => {
+            app.metrics.push(&member, sample);
+            app.dirty = app.tab == Tab::Metrics;
+            vec![]
+        }
+        Action::Load(stats) => {
+            app.load = stats;
+            vec![]
+        }
+        Action::Output { ok, title, lines } => {
+            if lines.len() <= 1 {
+                let text = if lines.is_empty() { title } else { format!("{title}: {}", lines[0]) };
+                app.say(text, ok);
+            } else {
+                app.output = Some(Output { ok, title, lines, scroll: 0, streaming: false });
+            }
+            vec![]
+        }
+        Action::WatchLines(lines) => {
+            let out = app.output.get_or_insert_with(|| Output {
+                ok: true,
+                title: "watch".into(),
+                lines: vec![],
+                scroll: 0,
+                streaming: true,
+            });
+            out.lines.extend(lines);
+            let excess = out.lines.len().saturating_sub(2000);
+            out.lines.drain(..excess);
+            vec![]
+        }
+    }
+}
+
+pub fn lines_of(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') {
+        // Ctrl-C leaves at once and leaves the lab running: the safe choice.
+        app.quitting = Some(false);
+        return vec![Effect::Quit { stop_lab: false }];
+    }
+    match app.mode.clone() {
+        Mode::Help => {
+            if matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter) {
+                app.mode = Mode::Normal;
+            }
+            vec![]
+        }
+        Mode::Quit => match key.code {
+            KeyCode::Char('s') if app.target.is_lab() => {
+                app.quitting = Some(true);
+                vec![Effect::Quit { stop_lab: true }]
+            }
+            KeyCode::Char('l') | KeyCode::Char('y') | KeyCode::Char('q') => {
+                app.quitting = Some(false);
+                vec![Effect::Quit { stop_lab: false }]
+            }
+            KeyCode::Esc | KeyCode::Char('n') => {
+                app.mode = Mode::Normal;
+                vec![]
+            }
+            _ => vec![],
+        },
+        Mode::Confirm { effect, .. } => {
+            app.mode = Mode::Normal;
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => vec![*effect],
+                _ => {
+                    app.say("cancelled", true);
+                    vec![]
+                }
+            }
+        }
+        Mode::Command => on_command_key(app, key),
+        Mode::Filter => {
+            match key.code {
+                KeyCode::Esc => {
+                    app.mode = Mode::Normal;
+                    app.command.clear();
+                    set_filter(app, "");
+                }
+                KeyCode::Enter => app.mode = Mode::Normal,
+                _ => {
+                    app.command.edit(key);
+                    let text = app.command.text().to_string();
+                    set_filter(app, &text);
+                }
+            }
+            vec![]
+        }
+        Mode::Normal => on_normal_key(app, key),
+    }
+}
+
+fn set_filter(app: &mut App, text: &str) {
+    match app.tab {
+        Tab::Keys => app.keys.set_filter(text),
+        Tab::Events => app.events.filter_text = text.to_string(),
+        _ => {}
+    }
+}
+
+fn on_command_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    match key.code {
+        KeyCode::Esc => {
+            app.mode = Mode::Normal;
+            app.command.clear();
+            vec![]
+        }
+        KeyCode::Enter => {
+            app.mode = Mode::Normal;
+            let line = app.command.submit();
+            run_command_line(app, &line)
+        }
+        KeyCode::Tab => {
+            let members = app.member_names();
+            let keys = app.keys.completion_keys();
+            app.command.complete(&members, &keys);
+            vec![]
+        }
+        _ => {
+            app.command.edit(key);
+            vec![]
+        }
+    }
+}
+
+/// Runs what was typed after `:`.
+pub fn run_command_line(app: &mut App, line: &str) -> Vec<Effect> {
+    if line.trim().is_empty() {
+        return vec![];
+    }
+    match command::parse(line) {
+        Ok(command::Parsed::Effect(effect)) => guard(app, effect),
+        Ok(command::Parsed::Quit) => {
+            app.mode = Mode::Quit;
+            vec![]
+        }
+        Ok(command::Parsed::Help) => {
+            app.mode = Mode::Help;
+            vec![]
+        }
+        Ok(command::Parsed::Theme(name)) => {
+            app.theme = Theme::new(name);
+            vec![]
+        }
+        Ok(command::Parsed::Tab(tab)) => switch_tab(app, tab),
+        Err(e) => {
+            app.say(format!("{e}"), false);
+            vec![]
+        }
+    }
+}
+
+/// Lab effects need a lab; the destructive ones on the whole lab ask first.
+fn guard(app: &mut App, effect: Effect) -> Vec<Effect> {
+    if let Effect::Lab(op) = &effect {
+        if !app.target.is_lab() {
+            app.say(format!("`{}` needs a raftty lab: this app is attached to another cluster", op.describe()), false);
+            return vec![];
+        }
+        if let LabOp::MemberRemove(m) = op {
+            let q = format!("remove {m} from the cluster for good? (y/n)");
+            app.confirm(q, effect);
+            return vec![];
+        }
+        if let LabOp::Tempo(_) = op {
+            let q = format!("{}: every member restarts, one at a time. Go on? (y/n)", op.describe());
+            app.confirm(q, effect);
+            return vec![];
+        }
+    }
+    if let Effect::Etcd(command::EtcdOp::Compact { revision }) = &effect {
+        let q = format!("compact history up to revision {revision}? Older revisions are gone for good. (y/n)");
+        app.confirm(q, effect);
+        return vec![];
+    }
+    vec![effect]
+}
+
+fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
+    app.tab = tab;
+    match tab {
+        Tab::RaftLog => vec![Effect::LogWindow { from: app.log.window_from() }],
+        _ => vec![],
+    }
+}
+
+fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    if app.output.is_some() {
+        let out = app.output.as_mut().expect("checked");
+        match key.code {
+            KeyCode::Esc => {
+                let streaming = out.streaming;
+                app.output = None;
+                if streaming {
+                    return vec![Effect::Etcd(command::EtcdOp::WatchOff)];
+                }
+                return vec![];
+            }
+            KeyCode::PageUp => {
+                out.scroll = out.scroll.saturating_add(10);
+                return vec![];
+            }
+            KeyCode::PageDown => {
+                out.scroll = out.scroll.saturating_sub(10);
+                return vec![];
+            }
+            _ => {}
+        }
+    }
+    match key.code {
+        KeyCode::Char('q') => {
+            app.mode = Mode::Quit;
+            return vec![];
+        }
+        KeyCode::Char('?') => {
+            app.mode = Mode::Help;
+            return vec![];
+        }
+        KeyCode::Char(':') => {
+            app.mode = Mode::Command;
+            app.command.clear();
+            return vec![];
+        }
+        KeyCode::Char('/') if matches!(app.tab, Tab::Keys | Tab::Events) => {
+            app.mode = Mode::Filter;
+            app.command.clear();
+            return vec![];
+        }
+        KeyCode::Char(c @ '1'..='6') => {
+            let tab = Tab::ALL[(c as usize) - ('1' as usize)];
+            return switch_tab(app, tab);
+        }
+        KeyCode::Tab => {
+            let next = Tab::ALL[(app.tab.index() + 1) % Tab::ALL.len()];
+            return switch_tab(app, next);
+        }
+        KeyCode::BackTab => {
+            let prev = Tab::ALL[(app.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()];
+            return switch_tab(app, prev);
+        }
+        KeyCode::Esc => {
+            app.message = None;
+        }
+        _ => {}
+    }
+    let effects = match app.tab {
+        Tab::Cluster => {
+            let names = app.member_names();
+            let selected = app.cluster_tab.selected_name(&names);
+            app.cluster_tab.on_key(key, &names, selected)
+        }
+        Tab::Keys => {
+            let effects = app.keys.on_key(key);
+            if let Some(text) = app.keys.take_prefill() {
+                app.mode = Mode::Command;
+                app.command.set(&text);
+            }
+            if let Some((question, effect)) = app.keys.take_confirm() {
+                app.confirm(question, effect);
+            }
+            effects
+        }
+        Tab::RaftLog => app.log.on_key(key),
+        Tab::Events => {
+            app.events.on_key(key, &app.member_names());
+            vec![]
+        }
+        Tab::Metrics | Tab::Lessons => vec![],
+    };
+    effects.into_iter().flat_map(|e| guard(app, e)).collect()
+}
+
+fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
+    let (w, _) = app.size;
+    match mouse.kind {
+        MouseEventKind::Down(_) => {
+            if mouse.row == crate::tui::view::TAB_ROW {
+                if let Some(tab) = crate::tui::view::tab_at(mouse.column, w) {
+                    return switch_tab(app, tab);
+                }
+            }
+            let body = crate::tui::view::body_area(app.size);
+            if mouse.row >= body.y {
+                let row = (mouse.row - body.y) as usize;
+                match app.tab {
+                    Tab::Cluster => app.cluster_tab.click(row, app.member_names().len()),
+                    Tab::Keys => return app.keys.click(row),
+                    _ => {}
+                }
+            }
+            vec![]
+        }
+        MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+            let code = if mouse.kind == MouseEventKind::ScrollDown { KeyCode::Down } else { KeyCode::Up };
+            on_normal_key(app, KeyEvent::new(code, KeyModifiers::NONE))
+        }
+        _ => {
+            app.dirty = false;
+            vec![]
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The app's I/O layer: everything that waits on the cluster runs here, in background
+//! tasks, and reports back as [`Action`]s on a channel (as gitui's asyncgit does). The
+//! pollers (`watchers.rs`) keep the picture of the cluster fresh; each [`Effect`] runs in a
+//! task of its own (`lab_ops.rs`, `etcd_ops.rs`, `keys.rs`, `load.rs`), so a dead or paused
+//! member can slow an answer down but never the screen.
+
+mod etcd_ops;
+mod keys;
+mod lab_ops;
+mod load;
+mod watchers;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::RwLock;
+use std::time::Duration;
+use std::time::Instant;
+
+use anyhow::Result;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::EtcdClient;
+use crate::lab::Lab;
+use crate::lab::supervisor::LabShape;
+use crate::pki::CertFiles;
+use crate::tui::app::Action;
+use crate::tui::app::Effect;
+
+/// What the app looks at.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Lab { home: PathBuf, name: String },
+    Attached { endpoints: Vec<String>, cert: Option<CertFiles> },
+}
+
+/// How long one request to a member may take before the app reports it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Io {
+    source: Source,
+    tx: UnboundedSender<Action>,
+    started: Instant,
+    /// Which part of the members' logs the Raft log tab shows (None: not shown).
+    log_window: watch::Sender<Option<Option<u64>>>,
+    clients: Mutex<HashMap<String, EtcdClient>>,
+    /// Client URLs, the leader's first when it is known.
+    endpoints: RwLock<Vec<String>>,
+    keys_task: Mutex<Option<JoinHandle<()>>>,
+    watch_task: Mutex<Option<JoinHandle<()>>>,
+    load_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Io {
+    pub fn new(source: Source, tx: UnboundedSender<Action>) -> Arc<Io> {
+        let endpoints = match &source {
+            Source::Attached { endpoints, .. } => endpoints.clone(),
+            Source::Lab { home, name } => Lab::open(home, name).map(|l| l.endpoints()).unwrap_or_default(),
+        };
+        Arc::new(Io {
+            source,
+            tx,
+            started: Instant::now(),
+            log_window: watch::channel(None).0,
+            clients: Mutex::default(),
+            endpoints: RwLock::new(endpoints),
+            keys_task: Mutex::default(),
+            watch_task: Mutex::default(),
+            load_task: Mutex::default(),
+        })
+    }
+
+    fn send(&self, action: Action) {
+        // The app is gone when nobody listens: nothing left to tell.
+        let _ = self.tx.send(action);
+    }
+
+    fn lab(&self) -> Result<Lab> {
+        match &self.source {
+            Source::Lab { home, name } => Lab::open(home, name),
+            Source::Attached { .. } => anyhow::bail!("this needs a raftty lab"),
+        }
+    }
+
+    fn cert(&self) -> Option<CertFiles> {
+        match &self.source {
+            Source::Lab { .. } => self.lab().ok().map(|l| l.root_cert()),
+            Source::Attached { cert, .. } => cert.clone(),
+        }
+    }
+
+    /// A client for `endpoint`, made once and kept.
+    fn client(&self, endpoint: &str) -> Result<EtcdClient> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(endpoint) {
+            return Ok(c.clone());
+        }
+        let c = EtcdClient::connect_lazy_maybe_tls(endpoint, self.cert().as_ref(), REQUEST_TIMEOUT)?;
+        clients.insert(endpoint.to_string(), c.clone());
+        Ok(c)
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.endpoints.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_endpoints(&self, list: Vec<String>) {
+        *self.endpoints.write().unwrap_or_else(|e| e.into_inner()) = list;
+    }
+
+    /// Starts the lab if it is not running, and the pollers that keep the app's picture
+    /// of the cluster fresh.
+    pub fn start(self: &Arc<Self>, shape: LabShape) {
+        if let Source::Lab { home, name } = &self.source {
+            let (io, home, name) = (self.clone(), home.clone(), name.clone());
+            tokio::spawn(async move { io.bring_up(home, name, shape).await });
+        }
+        watchers::spawn_all(self);
+        self.restart_keys(None);
+    }
+
+    async fn bring_up(self: Arc<Self>, home: PathBuf, name: String, shape: LabShape) {
+        let running = Lab::open(&home, &name).is_ok_and(|lab| {
+            lab.config.active_members().all(|m| lab.process(&m.name).state != crate::lab::process::ProcessState::Exited)
+        });
+        if running {
+            return;
+        }
+        let members = shape.nodes.unwrap_or(3);
+        self.send(Action::Starting(format!("starting lab {name}: {members} members, electing a leader…")));
+        match crate::lab::supervisor::up(&home, &name, shape).await {
+            Ok((lab, _)) => {
+                self.set_endpoints(lab.endpoints());
+                self.restart_keys(None);
+            }
+            Err(e) => self.send(Action::StartFailed(format!("{e:#}"))),
+        }
+    }
+
+    /// Carries out `effect` in the background.
+    pub fn run(self: &Arc<Self>, effect: Effect) {
+        let io = self.clone();
+        match effect {
+            Effect::Lab(op) => {
+                tokio::spawn(async move { lab_ops::run(&io, op).await });
+            }
+            Effect::Etcd(op) => etcd_ops::run(&io, op),
+            Effect::FetchKey { key, revision } => {
+                tokio::spawn(async move { keys::fetch_key(&io, key, revision).await });
+            }
+            Effect::FetchHistory { key } => {
+                tokio::spawn(async move { keys::fetch_history(&io, key).await });
+            }
+            Effect::LoadKeys { revision } => self.restart_keys(revision),
+            Effect::LogWindow { from } => {
+                self.log_window.send_replace(Some(from));
+            }
+            Effect::Load(rate) => load::set(&io, rate),
+            // The main loop leaves; stopping the lab is done there, after the terminal is back.
+            Effect::Quit { .. } => {}
+        }
+    }
+
+    /// The Raft log tab is no longer on screen: stop reading logs.
+    pub fn hide_log(&self) {
+        self.log_window.send_replace(None);
+    }
+
+    fn restart_keys(self: &Arc<Self>, revision: Option<i64>) {
+        let io = self.clone();
+        let task = tokio::spawn(async move { keys::follow(&io, revision).await });
+        if let Some(old) = self.keys_task.lock().unwrap_or_else(|e| e.into_inner()).replace(task) {
+            old.abort();
+        }
+    }
+
+    /// Seconds since the app started, the clock of metric samples.
+    fn clock(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// Stops every member of the lab, for `q` then `s`.
+pub fn stop_lab(source: &Source) -> Result<Vec<String>> {
+    match source {
+        Source::Lab { home, name } => crate::lab::supervisor::down(home, name, false),
+        Source::Attached { .. } => Ok(vec![]),
+    }
+}
