@@ -156,7 +156,11 @@ impl EventView {
 
     /// Something the lab did (a fault, a kill), told by the app itself.
     pub fn lab(kind: &str, details: String) -> EventView {
-        EventView { time_unix_micros: now_micros(), member: "lab".into(), term: 0, kind: kind.into(), details }
+        EventView::lab_at(now_micros(), kind, details)
+    }
+
+    pub fn lab_at(time_unix_micros: i64, kind: &str, details: String) -> EventView {
+        EventView { time_unix_micros, member: "lab".into(), term: 0, kind: kind.into(), details }
     }
 
     pub fn clock(&self) -> String {
@@ -355,6 +359,8 @@ pub struct App {
     pub theme: Theme,
     pub size: (u16, u16),
     pub now: Instant,
+    /// Wall-clock time in microseconds, for what the app itself adds to the timeline.
+    pub wall_micros: i64,
     /// Set while the lab is being started.
     pub starting: Option<String>,
     pub cluster: Option<ClusterView>,
@@ -385,6 +391,7 @@ impl App {
             theme: Theme::new(theme),
             size: (80, 24),
             now,
+            wall_micros: now_micros(),
             starting: None,
             cluster: None,
             cluster_tab: ClusterTab::default(),
@@ -472,12 +479,13 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 if old.faults_in_words != view.faults_in_words {
                     let now =
                         if view.faults_in_words.is_empty() { "none".into() } else { view.faults_in_words.join("; ") };
-                    app.events.push(EventView::lab("faults_changed", format!("now={now}")));
+                    app.events.push(EventView::lab_at(app.wall_micros, "faults_changed", format!("now={now}")));
                 }
                 for m in &view.members {
                     let before = old.member(&m.name).map(|o| o.process);
                     if before.is_some_and(|b| b != m.process) {
-                        app.events.push(EventView::lab("process", format!("member={} state={}", m.name, m.process)));
+                        let details = format!("member={} state={}", m.name, m.process);
+                        app.events.push(EventView::lab_at(app.wall_micros, "process", details));
                     }
                 }
             }

@@ -20,6 +20,9 @@ pub mod tabs;
 pub mod theme;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 use std::io::IsTerminal;
 use std::io::Write;
 use std::process::ExitCode;
@@ -155,6 +158,7 @@ pub async fn run(options: AppOptions) -> Result<ExitCode> {
         let mut any_dirty = false;
         for action in actions {
             app.now = Instant::now();
+            app.wall_micros = app::now_micros();
             for effect in app::update(&mut app, action) {
                 match effect {
                     Effect::Quit { stop_lab: stop } => stop_lab = Some(stop),

@@ -189,10 +189,15 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                     Tab::Metrics | Tab::Lessons => String::new(),
                 };
                 let out = if app.output.is_some() { "esc close output  " } else { "" };
-                Line::from(vec![
-                    Span::styled(format!(" {out}{keys}"), t.text),
-                    Span::styled("   ? help  : command  q quit", t.dim),
-                ])
+                // The way to the help always shows, at the right; the tab's keys get the rest.
+                let help = " ? help  : command  q quit ";
+                let room = (area.width as usize).saturating_sub(help.chars().count() + 1);
+                let mut text = format!(" {out}{keys}");
+                if text.chars().count() > room {
+                    text = text.chars().take(room.saturating_sub(1)).collect::<String>() + "…";
+                }
+                let pad = room.saturating_sub(text.chars().count());
+                Line::from(vec![Span::styled(text, t.text), Span::raw(" ".repeat(pad + 1)), Span::styled(help, t.dim)])
             }
         },
     };

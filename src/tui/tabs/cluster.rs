@@ -119,7 +119,7 @@ pub fn footer(tab: &ClusterTab) -> &'static str {
     if tab.editor.is_some() {
         "j/k member  ←/→ or space: move to group A/B/C  enter apply  esc cancel"
     } else {
-        "j/k select  K kill  S stop  P pause  R resume  T start  I isolate  W slow  p partition  H heal  A add  D remove"
+        "j/k select  K kill  S stop  P/R pause/resume  T start  I isolate  W slow  p partition  H heal  A add  D remove"
     }
 }
 

@@ -229,10 +229,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::from(spans));
     }
     let follow = if tab.top.is_none() { "following the tail" } else { "scrolled back" };
-    let title = format!(
-        " Raft log: {follow}   │ committed  ? not committed  C commit  A applied  ◆ both  · gap  ✗ overwritten "
-    );
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), area);
+    let title = format!(" Raft log: {follow} ");
+    let legend = " │ committed  ? not committed  ◆ commit and applied  C commit  A applied  · gap  ✗ overwritten ";
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title).title_bottom(legend)), area);
 }
 
 #[cfg(test)]

@@ -1,0 +1,387 @@
+//! The app without a terminal: `update` on plain actions, and rendered screens compared with
+//! snapshots (ratatui's TestBackend, insta). The fixtures use fixed ids, ports and times, so
+//! nothing in a screen changes from run to run.
+
+use std::time::Instant;
+
+use crossterm::event::KeyCode;
+use crossterm::event::KeyEvent;
+use crossterm::event::KeyModifiers;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use crate::lab::Tempo;
+use crate::lab::faults::LabFaults;
+use crate::lab::faults::parse_partition;
+use crate::lab::status::Quorum;
+use crate::lab::status::Role;
+use crate::proto::rafttyadmin::LogEntryView;
+use crate::proto::rafttyadmin::ReadLogResponse;
+use crate::tui::app::Action;
+use crate::tui::app::App;
+use crate::tui::app::ClusterView;
+use crate::tui::app::Effect;
+use crate::tui::app::EventView;
+use crate::tui::app::LabOp;
+use crate::tui::app::MemberView;
+use crate::tui::app::Mode;
+use crate::tui::app::Proc;
+use crate::tui::app::Tab;
+use crate::tui::app::Target;
+use crate::tui::app::update;
+use crate::tui::command::EtcdOp;
+use crate::tui::keyspace::KeyMeta;
+use crate::tui::tabs::keys::KeyDetail;
+use crate::tui::theme::ThemeName;
+
+fn member(name: &str, role: Option<Role>, process: Proc, last: u64) -> MemberView {
+    let up = process == Proc::Running;
+    MemberView {
+        name: name.into(),
+        id: name.bytes().last().map_or(0, u64::from),
+        process,
+        role,
+        term: up.then_some(3),
+        last_index: up.then_some(last),
+        committed: up.then_some(last.min(41)),
+        applied: up.then_some(last.min(41)),
+        lag: Some(42u64.saturating_sub(last)),
+        leader: if up { Some("n2".into()) } else { None },
+        error: None,
+        endpoint: format!("https://127.0.0.1:2{}379", name.len()),
+    }
+}
+
+fn healthy() -> ClusterView {
+    ClusterView {
+        members: vec![
+            member("n1", Some(Role::Follower), Proc::Running, 42),
+            member("n2", Some(Role::Leader), Proc::Running, 42),
+            member("n3", Some(Role::Follower), Proc::Running, 42),
+        ],
+        faults: LabFaults::default(),
+        faults_in_words: vec![],
+        quorum: Quorum::Healthy,
+        leader: Some("n2".into()),
+        term: Some(3),
+        revision: Some(17),
+        alarms: vec![],
+        tempo: Some(Tempo::ETCD),
+    }
+}
+
+fn event(secs: i64, member: &str, kind: &str, details: &str) -> EventView {
+    EventView {
+        time_unix_micros: 1_700_000_000_000_000 + secs * 1_000_000,
+        member: member.into(),
+        term: 3,
+        kind: kind.into(),
+        details: details.into(),
+    }
+}
+
+fn app() -> App {
+    let mut app = App::new(Target::Lab { name: "demo".into(), tempo: Tempo::ETCD }, ThemeName::Mono, Instant::now());
+    app.wall_micros = 1_700_000_100_000_000;
+    update(&mut app, Action::Cluster(healthy()));
+    app
+}
+
+fn key(code: KeyCode) -> Action {
+    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn typed(app: &mut App, text: &str) -> Vec<Effect> {
+    let mut effects = vec![];
+    for c in text.chars() {
+        effects.extend(update(app, key(KeyCode::Char(c))));
+    }
+    effects
+}
+
+fn command(app: &mut App, line: &str) -> Vec<Effect> {
+    let mut effects = typed(app, &format!(":{line}"));
+    effects.extend(update(app, key(KeyCode::Enter)));
+    effects
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    app.size = (width, height);
+    crate::tui::prepare(app);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|f| crate::tui::view::draw(f, app)).expect("drawing");
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        let line: String = (0..buffer.area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+// ---- update ----
+
+#[test]
+fn tabs_switch_with_digits_tab_and_shift_tab() {
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('2')));
+    assert_eq!(app.tab, Tab::Keys);
+    update(&mut app, key(KeyCode::Tab));
+    assert_eq!(app.tab, Tab::RaftLog);
+    update(&mut app, key(KeyCode::BackTab));
+    update(&mut app, key(KeyCode::BackTab));
+    assert_eq!(app.tab, Tab::Cluster);
+    update(&mut app, key(KeyCode::BackTab));
+    assert_eq!(app.tab, Tab::Lessons);
+}
+
+#[test]
+fn fault_keys_act_on_the_selected_member_and_navigation_keys_never_do() {
+    let mut app = app();
+    for c in ['j', 'k', 'j'] {
+        assert!(update(&mut app, key(KeyCode::Char(c))).is_empty(), "{c} must only move");
+    }
+    assert_eq!(update(&mut app, key(KeyCode::Down)), vec![]);
+    assert_eq!(app.cluster_tab.selected, 2);
+    assert_eq!(update(&mut app, key(KeyCode::Char('K'))), vec![Effect::Lab(LabOp::Kill("n3".into()))]);
+    assert_eq!(update(&mut app, key(KeyCode::Char('P'))), vec![Effect::Lab(LabOp::Pause("n3".into()))]);
+    assert_eq!(update(&mut app, key(KeyCode::Char('H'))), vec![Effect::Lab(LabOp::Heal)]);
+}
+
+#[test]
+fn the_command_line_runs_lab_and_etcd_commands_and_keeps_a_history() {
+    let mut app = app();
+    assert_eq!(command(&mut app, "kill n2"), vec![Effect::Lab(LabOp::Kill("n2".into()))]);
+    assert_eq!(command(&mut app, "put /a 1"), vec![Effect::Etcd(EtcdOp::Put { key: "/a".into(), value: "1".into() })]);
+    assert_eq!(app.command.history(), ["kill n2", "put /a 1"]);
+    update(&mut app, key(KeyCode::Char(':')));
+    update(&mut app, key(KeyCode::Up));
+    update(&mut app, key(KeyCode::Up));
+    assert_eq!(app.command.text(), "kill n2");
+    update(&mut app, key(KeyCode::Esc));
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(command(&mut app, "kill").is_empty());
+    assert!(app.message.as_ref().is_some_and(|(m, ok, _)| m.contains("usage: kill NAME") && !ok));
+}
+
+#[test]
+fn destructive_lab_actions_ask_first() {
+    let mut app = app();
+    assert!(command(&mut app, "member remove n3").is_empty());
+    assert!(matches!(app.mode, Mode::Confirm { .. }));
+    assert!(update(&mut app, key(KeyCode::Char('n'))).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    command(&mut app, "member remove n3");
+    assert_eq!(update(&mut app, key(KeyCode::Char('y'))), vec![Effect::Lab(LabOp::MemberRemove("n3".into()))]);
+}
+
+#[test]
+fn quitting_asks_whether_to_stop_the_lab() {
+    let mut app = app();
+    assert!(update(&mut app, key(KeyCode::Char('q'))).is_empty());
+    assert_eq!(app.mode, Mode::Quit);
+    update(&mut app, key(KeyCode::Esc));
+    assert_eq!(app.mode, Mode::Normal);
+    update(&mut app, key(KeyCode::Char('q')));
+    assert_eq!(update(&mut app, key(KeyCode::Char('l'))), vec![Effect::Quit { stop_lab: false }]);
+    let mut app = self::app();
+    update(&mut app, key(KeyCode::Char('q')));
+    assert_eq!(update(&mut app, key(KeyCode::Char('s'))), vec![Effect::Quit { stop_lab: true }]);
+    let ctrl_c = Action::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(update(&mut self::app(), ctrl_c), vec![Effect::Quit { stop_lab: false }]);
+}
+
+#[test]
+fn an_attached_app_refuses_lab_controls_and_says_why() {
+    let mut app =
+        App::new(Target::Attached { endpoints: vec!["https://etcd:2379".into()] }, ThemeName::Mono, Instant::now());
+    assert!(command(&mut app, "kill n1").is_empty());
+    let (message, ok, _) = app.message.clone().expect("a message");
+    assert!(!ok && message.contains("needs a raftty lab"), "{message}");
+    assert_eq!(
+        command(&mut app, "get /a"),
+        vec![Effect::Etcd(EtcdOp::Get { key: "/a".into(), prefix: false, revision: 0, keys_only: false })]
+    );
+}
+
+#[test]
+fn an_unchanged_cluster_does_not_redraw() {
+    let mut app = app();
+    app.dirty = false;
+    update(&mut app, Action::Cluster(healthy()));
+    assert!(!app.dirty, "the same picture of the cluster must not cost a frame");
+    let mut changed = healthy();
+    changed.revision = Some(18);
+    update(&mut app, Action::Cluster(changed));
+    assert!(app.dirty);
+}
+
+#[test]
+fn a_fault_change_and_a_killed_member_show_in_the_timeline() {
+    let mut app = app();
+    let mut cut = healthy();
+    cut.faults.partition(&parse_partition("n1|n2,n3").unwrap());
+    cut.faults_in_words = vec!["partition n1 | n2,n3".into()];
+    cut.members[0].process = Proc::Killed;
+    update(&mut app, Action::Cluster(cut));
+    let kinds: Vec<String> = app.events.latest().map(|e| format!("{} {}", e.kind, e.details)).collect();
+    assert!(kinds.contains(&"faults_changed now=partition n1 | n2,n3".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"process member=n1 state=killed".to_string()), "{kinds:?}");
+}
+
+#[test]
+fn the_key_tree_follows_watch_events_and_asks_for_the_selected_value() {
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('2')));
+    let meta = KeyMeta { mod_revision: 5, version: 1 };
+    update(&mut app, Action::Keys { keys: vec![("/a/x".into(), meta)], revision: 5, at: None, floor: 0 });
+    update(&mut app, Action::KeyPut { key: "/a/y".into(), meta, revision: 6 });
+    assert_eq!(app.keys.space.len(), 2);
+    update(&mut app, key(KeyCode::Enter));
+    update(&mut app, key(KeyCode::Char('j')));
+    update(&mut app, key(KeyCode::Enter));
+    let effects = update(&mut app, key(KeyCode::Char('j')));
+    assert_eq!(effects, vec![Effect::FetchKey { key: "/a/x".into(), revision: None }]);
+    update(&mut app, Action::KeyDeleted { key: "/a/x".into(), revision: 7 });
+    assert_eq!(app.keys.space.keys(), ["/a/y"]);
+    assert_eq!(update(&mut app, key(KeyCode::Char('['))), vec![Effect::LoadKeys { revision: Some(6) }]);
+    assert_eq!(update(&mut app, key(KeyCode::Char('='))), vec![Effect::LoadKeys { revision: None }]);
+}
+
+#[test]
+fn deleting_a_key_from_the_tree_asks_first() {
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('2')));
+    let meta = KeyMeta { mod_revision: 5, version: 1 };
+    update(&mut app, Action::Keys { keys: vec![("k".into(), meta)], revision: 5, at: None, floor: 0 });
+    assert!(update(&mut app, key(KeyCode::Char('d'))).is_empty());
+    assert!(matches!(&app.mode, Mode::Confirm { question, .. } if question.contains("delete k?")));
+    assert_eq!(
+        update(&mut app, key(KeyCode::Char('y'))),
+        vec![Effect::Etcd(EtcdOp::Del { key: "k".into(), prefix: false })]
+    );
+}
+
+// ---- screens ----
+
+#[test]
+fn screen_healthy_cluster() {
+    let mut app = app();
+    app.events.push(event(1, "n2", "leader_elected", "of=3 votes_needed=2"));
+    app.events.push(event(2, "n2", "commit_advanced", "from=40 to=41"));
+    insta::assert_snapshot!(render(&mut app, 100, 26));
+}
+
+#[test]
+fn screen_leader_killed() {
+    let mut app = app();
+    let mut view = healthy();
+    view.members[1] = member("n2", None, Proc::Killed, 42);
+    view.members[0].role = Some(Role::Candidate);
+    view.members[0].term = Some(4);
+    view.leader = None;
+    view.quorum = Quorum::Lost { down: 1, voters: 3 };
+    update(&mut app, Action::Cluster(view));
+    insta::assert_snapshot!(render(&mut app, 100, 26));
+}
+
+#[test]
+fn screen_partition_applied() {
+    let mut app = app();
+    let mut view = healthy();
+    view.faults.partition(&parse_partition("n1|n2,n3").unwrap());
+    view.faults_in_words = view.faults.in_words(&["n1".into(), "n2".into(), "n3".into()]);
+    view.quorum = Quorum::Degraded { down: 1, voters: 3 };
+    view.members[0].lag = Some(5);
+    update(&mut app, Action::Cluster(view));
+    insta::assert_snapshot!(render(&mut app, 100, 26));
+}
+
+#[test]
+fn screen_key_tree_with_a_json_value() {
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('2')));
+    let meta = KeyMeta { mod_revision: 9, version: 2 };
+    let keys =
+        ["/registry/pods/default/nginx", "/registry/pods/default/redis", "/registry/services/kubernetes", "/hello"]
+            .iter()
+            .map(|k| (k.to_string(), meta))
+            .collect();
+    update(&mut app, Action::Keys { keys, revision: 17, at: None, floor: 0 });
+    app.keys.space.reveal("/registry/pods/default/nginx");
+    for _ in 0..4 {
+        update(&mut app, key(KeyCode::Char('j')));
+    }
+    let value = br#"{"kind":"Pod","metadata":{"name":"nginx","namespace":"default"},"spec":{"replicas":3}}"#;
+    let detail = KeyDetail {
+        key: "/registry/pods/default/nginx".into(),
+        value: Some(value.to_vec()),
+        create_revision: 4,
+        mod_revision: 9,
+        version: 2,
+        lease: 0x694d,
+        lease_ttl: Some(30),
+        lease_granted_ttl: 60,
+        ..Default::default()
+    };
+    let now = app.now;
+    update(&mut app, Action::KeyDetail(detail));
+    update(&mut app, Action::Tick(now + std::time::Duration::from_secs(12)));
+    insta::assert_snapshot!(render(&mut app, 100, 26));
+}
+
+#[test]
+fn screen_raft_log_with_an_uncommitted_tail_and_a_gap() {
+    let mut app = app();
+    let entries = |range: std::ops::RangeInclusive<u64>, term_from: u64| -> Vec<LogEntryView> {
+        range
+            .map(|i| LogEntryView {
+                index: i,
+                term: if i >= term_from { 3 } else { 2 },
+                kind: "normal".into(),
+                summary: format!("put /k{i} (1 bytes)"),
+            })
+            .collect()
+    };
+    let log = |entries: Vec<LogEntryView>, committed: u64| ReadLogResponse {
+        last_index: entries.last().map_or(0, |e| e.index),
+        entries,
+        committed_index: committed,
+        applied_index: committed,
+        purged_index: 0,
+        snapshot_index: 0,
+    };
+    update(&mut app, Action::Log { member: "n1".into(), log: log(entries(1..=8, 6), 6) });
+    update(&mut app, Action::Log { member: "n2".into(), log: log(entries(1..=10, 6), 6) });
+    update(&mut app, Action::Log { member: "n3".into(), log: log(entries(1..=6, 6), 6) });
+    update(&mut app, key(KeyCode::Char('3')));
+    insta::assert_snapshot!(render(&mut app, 100, 24));
+}
+
+#[test]
+fn screen_tiny_terminal() {
+    let mut app = app();
+    insta::assert_snapshot!(render(&mut app, 60, 15));
+}
+
+#[test]
+fn screen_help() {
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('?')));
+    insta::assert_snapshot!(render(&mut app, 100, 32));
+}
+
+#[test]
+fn every_tab_draws_at_the_smallest_size_without_panicking() {
+    let mut app = app();
+    for tab in Tab::ALL {
+        app.tab = tab;
+        let screen = render(&mut app, 80, 24);
+        assert!(screen.contains(" raftty "), "{tab:?} lost the header:\n{screen}");
+    }
+    let mut attached =
+        App::new(Target::Attached { endpoints: vec!["https://e:2379".into()] }, ThemeName::Dark, Instant::now());
+    attached.tab = Tab::RaftLog;
+    assert!(render(&mut attached, 80, 24).contains("needs a raftty lab"));
+}
