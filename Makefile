@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test bench torture lint build etcdctl
+.PHONY: run test bench torture lint build etcdctl test-deps screenshot
 
 # Seeds and minutes per seed of `make torture`.
 TORTURE_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
@@ -14,7 +14,7 @@ run:
 	./target/release/raftty
 
 ## Run every test (unit, integration with real member processes, etcdctl, short torture).
-test: etcdctl
+test: test-deps
 	$(CARGO) test --all-targets
 
 ## Release-mode benchmark: raftty side by side with etcd when `etcd` is on PATH.
@@ -39,12 +39,19 @@ lint:
 build:
 	$(CARGO) build --release
 
-## The integration tests drive the real etcdctl (3.4, Debian package etcd-client).
-etcdctl:
-	@if command -v etcdctl >/dev/null 2>&1; then exit 0; fi; \
-	echo "etcdctl not found: installing the Debian package etcd-client"; \
+## The integration tests drive the real etcdctl (3.4, Debian package etcd-client) and run
+## the app in a real terminal (tmux). Installs whichever is missing, or says what to install.
+test-deps:
+	@missing=; \
+	command -v etcdctl >/dev/null 2>&1 || missing="$$missing etcd-client"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "installing the Debian packages the tests need:$$missing"; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi; \
 	if [ "$$SUDO" != none ] && command -v apt-get >/dev/null 2>&1 && \
-	   $$SUDO apt-get update && $$SUDO apt-get install -y etcd-client && command -v etcdctl >/dev/null 2>&1; then exit 0; fi; \
-	echo "error: the tests need etcdctl 3.4. Install it (Debian/Ubuntu: apt-get install etcd-client) and run make test again." >&2; \
+	   $$SUDO apt-get update && $$SUDO apt-get install -y $$missing && \
+	   command -v etcdctl >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1; then exit 0; fi; \
+	echo "error: the tests need etcdctl 3.4 and tmux. Install them (Debian/Ubuntu: apt-get install$$missing) and run make test again." >&2; \
 	exit 1
+
+etcdctl: test-deps

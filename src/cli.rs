@@ -13,8 +13,7 @@ use clap::Subcommand;
     about = "An etcd you can hold in your hands: a real Raft cluster on this machine",
     long_about = "An etcd you can hold in your hands: a real Raft cluster on this machine.\n\n\
                   With no command, raftty opens the terminal app on the lab, starting it first if it \
-                  is not running.",
-    args_conflicts_with_subcommands = true
+                  is not running."
 )]
 pub struct Cli {
     /// The lab to act on (a lab is one local cluster).

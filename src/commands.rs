@@ -17,6 +17,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         let shape = lab::supervisor::LabShape { nodes: cli.nodes, tempo: cli.tempo, snapshot_every: None };
         return tokio::runtime::Runtime::new()?.block_on(open_app(&cli.lab, shape, theme));
     };
+    anyhow::ensure!(
+        cli.nodes.is_none() && cli.tempo.is_none(),
+        "--nodes and --tempo before a command are for the app; give them after the command (`raftty up --nodes 5`)"
+    );
     if let Command::Node { lab_dir, name } = &command {
         return crate::node::run(lab_dir, name).map(|()| ExitCode::SUCCESS);
     }

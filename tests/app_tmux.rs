@@ -1,0 +1,223 @@
+//! The real app in a real terminal: tmux runs `raftty`, `send-keys` types, `capture-pane`
+//! reads the screen. Each test has its own tmux server (its own socket) and its own
+//! RAFTTY_HOME, so they run in parallel with everything else.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use std::time::Instant;
+
+use common::RAFTTY;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A tmux server with one window running a command; killed (with the lab) at the end.
+struct Tmux {
+    socket: String,
+    home: tempfile::TempDir,
+    lab: String,
+}
+
+impl Tmux {
+    fn start(lab: &str, env: &[(&str, &str)], args: &[&str]) -> Tmux {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()),
+            "these tests need tmux (make test installs it; or apt-get install tmux)"
+        );
+        let home = tempfile::tempdir().expect("a temporary home");
+        let socket = format!("raftty-test-{}-{lab}", std::process::id());
+        let mut line = format!("env RAFTTY_HOME={} RAFTTY_LAB={lab}", home.path().display());
+        for (k, v) in env {
+            line.push_str(&format!(" {k}={v}"));
+        }
+        line.push_str(&format!(" {RAFTTY}"));
+        for a in args {
+            line.push_str(&format!(" '{a}'"));
+        }
+        // Keep the window after the app leaves, to read what it printed.
+        line.push_str("; echo APP-EXITED-$?; sleep 600");
+        let t = Tmux { socket, home, lab: lab.to_string() };
+        let ok = t
+            .tmux(&["-f", "/dev/null", "new-session", "-d", "-s", "app", "-x", "120", "-y", "40", &line])
+            .status
+            .success();
+        assert!(ok, "tmux did not start the app");
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("running tmux")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "app"]).stdout).into_owned()
+    }
+
+    fn screen_with_escapes(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-e", "-t", "app"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(self.tmux(&["send-keys", "-t", "app", k]).status.success(), "send-keys {k}");
+        }
+    }
+
+    /// Types a `:` command and runs it.
+    fn command(&self, line: &str) {
+        self.keys(&[":"]);
+        assert!(self.tmux(&["send-keys", "-t", "app", "-l", line]).status.success());
+        self.keys(&["Enter"]);
+    }
+
+    /// Waits until the screen satisfies `condition`; fails showing the screen otherwise.
+    fn wait_for(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if condition(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "waited {WAIT:?} for {what}; the screen shows:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn raftty(&self, args: &[&str]) -> std::process::Output {
+        Command::new(RAFTTY)
+            .args(args)
+            .args(["--lab", &self.lab])
+            .env("RAFTTY_HOME", self.home.path())
+            .output()
+            .expect("running raftty")
+    }
+
+    fn home(&self) -> &Path {
+        self.home.path()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+        let _ = self.raftty(&["down"]);
+    }
+}
+
+/// The name after "leader " in the header, if there is a leader.
+fn header_leader(screen: &str) -> Option<String> {
+    let first = screen.lines().next()?;
+    let rest = &first[first.find(" leader ")? + " leader ".len()..];
+    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    (name != "none" && !name.is_empty()).then_some(name)
+}
+
+fn member_row<'a>(screen: &'a str, member: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.contains(&format!(" {member} ")) && (l.contains("running") || l.contains("killed")))
+}
+
+#[test]
+fn kill_the_leader_partition_put_a_key_and_leave_the_lab_running() {
+    let t = Tmux::start("e2e", &[], &[]);
+    let screen = t.wait_for("a healthy lab with a leader", |s| s.contains("healthy") && header_leader(s).is_some());
+    let leader = header_leader(&screen).expect("a leader");
+
+    t.command(&format!("kill {leader}"));
+    let screen = t.wait_for("a new leader and the old one shown as killed", |s| {
+        header_leader(s).is_some_and(|l| l != leader) && member_row(s, &leader).is_some_and(|r| r.contains("killed"))
+    });
+    assert!(screen.contains("degraded: 1 of 3 down"), "one of three is down:\n{screen}");
+
+    t.command(&format!("start {leader}"));
+    t.wait_for("every member running again", |s| s.contains("healthy"));
+    t.command("partition n1|n2,n3");
+    let screen = t.wait_for("the partition in the header and the network picture", |s| {
+        s.contains("faults: partition n1 | n2,n3") && s.contains("cut both ways")
+    });
+    assert!(member_row(&screen, "n1").is_some_and(|r| r.contains("isolated")), "n1 is isolated:\n{screen}");
+    t.command("heal");
+    t.wait_for("no fault named once healed", |s| s.contains("no network faults") && !s.contains("faults: partition"));
+
+    t.command("put /e2e/hello world");
+    t.wait_for("the put acknowledged", |s| s.contains("OK (revision"));
+    t.keys(&["2"]);
+    t.wait_for("the key tree", |s| s.contains("Keys: ") && s.contains("▸ /"));
+    t.keys(&["l", "j", "l", "j"]);
+    let screen = t.wait_for("the key and its value", |s| s.contains("hello") && s.contains("world"));
+    assert!(screen.contains("e2e/"), "the prefix shows in the tree:\n{screen}");
+
+    t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("leave it running"));
+    t.keys(&["l"]);
+    t.wait_for("the app to leave", |s| s.contains("APP-EXITED-0") && s.contains("is still running"));
+    let status = t.raftty(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let running = status["nodes"].as_array().expect("nodes").iter().filter(|n| n["state"] == "running").count();
+    assert_eq!(running, 3, "every member keeps running after the app leaves: {status}");
+    assert!(t.home().join("labs/e2e/lab.json").exists());
+}
+
+/// The SGR sequences in `raw` that set a colour (39 and 49, "the terminal's own default",
+/// are not colours).
+fn colour_escapes(raw: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for part in raw.split("\x1b[").skip(1) {
+        let Some(end) = part.find('m') else { continue };
+        let params: Vec<u32> = part[..end].split(';').filter_map(|p| p.parse().ok()).collect();
+        let colour = params.iter().enumerate().any(|(i, p)| {
+            matches!(p, 30..=37 | 40..=47 | 90..=97 | 100..=107)
+                || (matches!(p, 38 | 48) && params.get(i + 1).is_some_and(|n| *n == 5 || *n == 2))
+        });
+        if colour {
+            found.push(part[..end].to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn no_color_means_no_colour_escapes_and_roles_still_read() {
+    let t = Tmux::start("mono", &[("NO_COLOR", "1")], &["--nodes", "1"]);
+    t.wait_for("a one-member lab led by n1", |s| s.contains("healthy") && header_leader(s).as_deref() == Some("n1"));
+    assert_eq!(colour_escapes("\x1b[1;32mok\x1b[39m \x1b[38;5;3mx"), ["1;32", "38;5;3"], "the check sees colours");
+    let raw = t.screen_with_escapes();
+    let colours = colour_escapes(&raw);
+    assert!(colours.is_empty(), "colour escapes {colours:?} under NO_COLOR:\n{raw:?}");
+    assert!(t.screen().contains("★ leader"), "the leader is told by symbol and word");
+    t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("stop the lab"));
+    t.keys(&["s"]);
+    t.wait_for("the lab stopped", |s| s.contains("APP-EXITED-0") && s.contains("stopped n1"));
+}
+
+#[test]
+fn attach_opens_the_app_on_any_etcd_cluster() {
+    let lab = common::TestLab::up(1);
+    let cert = common::root_cert(&lab);
+    let endpoint = lab.client_url("n1");
+    let (ca, crt, key) =
+        (cert.ca.display().to_string(), cert.cert.display().to_string(), cert.key.display().to_string());
+    lab.etcdctl_ok(&["put", "/attached/key", "seen"]);
+    let t = Tmux::start(
+        "attach",
+        &[],
+        &["attach", "--endpoints", &endpoint, "--cacert", &ca, "--cert", &crt, "--key", &key],
+    );
+    t.wait_for("the member and its leadership from Maintenance.Status", |s| {
+        s.contains("attached to") && s.contains("★ leader") && s.contains("healthy")
+    });
+    t.keys(&["3"]);
+    t.wait_for("the Raft log view saying it needs a lab", |s| s.contains("needs a raftty lab"));
+    t.command("kill n1");
+    t.wait_for("fault controls saying they need a lab", |s| s.contains("needs a raftty lab"));
+    t.command("get /attached/key");
+    t.wait_for("etcdctl's get over the etcd API", |s| {
+        s.contains("get /attached/key: /attached/key") || s.contains("seen")
+    });
+    t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("Leave raftty?"));
+    t.keys(&["y"]);
+    t.wait_for("the app to leave", |s| s.contains("APP-EXITED-0"));
+}
