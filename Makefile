@@ -39,6 +39,12 @@ lint:
 build:
 	$(CARGO) build --release
 
+## The README's screenshot, captured again from a real run (tmux, and Pillow to draw it).
+screenshot:
+	$(CARGO) build --release
+	@python3 -c "import PIL" 2>/dev/null || pip install --quiet pillow
+	python3 assets/screenshot.py
+
 ## The integration tests drive the real etcdctl (3.4, Debian package etcd-client) and run
 ## the app in a real terminal (tmux). Installs whichever is missing, or says what to install.
 test-deps:

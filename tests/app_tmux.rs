@@ -221,3 +221,39 @@ fn attach_opens_the_app_on_any_etcd_cluster() {
     t.keys(&["y"]);
     t.wait_for("the app to leave", |s| s.contains("APP-EXITED-0"));
 }
+
+impl Tmux {
+    /// Whether the pane is in the alternate screen (the app holds the terminal).
+    fn alternate_on(&self) -> bool {
+        String::from_utf8_lossy(&self.tmux(&["display", "-p", "-t", "app", "#{alternate_on}"]).stdout).trim() == "1"
+    }
+
+    /// The app's pid: the child of the pane's shell (`env` execs raftty in its place).
+    fn app_pid(&self) -> i32 {
+        let shell = String::from_utf8_lossy(&self.tmux(&["display", "-p", "-t", "app", "#{pane_pid}"]).stdout)
+            .trim()
+            .to_string();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).expect("the shell's children");
+        children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("the app's pid")
+    }
+}
+
+#[test]
+fn a_signal_or_ctrl_c_gives_the_terminal_back() {
+    let t = Tmux::start("sigterm", &[], &["--nodes", "1"]);
+    t.wait_for("a healthy lab", |s| s.contains("healthy"));
+    assert!(t.alternate_on(), "the app draws on the alternate screen");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(t.app_pid()), nix::sys::signal::Signal::SIGTERM)
+        .expect("SIGTERM");
+    t.wait_for("the app to leave on SIGTERM", |s| s.contains("APP-EXITED-0") && s.contains("is still running"));
+    assert!(!t.alternate_on(), "the terminal is back to its normal screen");
+
+    let t = Tmux::start("ctrlc", &[], &["--nodes", "1"]);
+    t.wait_for("a healthy lab", |s| s.contains("healthy"));
+    t.keys(&["C-c"]);
+    t.wait_for("the app to leave on Ctrl-C, leaving the lab running", |s| {
+        s.contains("APP-EXITED-0") && s.contains("is still running")
+    });
+    assert!(!t.alternate_on());
+}

@@ -16,9 +16,20 @@ use crate::lab::process::ProcessState;
 use crate::proto::rafttyadmin::StateRequest;
 use crate::proto::rafttyadmin::admin_client::AdminClient;
 
+/// Connections to admin surfaces, kept for the life of the process: a long-lived supervisor
+/// (the app polls every member twice a second) would otherwise pay a TLS handshake per look.
+/// A channel reconnects by itself when its member restarts.
+type ChannelKey = (String, std::path::PathBuf, Duration);
+static ADMIN_CHANNELS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<ChannelKey, Channel>>> =
+    std::sync::LazyLock::new(Default::default);
+
 /// A client of `member`'s admin surface, with the lab's admin certificate.
 pub async fn admin_client(lab: &Lab, member: &str, timeout: Duration) -> Result<AdminClient<Channel>> {
     let m = lab.config.member(member)?;
+    let key = (m.peer_url(), lab.admin_cert().cert, timeout);
+    if let Some(channel) = ADMIN_CHANNELS.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned() {
+        return Ok(AdminClient::new(channel));
+    }
     let channel = Endpoint::from_shared(m.peer_url())?
         .tls_config(lab.admin_cert().client_tls()?)?
         .connect_timeout(timeout)
@@ -26,6 +37,7 @@ pub async fn admin_client(lab: &Lab, member: &str, timeout: Duration) -> Result<
         .connect()
         .await
         .with_context(|| format!("connecting to the admin surface of {member}"))?;
+    ADMIN_CHANNELS.lock().unwrap_or_else(|e| e.into_inner()).insert(key, channel.clone());
     Ok(AdminClient::new(channel))
 }
 

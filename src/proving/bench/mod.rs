@@ -2,6 +2,7 @@
 //! etcd on the same machine when `etcd` is on PATH. Numbers are compared as ratios: absolute
 //! times depend on the machine, ratios much less.
 
+pub mod app;
 pub mod etcd;
 pub mod failover;
 pub mod load;
@@ -32,7 +33,7 @@ pub struct BenchOptions {
     /// Members of each cluster (3 unless told otherwise).
     pub members: usize,
     /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
-    /// `gets`, `fanout`, `failover`); all of them when empty.
+    /// `gets`, `fanout`, `failover`, `app`); all of them when empty.
     pub only: Vec<String>,
 }
 
@@ -94,6 +95,13 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     .await?;
     let raftty_cold = started.elapsed();
     let result = bench_raftty(&lab, &space, &options, raftty_cold).await;
+    let app = if options.wants("app") {
+        eprintln!("the terminal app: frame times, idle CPU");
+        let home = home.clone();
+        Some(tokio::task::spawn_blocking(move || app::report(&home, LAB)).await?)
+    } else {
+        None
+    };
     let _ = lab::supervisor::down(&home, LAB, false);
     let raftty = result?;
 
@@ -109,6 +117,9 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         }
     };
     print!("{}", report(&raftty, etcd.as_ref()));
+    if let Some(app) = app {
+        print!("{app}");
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! member can slow an answer down but never the screen.
 
 mod etcd_ops;
-mod keys;
+pub mod keys;
 mod lab_ops;
 mod load;
 mod watchers;

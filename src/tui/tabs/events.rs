@@ -202,10 +202,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), area);
 }
 
-/// The newest events that fit, for the Cluster tab.
+/// Routine replication: every write makes some. The Events tab shows them; the short feed
+/// on the Cluster tab keeps to the story (elections, faults, processes, membership).
+pub fn is_routine(kind: &str) -> bool {
+    matches!(kind, "append_sent" | "append_acked" | "applied" | "commit_advanced" | "heartbeat")
+}
+
+/// The newest events that tell the story, for the Cluster tab.
 pub fn draw_feed(frame: &mut Frame, area: Rect, app: &App) {
     let height = area.height.saturating_sub(2) as usize;
-    let shown: Vec<&EventView> = app.events.events.iter().rev().take(height).collect();
+    let shown: Vec<&EventView> = app.events.events.iter().rev().filter(|e| !is_routine(&e.kind)).take(height).collect();
     let lines: Vec<Line> = shown.into_iter().rev().map(|e| event_line(e, &app.theme)).collect();
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Latest events ")), area);
+    let title = " Latest events (replication in tab 4) ";
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), area);
 }

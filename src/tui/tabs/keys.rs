@@ -227,9 +227,10 @@ impl KeysTab {
 
     fn travel(&mut self, to: Option<i64>) -> Vec<Effect> {
         let to = to.filter(|r| *r < self.revision).map(|r| r.max(self.floor.max(1)));
-        if to == self.at {
+        if to.is_none() && self.at.is_none() {
             return vec![];
         }
+        // Even the same revision is read again: the floor may have risen since (a compaction).
         self.at = to;
         vec![Effect::LoadKeys { revision: to }]
     }
@@ -419,6 +420,8 @@ fn draw_tree(frame: &mut Frame, area: Rect, tab: &KeysTab, theme: &Theme) {
     }
     let body: Vec<Line> = if !tab.loaded {
         vec![Line::styled("reading the keyspace…", theme.dim)]
+    } else if rows.is_empty() && tab.at.is_some() {
+        vec![Line::styled("no keys at this revision", theme.dim)]
     } else if rows.is_empty() {
         vec![Line::styled("no keys yet: press n, or type :put /hello world", theme.dim)]
     } else {
@@ -501,7 +504,7 @@ fn draw_history(frame: &mut Frame, area: Rect, tab: &KeysTab, theme: &Theme) {
             if i == h.selected { line.style(theme.selected) } else { line }
         })
         .collect();
-    let title = format!(" History: {} versions (floor {}) ", h.versions.len(), h.floor);
+    let title = format!(" {} versions ", h.versions.len());
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), list);
     let diff_lines = diff_of(h, theme);
     frame.render_widget(
