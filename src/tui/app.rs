@@ -808,10 +808,10 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
     let (w, _) = app.size;
     match mouse.kind {
         MouseEventKind::Down(_) => {
-            if mouse.row == crate::tui::view::TAB_ROW {
-                if let Some(tab) = crate::tui::view::tab_at(mouse.column, w) {
-                    return switch_tab(app, tab);
-                }
+            if mouse.row == crate::tui::view::TAB_ROW
+                && let Some(tab) = crate::tui::view::tab_at(mouse.column, w)
+            {
+                return switch_tab(app, tab);
             }
             let body = crate::tui::view::body_area(app.size);
             if mouse.row >= body.y {

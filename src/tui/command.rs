@@ -386,10 +386,8 @@ impl CommandLine {
                     self.cursor = i;
                 }
             }
-            KeyCode::Delete => {
-                if self.cursor < self.input.len() {
-                    self.input.remove(self.cursor);
-                }
+            KeyCode::Delete if self.cursor < self.input.len() => {
+                self.input.remove(self.cursor);
             }
             KeyCode::Left => {
                 if let Some((i, _)) = self.input[..self.cursor].char_indices().next_back() {
@@ -443,9 +441,10 @@ impl CommandLine {
             COMMANDS.iter().map(|c| c.to_string()).collect()
         } else if head == "member" || head == "endpoint" {
             COMMANDS.iter().filter_map(|c| c.strip_prefix(&format!("{head} "))).map(str::to_string).collect()
-        } else if TAKES_MEMBER.contains(&head) || (head.starts_with("cut ") && head.split_whitespace().count() == 2) {
-            members.to_vec()
-        } else if head == "partition" {
+        } else if TAKES_MEMBER.contains(&head)
+            || head == "partition"
+            || (head.starts_with("cut ") && head.split_whitespace().count() == 2)
+        {
             members.to_vec()
         } else if TAKES_KEY.contains(&head) {
             keys.to_vec()

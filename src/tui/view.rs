@@ -74,7 +74,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_footer(frame, Rect { x: 0, y: area.height - 1, width: area.width, height: 1 }, app);
     match &app.mode {
         Mode::Help => draw_help(frame, area, app),
-        Mode::Confirm { question, .. } => draw_popup(frame, area, app, " Are you sure? ", &[question.clone()]),
+        Mode::Confirm { question, .. } => {
+            draw_popup(frame, area, app, " Are you sure? ", std::slice::from_ref(question))
+        }
         Mode::Quit => {
             let lines = match &app.target {
                 Target::Lab { name, .. } => vec![

@@ -151,7 +151,7 @@ pub fn frame_times() -> Vec<FrameTimes> {
     });
     app.tab = crate::tui::app::Tab::RaftLog;
     let scroll = |app: &mut App, i: usize| {
-        let code = if i % 2 == 0 { KeyCode::PageUp } else { KeyCode::Up };
+        let code = if i.is_multiple_of(2) { KeyCode::PageUp } else { KeyCode::Up };
         update(app, Action::Key(KeyEvent::from(code)));
     };
     let t = time_frames(&mut app, &mut terminal, scroll);

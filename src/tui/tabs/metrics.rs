@@ -112,7 +112,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     type Pick = fn(&MemberSeries) -> &VecDeque<u64>;
-    let rows: [(&str, Pick, fn(u64) -> String); 5] = [
+    type Format = fn(u64) -> String;
+    let rows: [(&str, Pick, Format); 5] = [
         ("commits/s", |m| &m.commits_per_sec, |v| format!("{v}/s")),
         ("fsync latency", |m| &m.fsync_micros, |v| format!("{:.2} ms", v as f64 / 1000.0)),
         ("leader changes seen", |m| &m.leader_changes, |v| v.to_string()),
