@@ -162,11 +162,13 @@ pub fn env_exports(lab: &Lab) -> String {
     )
 }
 
-fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c)) {
+/// Quotes `s` for a POSIX shell (and for the app's command line, which splits words the
+/// same way): single quotes, with a single quote itself written as `'"'"'`.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c)) {
         s.to_string()
     } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
     }
 }
 

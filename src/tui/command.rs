@@ -552,6 +552,14 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_value_comes_back_as_it_was() {
+        for value in ["plain", "two words", "it's", "", "{\"a\": 1}", "'\"'"] {
+            let line = format!("put k {}", crate::lab::supervisor::shell_quote(value));
+            assert_eq!(words(&line).unwrap(), ["put", "k", value], "{line}");
+        }
+    }
+
+    #[test]
     fn history_and_completion() {
         let mut line = CommandLine::default();
         for c in "kill n2".chars() {

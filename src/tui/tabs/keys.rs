@@ -17,6 +17,7 @@ use ratatui::widgets::Block;
 use ratatui::widgets::Paragraph;
 use ratatui::widgets::Wrap;
 
+use crate::lab::supervisor::shell_quote;
 use crate::tui::app::App;
 use crate::tui::app::Effect;
 use crate::tui::command::EtcdOp;
@@ -104,14 +105,6 @@ pub fn render_value(value: &[u8]) -> (&'static str, Vec<String>) {
         })
         .collect();
     ("binary", lines)
-}
-
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,=".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\"'\"'"))
-    }
 }
 
 impl KeysTab {
