@@ -45,19 +45,21 @@ screenshot:
 	@python3 -c "import PIL" 2>/dev/null || pip install --quiet pillow
 	python3 assets/screenshot.py
 
-## The integration tests drive the real etcdctl (3.4, Debian package etcd-client) and run
-## the app in a real terminal (tmux). Installs whichever is missing, or says what to install.
+## The integration tests drive the real etcdctl and etcd (3.4, Debian packages etcd-client
+## and etcd-server) and run the app in a real terminal (tmux). Installs whichever is
+## missing, or says what to install.
 test-deps:
 	@missing=; \
 	command -v etcdctl >/dev/null 2>&1 || missing="$$missing etcd-client"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "installing the Debian packages the tests need:$$missing"; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi; \
 	if [ "$$SUDO" != none ] && command -v apt-get >/dev/null 2>&1 && \
 	   $$SUDO apt-get update && $$SUDO apt-get install -y $$missing && \
-	   command -v etcdctl >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1; then exit 0; fi; \
-	echo "error: the tests need etcdctl 3.4 and tmux. Install them (Debian/Ubuntu: apt-get install$$missing) and run make test again." >&2; \
+	   command -v etcdctl >/dev/null 2>&1 && command -v etcd >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1; then exit 0; fi; \
+	echo "error: the tests need etcdctl and etcd 3.4, and tmux. Install them (Debian/Ubuntu: apt-get install$$missing) and run make test again." >&2; \
 	exit 1
 
 etcdctl: test-deps

@@ -66,6 +66,10 @@ pub enum Command {
         #[arg(long, requires_all = ["cacert", "cert"])]
         key: Option<PathBuf>,
     },
+    /// Snapshots in etcd's own format: save one from a member, or read one (raftty's or
+    /// etcd's).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Stop the lab's members.
     Down {
         /// Also delete the lab's folder: data, certificates, logs.
@@ -208,6 +212,25 @@ pub enum Command {
         /// The member's name in the lab (n1, n2, ...).
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a member's state to FILE, as `etcdctl snapshot save` does (FILE.part, checked,
+    /// synced, renamed).
+    Save {
+        file: PathBuf,
+        /// The member to take it from (default: the leader).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// What a snapshot holds: etcdctl's hash, revision, total keys and size, and the
+    /// compaction floor, leases and largest prefixes. Reads raftty's and etcd's files.
+    Status {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use anyhow::Result;
 
 use crate::cli::Cli;
@@ -89,6 +90,36 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
             println!("endpoints: {}", lab.endpoints().join(","));
             println!("use it with etcdctl:  eval \"$(raftty env{})\"; etcdctl member list", lab_flag(lab_name));
+        }
+        Command::Snapshot(crate::cli::SnapshotCommand::Status { file, json }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let status = crate::backup::snapshot_file::status(&bytes)
+                .with_context(|| format!("{} is not a snapshot etcd could read", file.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.render());
+            }
+        }
+        Command::Snapshot(crate::cli::SnapshotCommand::Save { file, member }) => {
+            let lab = Lab::open(&home, lab_name)?;
+            let member = match member {
+                Some(m) => m,
+                None => {
+                    let status = lab::status::gather(&lab, Duration::from_secs(2)).await?;
+                    status.leader().context("no member leads right now: name one with --member")?.to_string()
+                }
+            };
+            let url = lab.config.member(&member)?.client_url();
+            let mut client =
+                crate::client::EtcdClient::connect(&url, &lab.root_cert(), Duration::from_secs(600)).await?;
+            let saved = crate::backup::stream::save(&mut client, &file, |_| {}).await?;
+            println!(
+                "Snapshot saved at {} ({} bytes, revision {}, from {member})",
+                file.display(),
+                saved.bytes,
+                saved.revision
+            );
         }
         Command::Down { purge } => {
             let stopped = lab::supervisor::down(&home, lab_name, purge)?;

@@ -36,6 +36,8 @@
 //!   pauses and starts them and puts faults in force, `faults.rs` is the lab's fault table
 //!   by member name, `membership.rs` grows and shrinks the cluster, `status.rs`,
 //!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside.
+//! - `backup/`: snapshots in etcd's own format (bbolt file plus SHA-256), streamed by every
+//!   member's Maintenance.Snapshot and read back by `raftty snapshot status`.
 //! - `tui/`: the terminal app, `raftty` with no arguments (and `raftty attach` for any etcd
 //!   cluster). It runs in the supervisor's process and drives the same `lab/` code: state
 //!   and a pure `update` in `app.rs`, one file per tab in `tabs/`, cluster I/O in `io/`.
@@ -47,8 +49,11 @@
 //!   definitions: etcd's wire types, and raftty's peer, admin and storage messages);
 //!   `errors.rs`, the errors clients see, with etcd's codes and messages; `pki.rs`, the lab's
 //!   certificate authority and the TLS settings of every port; `client.rs`, an etcd client
-//!   over mTLS, used by the lab, the app, the benchmark and the tests.
+//!   over mTLS, used by the lab, the app, the benchmark and the tests; `bolt/`, bbolt's file
+//!   format as etcd writes it (a writer and a reader), for etcd-compatible snapshots.
 
+pub mod backup;
+pub mod bolt;
 pub mod cli;
 pub mod client;
 pub mod commands;
