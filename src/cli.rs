@@ -70,6 +70,24 @@ pub enum Command {
     /// etcd's).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Create a lab from a backup (a snapshot file, raftty's or etcd's, or an etcd data dir)
+    /// and start it: a new cluster with new ids and every revision, as etcd's restore does.
+    Restore {
+        /// The snapshot file, or an etcd data dir (its member/snap/db).
+        source: PathBuf,
+        /// Members of the new lab.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Restore the state as it stood at this revision.
+        #[arg(long)]
+        to_revision: Option<i64>,
+        /// Stop the lab of that name and restore in its place, keeping its certificates.
+        #[arg(long)]
+        replace: bool,
+        /// Accept a file without its SHA-256 trailer (a member's db file), as etcdctl does.
+        #[arg(long)]
+        skip_hash_check: bool,
+    },
     /// Stop the lab's members.
     Down {
         /// Also delete the lab's folder: data, certificates, logs.
@@ -83,7 +101,11 @@ pub enum Command {
         json: bool,
     },
     /// Print `export` lines that point etcdctl at the lab: eval "$(raftty env)".
-    Env,
+    Env {
+        /// Point at this member only (etcdctl's snapshot save wants exactly one endpoint).
+        #[arg(long)]
+        member: Option<String>,
+    },
     /// Kill a member with SIGKILL, as a power cut would.
     Kill { name: String },
     /// Stop a member gracefully (SIGTERM).

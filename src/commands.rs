@@ -121,6 +121,32 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 saved.revision
             );
         }
+        Command::Restore { source, nodes, to_revision, replace, skip_hash_check } => {
+            let options = lab::restore::RestoreOptions {
+                source,
+                lab: lab_name.to_string(),
+                nodes,
+                to_revision,
+                replace,
+                skip_hash_check,
+            };
+            let report = lab::restore::restore(&home, options, |step| eprintln!("{step}")).await?;
+            println!(
+                "restored lab {}: revision {}, {} keys, {} leases (their TTLs start afresh), new cluster id {:x}",
+                report.lab.name(),
+                report.revision,
+                report.live_keys,
+                report.leases,
+                report.lab.config.cluster_id
+            );
+            if report.detached > 0 {
+                println!("{} keys were detached from leases the backup no longer held", report.detached);
+            }
+            if let Some(old) = report.replaced {
+                println!("the lab it replaced is kept in {}", old.display());
+            }
+            println!("use it with etcdctl:  eval \"$(raftty env{})\"", lab_flag(lab_name));
+        }
         Command::Down { purge } => {
             let stopped = lab::supervisor::down(&home, lab_name, purge)?;
             if stopped.is_empty() {
@@ -141,9 +167,15 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 print!("{}", lab::status::render_table(&lab, &status));
             }
         }
-        Command::Env => {
+        Command::Env { member } => {
             let lab = Lab::open(&home, lab_name)?;
-            print!("{}", lab::supervisor::env_exports(&lab));
+            let mut exports = lab::supervisor::env_exports(&lab);
+            if let Some(m) = member {
+                let url = lab.config.member(&m)?.client_url();
+                let all = lab.endpoints().join(",");
+                exports = exports.replace(&format!("ETCDCTL_ENDPOINTS={all}"), &format!("ETCDCTL_ENDPOINTS={url}"));
+            }
+            print!("{exports}");
         }
         Command::Kill { name } => {
             lab::control::kill(&Lab::open(&home, lab_name)?, &name)?;

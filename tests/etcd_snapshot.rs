@@ -65,6 +65,13 @@ impl RealEtcd {
     }
 }
 
+impl RealEtcd {
+    fn stop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 impl Drop for RealEtcd {
     fn drop(&mut self) {
         let _ = self.process.kill();
@@ -182,7 +189,7 @@ fn a_lab_snapshot_saved_by_etcdctl_restores_into_a_real_etcd_with_every_revision
 fn raftty_reads_a_real_etcd_snapshot_and_saves_what_etcdctl_reads() {
     let work = tempfile::tempdir().expect("a scratch dir");
     let ports = free_ports(2);
-    let etcd = RealEtcd::start(&work.path().join("etcd"), "real", ports[0], ports[1]);
+    let mut etcd = RealEtcd::start(&work.path().join("etcd"), "real", ports[0], ports[1]);
     for i in 0..50 {
         etcd.etcdctl_ok(&["put", &format!("/real/k{i:02}"), &format!("v{i}")]);
     }
@@ -201,6 +208,34 @@ fn raftty_reads_a_real_etcd_snapshot_and_saves_what_etcdctl_reads() {
     assert_eq!(theirs["revision"], ours["revision"]);
     assert_eq!(theirs["totalKey"], ours["total_keys"]);
     assert_eq!(ours["live_keys"], 49);
+    let (in_etcd, etcd_revision) = everything(&etcd.etcdctl_ok(&["get", "", "--prefix", "-w", "json"]));
+
+    // Into a lab, from the snapshot and from the data dir itself (no trailer there).
+    let home = tempfile::tempdir().expect("a home");
+    let restore = |args: &[&str]| {
+        let out = Command::new(common::RAFTTY).arg("restore").args(args).env("RAFTTY_HOME", home.path()).output();
+        let out = out.expect("raftty restore");
+        assert!(out.status.success(), "raftty restore {args:?}:\n{}", describe(&out));
+    };
+    let get_all = |lab: &str| {
+        let env = Command::new(common::RAFTTY).args(["env", "--lab", lab]).env("RAFTTY_HOME", home.path()).output();
+        let env: Vec<(String, String)> = String::from_utf8_lossy(&env.expect("raftty env").stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect();
+        let out = common::etcdctl_with_env(&env, &["get", "", "--prefix", "-w", "json"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        everything(&String::from_utf8_lossy(&out.stdout))
+    };
+    restore(&[&work.path().join("real.db").display().to_string(), "--lab", "fromsnap", "--nodes", "1"]);
+    assert_eq!(get_all("fromsnap"), (in_etcd.clone(), etcd_revision), "a real etcd's snapshot, restored into a lab");
+    etcd.stop();
+    restore(&[&work.path().join("etcd").display().to_string(), "--lab", "fromdir", "--nodes", "1"]);
+    assert_eq!(get_all("fromdir"), (in_etcd, etcd_revision), "a real etcd's data dir, restored into a lab");
+    for lab in ["fromsnap", "fromdir"] {
+        let _ = Command::new(common::RAFTTY).args(["down", "--lab", lab]).env("RAFTTY_HOME", home.path()).output();
+    }
 
     let lab = TestLab::up(1);
     lab.etcdctl_ok(&["put", "/from/raftty", "yes"]);

@@ -95,6 +95,34 @@ impl Backend {
         self.changes.last().map_or(1, |c| c.main).max(self.compact_revision).max(1)
     }
 
+    /// The store as it stood at revision `r`, which must lie between the compaction floor
+    /// and the newest revision. Keys alive then whose lease the backup no longer holds are
+    /// detached from it (no key may name a lease that does not exist); returns how many.
+    pub fn at_revision(&self, r: i64) -> Result<(Backend, usize)> {
+        let first = self.compact_revision.max(1);
+        let last = self.revision();
+        anyhow::ensure!(
+            (first..=last).contains(&r),
+            "revision {r} is outside what the backup holds: it can restore revisions {first} to {last}"
+        );
+        let mut b = self.clone();
+        b.changes.retain(|c| c.main <= r);
+        let leases: std::collections::HashSet<i64> = b.leases.iter().map(|(id, _)| *id).collect();
+        let mut latest: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+        for (i, c) in b.changes.iter().enumerate() {
+            latest.insert(c.kv.key.to_vec(), i);
+        }
+        let mut detached = 0;
+        for i in latest.into_values() {
+            let c = &mut b.changes[i];
+            if !c.tombstone && c.kv.lease != 0 && !leases.contains(&c.kv.lease) {
+                c.kv.lease = 0;
+                detached += 1;
+            }
+        }
+        Ok((b, detached))
+    }
+
     /// The bbolt file etcd would have written.
     pub fn to_bolt(&self) -> Vec<u8> {
         let mut b = Buckets::new();

@@ -17,6 +17,7 @@ pub mod faults;
 pub mod membership;
 pub mod ports;
 pub mod process;
+pub mod restore;
 pub mod scrape;
 pub mod status;
 pub mod supervisor;
@@ -58,6 +59,8 @@ pub fn home() -> Result<PathBuf> {
 pub struct Lab {
     pub dir: PathBuf,
     pub config: LabConfig,
+    /// The folder of labs whose recorded ports new members avoid (normally this lab's own).
+    port_registry: PathBuf,
     /// Listeners on the ports of members this process created and has not started yet:
     /// handed to each member when it starts, so no other program can take its ports first.
     reserved: Mutex<HashMap<String, Vec<TcpListener>>>,
@@ -83,11 +86,29 @@ impl Lab {
     }
 
     pub fn open_dir(dir: &Path) -> Result<Lab> {
-        Ok(Lab { dir: dir.to_path_buf(), config: LabConfig::load(dir)?, reserved: Mutex::default() })
+        Ok(Lab {
+            dir: dir.to_path_buf(),
+            config: LabConfig::load(dir)?,
+            port_registry: dir.parent().unwrap_or(dir).to_path_buf(),
+            reserved: Mutex::default(),
+        })
     }
 
     /// Creates a new lab of `nodes` members: folder, certificates, ports, config.
     pub fn create(home: &Path, name: &str, nodes: usize, tempo: Tempo, snapshots: SnapshotSettings) -> Result<Lab> {
+        Lab::create_avoiding(home, name, nodes, tempo, snapshots, &home.join("labs"))
+    }
+
+    /// Like [`Lab::create`], avoiding the ports recorded by the labs in `labs_dir` too: for
+    /// a lab built elsewhere (a restore's staging folder) that will move there.
+    pub fn create_avoiding(
+        home: &Path,
+        name: &str,
+        nodes: usize,
+        tempo: Tempo,
+        snapshots: SnapshotSettings,
+        labs_dir: &Path,
+    ) -> Result<Lab> {
         anyhow::ensure!(nodes >= 1, "a cluster needs at least one member");
         anyhow::ensure!(
             !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
@@ -107,6 +128,7 @@ impl Lab {
                 bootstrapped: false,
                 snapshots,
             },
+            port_registry: labs_dir.to_path_buf(),
             reserved: Mutex::default(),
         };
         for _ in 0..nodes {
@@ -121,8 +143,8 @@ impl Lab {
     pub fn new_member(&mut self, initial: bool) -> Result<MemberConfig> {
         let number = self.config.members.len() + 1;
         let name = format!("n{number}");
-        let taken = ports_in_use(self.dir.parent().unwrap_or(&self.dir));
-        let mut taken: HashSet<u16> = taken;
+        let mut taken = ports_in_use(&self.port_registry);
+        taken.extend(ports_in_use(self.dir.parent().unwrap_or(&self.dir)));
         for m in &self.config.members {
             taken.extend([m.client_port, m.peer_port, m.metrics_port]);
         }

@@ -122,7 +122,8 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     let cert = lab.member_cert(name);
     let identity = StoreIdentity { cluster_id: lab.config.cluster_id, member_id: me.id };
     let data_dir = lab.member_data_dir(name);
-    let fresh = !data_dir.exists();
+    // Fresh means no Raft log yet: a restore seeds the state file of members that never ran.
+    let fresh = !data_dir.join(crate::node::raft::log_store::LOG_FILE_NAME).exists();
     pki::create_private_dir(&data_dir)?;
     tracing::info!("member {name} ({:x}) of lab {} starting in {}", me.id, lab.name(), data_dir.display());
 
