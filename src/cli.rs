@@ -88,6 +88,22 @@ pub enum Command {
         #[arg(long)]
         skip_hash_check: bool,
     },
+    /// Continuous backup into DIR: a full snapshot, then every change after it, with a new
+    /// full snapshot every so often; `raftty backup list DIR` shows what it covers.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupCommand>,
+        /// Where the backup lives (it resumes there after a stop).
+        #[arg(required = true)]
+        dir: Option<PathBuf>,
+        /// How often to take a new full snapshot.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+        every: std::time::Duration,
+        /// How often to print the revision reached and the lag.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        progress_every: std::time::Duration,
+    },
     /// Stop the lab's members.
     Down {
         /// Also delete the lab's folder: data, certificates, logs.
@@ -235,6 +251,12 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// The full snapshots and change logs of a backup, and the revisions it can restore.
+    List { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

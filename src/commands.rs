@@ -147,6 +147,22 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
             println!("use it with etcdctl:  eval \"$(raftty env{})\"", lab_flag(lab_name));
         }
+        Command::Backup { action: Some(crate::cli::BackupCommand::List { dir }), .. } => {
+            print!("{}", crate::backup::continuous::describe(&dir)?);
+        }
+        Command::Backup { action: None, dir, every, progress_every } => {
+            let dir = dir.context("name the backup's folder: raftty backup DIR")?;
+            let lab = Lab::open(&home, lab_name)?;
+            let options = crate::backup::continuous::BackupOptions { every, max_log_bytes: 64 << 20, progress_every };
+            let stop = async {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
+            };
+            crate::backup::continuous::run(&lab.dir, &dir, &options, stop, |line| println!("{line}")).await?;
+        }
         Command::Down { purge } => {
             let stopped = lab::supervisor::down(&home, lab_name, purge)?;
             if stopped.is_empty() {

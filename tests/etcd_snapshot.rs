@@ -212,6 +212,15 @@ fn raftty_reads_a_real_etcd_snapshot_and_saves_what_etcdctl_reads() {
 
     // Into a lab, from the snapshot and from the data dir itself (no trailer there).
     let home = tempfile::tempdir().expect("a home");
+    struct StopLabs<'a>(&'a Path);
+    impl Drop for StopLabs<'_> {
+        fn drop(&mut self) {
+            for lab in ["fromsnap", "fromdir"] {
+                let _ = Command::new(common::RAFTTY).args(["down", "--lab", lab]).env("RAFTTY_HOME", self.0).output();
+            }
+        }
+    }
+    let _stop = StopLabs(home.path());
     let restore = |args: &[&str]| {
         let out = Command::new(common::RAFTTY).arg("restore").args(args).env("RAFTTY_HOME", home.path()).output();
         let out = out.expect("raftty restore");
@@ -233,9 +242,6 @@ fn raftty_reads_a_real_etcd_snapshot_and_saves_what_etcdctl_reads() {
     etcd.stop();
     restore(&[&work.path().join("etcd").display().to_string(), "--lab", "fromdir", "--nodes", "1"]);
     assert_eq!(get_all("fromdir"), (in_etcd, etcd_revision), "a real etcd's data dir, restored into a lab");
-    for lab in ["fromsnap", "fromdir"] {
-        let _ = Command::new(common::RAFTTY).args(["down", "--lab", lab]).env("RAFTTY_HOME", home.path()).output();
-    }
 
     let lab = TestLab::up(1);
     lab.etcdctl_ok(&["put", "/from/raftty", "yes"]);

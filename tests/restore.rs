@@ -29,6 +29,17 @@ fn etcdctl_in(lab: &TestLab, name: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Stops the labs a test made besides its own, even when the test fails.
+struct StopLabs<'a>(&'a TestLab, &'a [&'a str]);
+
+impl Drop for StopLabs<'_> {
+    fn drop(&mut self) {
+        for name in self.1 {
+            let _ = raftty_in(self.0, &["down", "--lab", name]);
+        }
+    }
+}
+
 fn kvs(json: &str) -> (Value, i64) {
     let v: Value = serde_json::from_str(json).expect("etcdctl's JSON");
     (v["kvs"].clone(), v["header"]["revision"].as_i64().expect("a revision"))
@@ -37,6 +48,7 @@ fn kvs(json: &str) -> (Value, i64) {
 #[test]
 fn a_snapshot_restores_into_a_new_lab_with_every_revision_and_as_of_earlier_ones() {
     let lab = TestLab::up(1);
+    let _stop = StopLabs(&lab, &["copy", "past", "never"]);
     for i in 0..40 {
         lab.etcdctl_ok(&["put", &format!("/k{}", i % 9), &format!("v{i}")]);
         if i % 7 == 3 {
@@ -90,6 +102,7 @@ fn a_snapshot_restores_into_a_new_lab_with_every_revision_and_as_of_earlier_ones
 #[test]
 fn restore_refuses_damage_and_an_existing_lab_and_replace_keeps_the_certificates() {
     let lab = TestLab::up(1);
+    let _stop = StopLabs(&lab, &["broken"]);
     lab.etcdctl_ok(&["put", "/dr/drill", "before the disaster"]);
     let file = lab.home.path().join("backup.db");
     lab.raftty_ok(&["snapshot", "save", &file.display().to_string()]);

@@ -5,8 +5,12 @@
 //! - `etcd_db.rs`: etcd's backend buckets to and from raftty's data (revisions, compaction,
 //!   leases, members);
 //! - `snapshot_file.rs`: the trailer, atomic saving, and `snapshot status`;
-//! - `stream.rs`: Maintenance.Snapshot as etcd streams it, and `raftty snapshot save`.
+//! - `stream.rs`: Maintenance.Snapshot as etcd streams it, and `raftty snapshot save`;
+//! - `continuous.rs` and `change_log.rs`: `raftty backup`, a full snapshot and every change
+//!   after it, for point-in-time restores.
 
+pub mod change_log;
+pub mod continuous;
 pub mod etcd_db;
 pub mod snapshot_file;
 pub mod stream;

@@ -81,8 +81,9 @@ pub async fn save(client: &mut EtcdClient, path: &Path, mut progress: impl FnMut
         "sha256 checksum not found: the stream ended after {} bytes, not whole pages and a checksum",
         file.len()
     );
-    snapshot_file::db_of(&file, false)?;
-    let revision = snapshot_file::status(&file)?.revision;
+    let db = snapshot_file::db_of(&file, false)?;
+    // The store's revision (1 when empty), which etcdctl's status shows as 0 for an empty store.
+    let revision = Backend::from_bolt(db)?.revision();
     snapshot_file::write_atomically(path, &file)?;
     Ok(Saved { bytes: file.len(), revision })
 }

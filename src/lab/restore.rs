@@ -54,14 +54,17 @@ pub struct RestoreReport {
 
 /// Reads a backup: a snapshot file with its SHA-256 trailer, or etcd's `member/snap/db`
 /// (a data dir or the file itself), which has none and needs `skip_hash_check`.
-pub fn read_backup(source: &Path, skip_hash_check: bool) -> Result<Backend> {
+pub fn read_backup(source: &Path, skip_hash_check: bool, to_revision: Option<i64>) -> Result<Backend> {
+    if crate::backup::continuous::is_backup_dir(source) {
+        return crate::backup::continuous::backend_at(source, to_revision);
+    }
     let mut path = source.to_path_buf();
     let mut skip = skip_hash_check;
     if path.is_dir() {
         let db = path.join("member/snap/db");
         anyhow::ensure!(
             db.exists(),
-            "{} is a folder but not an etcd data dir (no member/snap/db in it)",
+            "{} is a folder but neither a raftty backup (no full-*.db) nor an etcd data dir (no member/snap/db)",
             source.display()
         );
         path = db;
@@ -103,7 +106,7 @@ fn seed(dir: &Path, identity: StoreIdentity, backend: &Backend) -> Result<()> {
 
 pub async fn restore(home: &Path, options: RestoreOptions, mut progress: impl FnMut(&str)) -> Result<RestoreReport> {
     anyhow::ensure!(options.nodes >= 1, "a cluster needs at least one member");
-    let mut backend = read_backup(&options.source, options.skip_hash_check)?;
+    let mut backend = read_backup(&options.source, options.skip_hash_check, options.to_revision)?;
     let mut detached = 0;
     if let Some(r) = options.to_revision {
         (backend, detached) = backend.at_revision(r)?;
