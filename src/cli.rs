@@ -104,6 +104,14 @@ pub enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
         progress_every: std::time::Duration,
     },
+    /// Rebuild a cluster that lost its quorum for good around the surviving member NAME
+    /// (etcd's --force-new-cluster drill): NAME alone with its data, then fresh members.
+    Recover {
+        name: String,
+        /// Rebuild even though a quorum still answers.
+        #[arg(long)]
+        force: bool,
+    },
     /// Stop the lab's members.
     Down {
         /// Also delete the lab's folder: data, certificates, logs.

@@ -163,6 +163,27 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             };
             crate::backup::continuous::run(&lab.dir, &dir, &options, stop, |line| println!("{line}")).await?;
         }
+        Command::Recover { name, force } => {
+            let report = lab::recover::recover(&home, lab_name, &name, force, |step| eprintln!("{step}")).await?;
+            println!(
+                "recovered lab {lab_name} around {name}: it kept its state at revision {} (Raft index {})",
+                report.kept_revision, report.kept_applied_index
+            );
+            if !report.added.is_empty() {
+                println!("added fresh members {}", report.added.join(", "));
+            }
+            if !report.removed.is_empty() {
+                println!(
+                    "{} are out of the cluster for good; {name}'s old data is kept in {}",
+                    report.removed.join(", "),
+                    report.old_data.display()
+                );
+            }
+            println!(
+                "what may be lost: writes a majority without {name} committed after index {}, which {name} never applied",
+                report.kept_applied_index
+            );
+        }
         Command::Down { purge } => {
             let stopped = lab::supervisor::down(&home, lab_name, purge)?;
             if stopped.is_empty() {

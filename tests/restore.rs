@@ -15,15 +15,25 @@ fn raftty_in(lab: &TestLab, args: &[&str]) -> std::process::Output {
     Command::new(common::RAFTTY).args(args).env("RAFTTY_HOME", lab.home.path()).output().expect("running raftty")
 }
 
-/// etcdctl against the lab `name` in the same home.
-fn etcdctl_in(lab: &TestLab, name: &str, args: &[&str]) -> String {
-    let env = raftty_in(lab, &["env", "--lab", name]);
-    let env: Vec<(String, String)> = String::from_utf8_lossy(&env.stdout)
+/// What `raftty env` exports for the lab `name` in the same home (one member's only with
+/// `member`).
+fn env_in(lab: &TestLab, name: &str, member: Option<&str>) -> Vec<(String, String)> {
+    let mut args = vec!["env", "--lab", name];
+    if let Some(m) = member {
+        args.extend(["--member", m]);
+    }
+    let env = raftty_in(lab, &args);
+    String::from_utf8_lossy(&env.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("export "))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
+        .collect()
+}
+
+/// etcdctl against the lab `name` in the same home.
+fn etcdctl_in(lab: &TestLab, name: &str, args: &[&str]) -> String {
+    let env = env_in(lab, name, None);
     let out = common::etcdctl_with_env(&env, args);
     assert!(out.status.success(), "etcdctl {args:?} on lab {name}:\n{}", describe(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -75,6 +85,12 @@ fn a_snapshot_restores_into_a_new_lab_with_every_revision_and_as_of_earlier_ones
         assert_eq!(kvs(&again).0, kvs(&then).0, "history at revision {r} came along");
     }
     assert!(etcdctl_in(&lab, "copy", &["lease", "list"]).contains(&lease), "the lease came along");
+    // A member that joins later is sent the restored state, which no log entry holds.
+    let out = raftty_in(&lab, &["member", "add", "--lab", "copy"]);
+    assert!(out.status.success(), "member add to the restored lab:\n{}", describe(&out));
+    let on_n4 = env_in(&lab, "copy", Some("n4"));
+    let got = common::etcdctl_with_env(&on_n4, &["get", "", "--prefix", "-w", "json", "--consistency", "s"]);
+    assert_eq!(kvs(&String::from_utf8_lossy(&got.stdout)).0, original, "the new member n4 holds every key");
     let ids = |name: &str| -> Vec<String> {
         etcdctl_in(&lab, name, &["member", "list"])
             .lines()
@@ -83,7 +99,7 @@ fn a_snapshot_restores_into_a_new_lab_with_every_revision_and_as_of_earlier_ones
             .collect()
     };
     let (old_ids, new_ids) = (ids("test"), ids("copy"));
-    assert_eq!(new_ids.len(), 3);
+    assert_eq!(new_ids.len(), 4, "three restored members and the one added");
     assert!(new_ids.iter().all(|id| !old_ids.contains(id)), "a restore makes new member ids: {old_ids:?} {new_ids:?}");
 
     let r = 20;

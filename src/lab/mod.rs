@@ -17,6 +17,7 @@ pub mod faults;
 pub mod membership;
 pub mod ports;
 pub mod process;
+pub mod recover;
 pub mod restore;
 pub mod scrape;
 pub mod status;

@@ -77,7 +77,7 @@ pub fn read_backup(source: &Path, skip_hash_check: bool, to_revision: Option<i64
 }
 
 /// A member's state file holding `backend`, for a member that has never run.
-fn seed(dir: &Path, identity: StoreIdentity, backend: &Backend) -> Result<()> {
+pub(crate) fn seed(dir: &Path, identity: StoreIdentity, backend: &Backend) -> Result<()> {
     crate::pki::create_private_dir(dir)?;
     let store = MvccStore::open(&dir.join(STATE_FILE), identity)?;
     let state = StoreState {
@@ -224,6 +224,6 @@ async fn verify(lab: &Lab) -> Result<(i64, usize)> {
     Ok((answer.header.map_or(0, |h| h.revision), answer.count as usize))
 }
 
-fn unix_seconds() -> u64 {
+pub(crate) fn unix_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

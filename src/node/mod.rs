@@ -25,6 +25,7 @@ use anyhow::Context;
 use anyhow::Result;
 use openraft::Config;
 use openraft::SnapshotPolicy;
+use openraft::async_runtime::WatchReceiver;
 use openraft::storage::RaftLogStorage;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -110,6 +111,34 @@ pub fn raft_config(lab_name: &str, tempo: Tempo, snapshots: SnapshotSettings) ->
     Ok(Arc::new(config.validate().context("invalid Raft timing")?))
 }
 
+/// A seeded state is in no log entry: a member that joins later and is sent the log from
+/// the start would never get it. So, once the first entry is applied, the seed goes into a
+/// snapshot and the log before it is purged: from then on a newcomer gets the snapshot.
+async fn snapshot_the_seed(raft: crate::node::raft::types::Raft) {
+    let applied = loop {
+        let applied = raft.metrics().borrow_watched().last_applied.map(|l| l.index);
+        if let Some(index) = applied {
+            break index;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    if let Err(e) = raft.trigger().snapshot().await {
+        tracing::warn!("snapshot of the restored state: {e}");
+        return;
+    }
+    loop {
+        let snapshot = raft.metrics().borrow_watched().snapshot.map(|s| s.index);
+        if let Some(index) = snapshot.filter(|i| *i >= applied) {
+            if let Err(e) = raft.trigger().purge_log(index).await {
+                tracing::warn!("purging the log before the restored state's snapshot: {e}");
+            }
+            tracing::info!("the restored state is in snapshot {index}; the log before it is purged");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     pki::install_crypto_provider();
     let lab = Lab::open_dir(lab_dir)?;
@@ -132,6 +161,10 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     let log_reader = log_store.get_log_reader().await;
     let state_machine = StateMachineStore::open(&data_dir, identity)
         .with_context(|| format!("member {name} cannot use its state in {}", data_dir.display()))?;
+    // A state seeded by a restore or a recover, that no log entry explains yet.
+    let seeded = fresh
+        && state_machine.mvcc().applied_state().last_applied.is_none()
+        && state_machine.mvcc().current_revision() > 1;
 
     // Bind before joining: a member that cannot serve should not take part in elections.
     let mut inherited = inherited_listeners()?;
@@ -254,6 +287,9 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
             Ok(()) => {}
             Err(e) => tracing::warn!("cluster bootstrap: {e}"),
         }
+    }
+    if seeded {
+        tokio::spawn(snapshot_the_seed(raft.clone()));
     }
     tracing::info!("member {name} serving clients on {} and peers on {}", me.client_url(), me.peer_url());
 
