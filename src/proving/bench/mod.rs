@@ -6,6 +6,7 @@ pub mod app;
 pub mod etcd;
 pub mod failover;
 pub mod load;
+pub mod snapshots;
 pub mod watch;
 
 use std::fmt::Write as _;
@@ -33,7 +34,7 @@ pub struct BenchOptions {
     /// Members of each cluster (3 unless told otherwise).
     pub members: usize,
     /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
-    /// `gets`, `fanout`, `failover`, `app`); all of them when empty.
+    /// `gets`, `fanout`, `failover`, `snapshot`, `app`); all of them when empty.
     pub only: Vec<String>,
 }
 
@@ -65,6 +66,7 @@ struct Results {
     workloads: Vec<(Workload, Outcome)>,
     failover: Vec<Duration>,
     fanout: Option<watch::FanoutReport>,
+    snapshot: Option<snapshots::SnapshotTimes>,
 }
 
 /// Watchers on one prefix, and writes to it, for the fan-out measurement.
@@ -134,6 +136,15 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
         eprintln!("raftty: failover");
         results.failover = failover::raftty(lab, FAILOVER_RUNS).await?;
     }
+    if options.wants("snapshot") {
+        eprintln!("raftty: snapshot of {} keys, and its restore", snapshots::KEYS);
+        let scratch = tempfile::tempdir()?;
+        let file = scratch.path().join("raftty.db");
+        let endpoint = lab.config.member(&leader)?.client_url();
+        let (bytes, save) = snapshots::save(&endpoint, &lab.root_cert(), &file).await?;
+        let restore = Some(snapshots::raftty_restore(&file, scratch.path()).await?);
+        results.snapshot = Some(snapshots::SnapshotTimes { bytes, save, restore });
+    }
     Ok(results)
 }
 
@@ -154,6 +165,14 @@ async fn bench_etcd(
     if options.wants("failover") {
         eprintln!("etcd: failover");
         results.failover = failover::etcd(&mut cluster, &cert, FAILOVER_RUNS).await?;
+    }
+    if options.wants("snapshot") {
+        eprintln!("etcd: snapshot of {} keys, and its restore", snapshots::KEYS);
+        let leader = cluster.wait_ready(&cert, Duration::from_secs(30)).await?;
+        let file = dir.join("etcd-snapshot.db");
+        let (bytes, save) = snapshots::save(&leader, &cert, &file).await?;
+        let restore = Some(snapshots::etcd_restore(&file, dir).await?);
+        results.snapshot = Some(snapshots::SnapshotTimes { bytes, save, restore });
     }
     Ok(results)
 }
@@ -178,6 +197,7 @@ async fn measure(store: Measured, cert: &CertFiles, space: &Arc<KeySpace>, optio
         workloads: Vec::new(),
         failover: Vec::new(),
         fanout: None,
+        snapshot: None,
     };
     let who = results.name.split(' ').next().unwrap_or_default().to_string();
     for w in workloads(options) {
@@ -311,6 +331,21 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
         None => {
             let _ = writeln!(out, "cold start to healthy: raftty {:.2} s", raftty.cold_start.as_secs_f64());
             let _ = writeln!(out, "idle memory per member (MB): raftty {}", mem(raftty));
+        }
+    }
+    if let Some(r) = &raftty.snapshot {
+        let cell = |t: &snapshots::SnapshotTimes| {
+            let restore = t.restore.map(|d| format!(", restored and serving in {:.2} s", d.as_secs_f64())).unwrap_or_default();
+            format!("{:.0} MB/s ({:.1} MB in {:.2} s){restore}", t.mb_per_sec(), t.bytes as f64 / 1e6, t.save.as_secs_f64())
+        };
+        let _ = writeln!(out, "snapshot of {} keys, save: raftty {}", snapshots::KEYS, cell(r));
+        if let Some(e) = etcd.and_then(|e| e.snapshot.as_ref()) {
+            let _ = writeln!(out, "{:>31} etcd {}", "", cell(e));
+            let restore = match (r.restore, e.restore) {
+                (Some(a), Some(b)) => format!(", restore {:.2}x as long", a.as_secs_f64() / b.as_secs_f64()),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{:>31} ratio: save {:.2}x etcd's speed{restore}", "", r.mb_per_sec() / e.mb_per_sec());
         }
     }
     out
