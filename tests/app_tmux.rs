@@ -142,6 +142,11 @@ fn kill_the_leader_partition_put_a_key_and_leave_the_lab_running() {
 
     t.command("put /e2e/hello world");
     t.wait_for("the put acknowledged", |s| s.contains("OK (revision"));
+    let backup = t.home().join("from-the-app.db");
+    t.command(&format!("snapshot save {}", backup.display()));
+    t.wait_for("the snapshot saved", |s| s.contains("Snapshot saved at"));
+    let status = Command::new(RAFTTY).args(["snapshot", "status", "--json"]).arg(&backup).output().expect("status");
+    assert!(status.status.success() && String::from_utf8_lossy(&status.stdout).contains("\"live_keys\": 1"));
     t.keys(&["2"]);
     t.wait_for("the key tree", |s| s.contains("Keys: ") && s.contains("▸ /"));
     t.keys(&["l", "j", "l", "j"]);

@@ -20,15 +20,40 @@ use crate::tui::theme::ThemeName;
 /// Requests on the etcd API, as etcdctl would send them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EtcdOp {
-    Put { key: String, value: String },
-    Get { key: String, prefix: bool, revision: i64, keys_only: bool },
-    Del { key: String, prefix: bool },
+    Put {
+        key: String,
+        value: String,
+    },
+    Get {
+        key: String,
+        prefix: bool,
+        revision: i64,
+        keys_only: bool,
+    },
+    Del {
+        key: String,
+        prefix: bool,
+    },
     Txn(Txn),
-    Compact { revision: i64 },
+    Compact {
+        revision: i64,
+    },
     MemberList,
     EndpointStatus,
-    Watch { key: String, prefix: bool, revision: i64 },
+    Watch {
+        key: String,
+        prefix: bool,
+        revision: i64,
+    },
     WatchOff,
+    /// `snapshot save FILE`: an etcd snapshot from the leader, as etcdctl saves it.
+    SnapshotSave {
+        file: String,
+    },
+    /// `snapshot status FILE`: what a snapshot file holds.
+    SnapshotStatus {
+        file: String,
+    },
 }
 
 /// `txn <compare> [&& <compare>...] then <op>[; <op>...] [else <op>[; <op>...]]`
@@ -76,6 +101,8 @@ pub const COMMANDS: &[&str] = &[
     "member add",
     "member remove",
     "endpoint status",
+    "snapshot save",
+    "snapshot status",
     "kill",
     "stop",
     "pause",
@@ -203,6 +230,11 @@ pub fn parse(line: &str) -> Result<Parsed> {
             Some("add") => lab(LabOp::MemberAdd),
             Some("remove") => lab(LabOp::MemberRemove(one(&args[1..], "member remove NAME")?)),
             _ => anyhow::bail!("usage: member list | member add | member remove NAME"),
+        },
+        "snapshot" => match args.as_slice() {
+            [what, file] if what == "save" => etcd(EtcdOp::SnapshotSave { file: file.clone() }),
+            [what, file] if what == "status" => etcd(EtcdOp::SnapshotStatus { file: file.clone() }),
+            _ => anyhow::bail!("usage: snapshot save FILE | snapshot status FILE"),
         },
         "endpoint" => match args.first().map(String::as_str) {
             Some("status") | Some("health") => etcd(EtcdOp::EndpointStatus),
@@ -439,7 +471,7 @@ impl CommandLine {
         let head = before[..before.len() - partial.len()].trim_end();
         let candidates: Vec<String> = if head.is_empty() {
             COMMANDS.iter().map(|c| c.to_string()).collect()
-        } else if head == "member" || head == "endpoint" {
+        } else if head == "member" || head == "endpoint" || head == "snapshot" {
             COMMANDS.iter().filter_map(|c| c.strip_prefix(&format!("{head} "))).map(str::to_string).collect()
         } else if TAKES_MEMBER.contains(&head)
             || head == "partition"
@@ -509,6 +541,7 @@ mod tests {
         assert_eq!(effect("etcdctl del /a --prefix"), Effect::Etcd(EtcdOp::Del { key: "/a".into(), prefix: true }));
         assert_eq!(effect("member list"), Effect::Etcd(EtcdOp::MemberList));
         assert_eq!(effect("endpoint status"), Effect::Etcd(EtcdOp::EndpointStatus));
+        assert_eq!(effect("snapshot save b.db"), Effect::Etcd(EtcdOp::SnapshotSave { file: "b.db".into() }));
         let Effect::Etcd(EtcdOp::Txn(txn)) = effect(r#"txn value("k") = "v" then put k v2; get k else get k"#) else {
             panic!("not a txn")
         };

@@ -260,6 +260,7 @@ pub const HELP: &[(&str, &str)] = &[
     (":del K [--prefix]  :watch K [--prefix]", "as etcdctl; the watch streams below"),
     (":txn value(\"k\") = \"v\" then put k w else get k", "a transaction"),
     (":compact REV  :member list  :endpoint status", "as etcdctl"),
+    (":snapshot save FILE  :snapshot status FILE", "an etcd snapshot from the leader, and what one holds"),
     (":kill :stop :pause :resume :start NAME", "the lab's process controls"),
     (":partition n1|n2,n3  :cut A B  :slow N 200ms  :heal", "network faults"),
     (":member add  :member remove N  :tempo slow", "membership and timing"),

@@ -335,8 +335,14 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
     }
     if let Some(r) = &raftty.snapshot {
         let cell = |t: &snapshots::SnapshotTimes| {
-            let restore = t.restore.map(|d| format!(", restored and serving in {:.2} s", d.as_secs_f64())).unwrap_or_default();
-            format!("{:.0} MB/s ({:.1} MB in {:.2} s){restore}", t.mb_per_sec(), t.bytes as f64 / 1e6, t.save.as_secs_f64())
+            let restore =
+                t.restore.map(|d| format!(", restored and serving in {:.2} s", d.as_secs_f64())).unwrap_or_default();
+            format!(
+                "{:.0} MB/s ({:.1} MB in {:.2} s){restore}",
+                t.mb_per_sec(),
+                t.bytes as f64 / 1e6,
+                t.save.as_secs_f64()
+            )
         };
         let _ = writeln!(out, "snapshot of {} keys, save: raftty {}", snapshots::KEYS, cell(r));
         if let Some(e) = etcd.and_then(|e| e.snapshot.as_ref()) {
@@ -345,7 +351,8 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
                 (Some(a), Some(b)) => format!(", restore {:.2}x as long", a.as_secs_f64() / b.as_secs_f64()),
                 _ => String::new(),
             };
-            let _ = writeln!(out, "{:>31} ratio: save {:.2}x etcd's speed{restore}", "", r.mb_per_sec() / e.mb_per_sec());
+            let _ =
+                writeln!(out, "{:>31} ratio: save {:.2}x etcd's speed{restore}", "", r.mb_per_sec() / e.mb_per_sec());
         }
     }
     out
