@@ -8,6 +8,7 @@ scene (keys written, a load, the leader killed), reads the screen with its colou
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,7 @@ def main():
         tmux("kill-server", check=False)
         subprocess.run([RAFTTY, "down", "--purge", "--lab", "workshop"], env={**os.environ, "RAFTTY_HOME": home},
                        capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

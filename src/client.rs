@@ -9,11 +9,13 @@ use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
 use crate::pki::CertFiles;
+use crate::proto::etcdserverpb::WatchRequest;
 use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::proto::etcdserverpb::watch_client::WatchClient;
+use crate::proto::etcdserverpb::watch_request::RequestUnion;
 
 /// One connection to one member, with a stub per etcd service.
 #[derive(Clone)]
@@ -67,6 +69,30 @@ impl EtcdClient {
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(EtcdClient::from_channel(endpoint, channel))
+    }
+
+    /// Opens a watch stream whose first request creates `create` (and, with
+    /// `ask_progress`, asks for a progress notification right after). The sender sends more
+    /// requests and keeps the stream open while it lives.
+    pub async fn open_watch(
+        &mut self,
+        create: crate::proto::etcdserverpb::WatchCreateRequest,
+        ask_progress: bool,
+    ) -> Result<(tokio::sync::mpsc::Sender<WatchRequest>, tonic::Streaming<crate::proto::etcdserverpb::WatchResponse>)>
+    {
+        let (requests, incoming) = tokio::sync::mpsc::channel(4);
+        requests.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await?;
+        if ask_progress {
+            let progress = WatchRequest { request_union: Some(RequestUnion::ProgressRequest(Default::default())) };
+            requests.send(progress).await?;
+        }
+        let stream = self
+            .watch
+            .watch(tokio_stream::wrappers::ReceiverStream::new(incoming))
+            .await
+            .map_err(|s| anyhow::anyhow!("watch on {}: {}", self.endpoint, s.message()))?
+            .into_inner();
+        Ok((requests, stream))
     }
 
     fn from_channel(endpoint: &str, channel: Channel) -> EtcdClient {

@@ -285,11 +285,7 @@ pub async fn run(
             progress_notify: true,
             ..Default::default()
         };
-        let (requests, incoming) = tokio::sync::mpsc::channel(4);
-        requests.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await?;
-        let stream = client.watch.watch(tokio_stream::wrappers::ReceiverStream::new(incoming)).await;
-        let Ok(stream) = stream else { continue 'connections };
-        let mut stream = stream.into_inner();
+        let Ok((requests, mut stream)) = client.open_watch(create, false).await else { continue 'connections };
         loop {
             tokio::select! {
                 _ = &mut stop => break 'connections,

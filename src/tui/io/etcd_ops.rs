@@ -17,11 +17,9 @@ use crate::proto::etcdserverpb::RequestOp;
 use crate::proto::etcdserverpb::StatusRequest;
 use crate::proto::etcdserverpb::TxnRequest;
 use crate::proto::etcdserverpb::WatchCreateRequest;
-use crate::proto::etcdserverpb::WatchRequest;
 use crate::proto::etcdserverpb::compare;
 use crate::proto::etcdserverpb::request_op;
 use crate::proto::etcdserverpb::response_op;
-use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::mvccpb::event::EventType;
 use crate::tui::app::Action;
 use crate::tui::command::EtcdOp;
@@ -335,14 +333,7 @@ async fn watch(io: &Io, key: String, prefix: bool, revision: i64) -> Result<()> 
         prev_kv: true,
         ..Default::default()
     };
-    let (requests, incoming) = tokio::sync::mpsc::channel(4);
-    requests.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await?;
-    let mut stream = client
-        .watch
-        .watch(tokio_stream::wrappers::ReceiverStream::new(incoming))
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
+    let (requests, mut stream) = client.open_watch(create, false).await?;
     let what = if prefix { format!("every key under {key}") } else { key.clone() };
     io.send(Action::WatchLines(vec![format!("watching {what} on {endpoint}")]));
     while let Some(answer) = stream.next().await {

@@ -14,9 +14,6 @@ use crate::proto::etcdserverpb::HashKvRequest;
 use crate::proto::etcdserverpb::LeaseTimeToLiveRequest;
 use crate::proto::etcdserverpb::RangeRequest;
 use crate::proto::etcdserverpb::WatchCreateRequest;
-use crate::proto::etcdserverpb::WatchProgressRequest;
-use crate::proto::etcdserverpb::WatchRequest;
-use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::mvccpb::event::EventType;
 use crate::tui::app::Action;
 use crate::tui::io::Io;
@@ -141,14 +138,9 @@ async fn follow_once(io: &Io, at: Option<i64>) -> Result<()> {
         start_revision: revision + 1,
         ..Default::default()
     };
-    let (requests, incoming) = tokio::sync::mpsc::channel(4);
-    requests.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await?;
-    let mut stream =
-        tokio::time::timeout(STREAM_FOR, client.watch.watch(tokio_stream::wrappers::ReceiverStream::new(incoming)))
-            .await
-            .context("the watch did not start")?
-            .map_err(|s| anyhow::anyhow!("watch: {}", s.message()))?
-            .into_inner();
+    let (requests, mut stream) = tokio::time::timeout(STREAM_FOR, client.open_watch(create, false))
+        .await
+        .context("the watch did not start")??;
     while let Some(answer) = stream.next().await {
         let answer = answer.map_err(|s| anyhow::anyhow!("watch: {}", s.message()))?;
         anyhow::ensure!(!answer.canceled, "the watch was cancelled: {}", answer.cancel_reason);
@@ -237,15 +229,7 @@ async fn watch_history(client: &mut EtcdClient, key: &str, start: i64) -> Result
         .map_or(0, |h| h.revision);
     let create =
         WatchCreateRequest { key: Bytes::from(key.as_bytes().to_vec()), start_revision: start, ..Default::default() };
-    let (requests, incoming) = tokio::sync::mpsc::channel(4);
-    requests.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await?;
-    requests.send(WatchRequest { request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})) }).await?;
-    let mut stream = client
-        .watch
-        .watch(tokio_stream::wrappers::ReceiverStream::new(incoming))
-        .await
-        .map_err(|s| anyhow::anyhow!("watch: {}", s.message()))?
-        .into_inner();
+    let (_requests, mut stream) = client.open_watch(create, true).await?;
     let mut versions = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
