@@ -153,3 +153,49 @@ fn restore_refuses_damage_and_an_existing_lab_and_replace_keeps_the_certificates
     let kept = std::fs::read_dir(lab.home.path().join("replaced")).expect("the replaced lab is kept").count();
     assert_eq!(kept, 1);
 }
+
+#[test]
+fn a_restore_killed_half_way_leaves_no_lab_and_the_next_one_succeeds() {
+    let lab = TestLab::up(1);
+    let _stop = StopLabs(&lab, &["halfway"]);
+    for i in 0..30 {
+        lab.etcdctl_ok(&["put", &format!("/k{i}"), "v"]);
+    }
+    let file = lab.home.path().join("backup.db");
+    lab.raftty_ok(&["snapshot", "save", &file.display().to_string()]);
+    let staging = lab.home.path().join("restoring");
+    let mut child = Command::new(common::RAFTTY)
+        .args(["restore", &file.display().to_string(), "--lab", "halfway", "--nodes", "5"])
+        .env("RAFTTY_HOME", lab.home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("raftty restore");
+    // Kill it while it stages the lab (five members' certificates and state files take a while).
+    common::wait_for(std::time::Duration::from_secs(30), "the restore to start staging", || {
+        std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some())
+    });
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    assert!(
+        !lab.home.path().join("labs/halfway").exists() || lab.home.path().join("labs/halfway/lab.json").exists(),
+        "no half-made lab"
+    );
+    let half_made = !lab.home.path().join("labs/halfway").exists();
+    if half_made {
+        let out = lab.raftty(&["status", "--lab", "halfway"]);
+        assert!(!out.status.success(), "nothing named halfway looks like a lab");
+    }
+    let out =
+        raftty_in(&lab, &["restore", &file.display().to_string(), "--lab", "halfway", "--nodes", "1", "--replace"]);
+    assert!(out.status.success(), "the next restore succeeds:\n{}", describe(&out));
+    let left = std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the abandoned staging folder is gone");
+    assert_eq!(
+        etcdctl_in(&lab, "halfway", &["get", "/k", "--prefix", "--keys-only"])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count(),
+        30
+    );
+}

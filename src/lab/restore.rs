@@ -124,6 +124,7 @@ pub async fn restore(home: &Path, options: RestoreOptions, mut progress: impl Fn
         None => (Tempo::ETCD, SnapshotSettings::default()),
     };
 
+    remove_abandoned_staging(home, &options.lab);
     let staging_home = home.join("restoring").join(format!("{}-{}", options.lab, std::process::id()));
     let _ = std::fs::remove_dir_all(&staging_home);
     let staged = stage(&staging_home, home, &options, tempo, snapshots, &backend, &mut progress);
@@ -192,6 +193,19 @@ fn stage(
             .with_context(|| format!("seeding the state of {}", m.name))?;
     }
     Ok(lab.dir.clone())
+}
+
+/// Staging folders of restores of `lab` whose process is gone (killed half-way): never a
+/// lab, only leftovers.
+fn remove_abandoned_staging(home: &Path, lab: &str) {
+    let Ok(entries) = std::fs::read_dir(home.join("restoring")) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&format!("{lab}-")).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn copy_pki(from: &Path, to: &Path) -> Result<()> {
