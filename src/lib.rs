@@ -35,7 +35,8 @@
 //!   changes its tempo), `process.rs` starts and finds member processes, `control.rs` kills,
 //!   pauses and starts them and puts faults in force, `faults.rs` is the lab's fault table
 //!   by member name, `membership.rs` grows and shrinks the cluster, `status.rs`,
-//!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside.
+//!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside;
+//!   `restore.rs` makes a lab from a backup, `recover.rs` rebuilds one that lost its quorum.
 //! - `backup/`: snapshots in etcd's own format (bbolt file plus SHA-256), streamed by every
 //!   member's Maintenance.Snapshot and read back by `raftty snapshot status`.
 //! - `tui/`: the terminal app, `raftty` with no arguments (and `raftty attach` for any etcd

@@ -75,6 +75,11 @@ impl Lab {
             return exited;
         };
         if !self.is_member_process(pid, member) {
+            // A process on its way out loses its command line before it closes its files:
+            // until it has, its ports are still taken, so it has not exited yet.
+            if is_exiting(pid) {
+                return MemberProcess { pid: Some(pid), state: ProcessState::Running };
+            }
             return exited;
         }
         match proc_state(pid) {
@@ -222,6 +227,19 @@ impl Lab {
 }
 
 /// The one-letter state in `/proc/<pid>/stat` (R, S, D, T, Z, ...).
+/// A live process (not yet a zombie) whose command line is already gone: one that is exiting.
+fn is_exiting(pid: i32) -> bool {
+    let cmdline_gone = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty());
+    // Kernel threads have no command line either; their parent is kthreadd (pid 2).
+    let kernel_thread = pid == 2 || parent_pid(pid) == Some(2);
+    cmdline_gone && !kernel_thread && !matches!(proc_state(pid), Some('Z') | Some('X') | None)
+}
+
+fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
 fn proc_state(pid: i32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces; the state follows it.
