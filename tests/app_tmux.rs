@@ -81,7 +81,7 @@ impl Tmux {
                 return screen;
             }
             assert!(Instant::now() < deadline, "waited {WAIT:?} for {what}; the screen shows:\n{screen}");
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100)); // poll
         }
     }
 

@@ -290,6 +290,8 @@ pub async fn run(
             tokio::select! {
                 _ = &mut stop => break 'connections,
                 _ = progress.tick() => {
+                    // Records written since the last sync reach the disk even when writes stop.
+                    recorder.sync()?;
                     let _ = requests.try_send(WatchRequest { request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})) });
                     say(format!(
                         "at revision {} (the cluster is at {}, {} behind); log after {}: {} bytes",
