@@ -49,6 +49,10 @@ pub enum Command {
         /// 10000); the log before a snapshot is purged.
         #[arg(long)]
         snapshot_every: Option<u64>,
+        /// etcd's backend quota per member, in bytes (suffixes KiB, MiB, GiB accepted):
+        /// past it the NOSPACE alarm stops writes. 0 is etcd's default, 2 GiB; negative, none.
+        #[arg(long, value_parser = parse_bytes, allow_hyphen_values = true)]
+        quota_backend_bytes: Option<i64>,
     },
     /// Open the terminal app on any etcd cluster, such as a real etcd: keys, members,
     /// metrics and events inferred from status changes.
@@ -298,4 +302,22 @@ pub enum MemberCommand {
     Promote { name: String },
     /// Remove a member from the cluster and stop its process.
     Remove { name: String },
+}
+
+/// A byte count as people write it: `4194304`, `4MiB`, `512KiB`, `2GiB` (also KB, MB, GB,
+/// meaning the same powers of two, as etcd's documentation uses them).
+pub fn parse_bytes(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !(c.is_ascii_digit() || c == '-')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let number: i64 =
+        number.parse().map_err(|_| format!("{s:?} is not a number of bytes (such as 4194304 or 4MiB)"))?;
+    let scale: i64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} in {s:?}: use bytes, KiB, MiB or GiB")),
+    };
+    number.checked_mul(scale).ok_or_else(|| format!("{s:?} is too large"))
 }

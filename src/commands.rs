@@ -15,7 +15,7 @@ use crate::lab::Lab;
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let theme = crate::tui::theme::ThemeName::from_env(cli.theme.as_deref());
     let Some(command) = cli.command else {
-        let shape = lab::supervisor::LabShape { nodes: cli.nodes, tempo: cli.tempo, snapshot_every: None };
+        let shape = lab::supervisor::LabShape { nodes: cli.nodes, tempo: cli.tempo, ..Default::default() };
         return tokio::runtime::Runtime::new()?.block_on(open_app(&cli.lab, shape, theme));
     };
     anyhow::ensure!(
@@ -75,9 +75,16 @@ async fn open_app(
 async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
     let home = lab::home()?;
     match command {
-        Command::Up { nodes, tempo, snapshot_every } => {
-            let shape = lab::supervisor::LabShape { nodes, tempo, snapshot_every };
+        Command::Up { nodes, tempo, snapshot_every, quota_backend_bytes } => {
+            let shape = lab::supervisor::LabShape { nodes, tempo, snapshot_every, quota_backend_bytes };
             let (lab, report) = lab::supervisor::up(&home, lab_name, shape).await?;
+            if report.quota_changed && !report.already_running.is_empty() {
+                println!(
+                    "the new quota holds for members as they start; {} keep the old one until restarted \
+                     (raftty stop NAME; raftty start NAME)",
+                    report.already_running.join(", ")
+                );
+            }
             if report.started.is_empty() {
                 println!(
                     "lab {} is already running ({} members); nothing changed",

@@ -8,7 +8,8 @@
 //!   (17-byte revisions);
 //! - `lease`: 8-byte BE id -> `leasepb.Lease{ID, TTL}`;
 //! - `members`: hex id -> the member as JSON; `cluster`: `clusterVersion` -> "3.4.0";
-//! - `alarm`, `members_removed`, `auth`, `authUsers`, `authRoles`: as a fresh etcd has them.
+//! - `alarm`: each active alarm's `AlarmMember` as the key, with an empty value;
+//! - `members_removed`, `auth`, `authUsers`, `authRoles`: as a fresh etcd has them.
 
 use anyhow::Context;
 use anyhow::Result;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::bolt::Buckets;
+use crate::proto::etcdserverpb::AlarmMember;
 use crate::proto::mvccpb::KeyValue;
 
 /// `leasepb.Lease`, as etcd stores a lease in its `lease` bucket.
@@ -64,6 +66,8 @@ pub struct Backend {
     /// (id, granted TTL in seconds)
     pub leases: Vec<(i64, i64)>,
     pub members: Vec<MemberJson>,
+    /// The active alarms, as (member id, alarm type).
+    pub alarms: Vec<(u64, i32)>,
 }
 
 pub const CLUSTER_VERSION: &str = "3.4.0";
@@ -169,7 +173,14 @@ impl Backend {
         bucket("members", members);
         bucket("cluster", vec![(b"clusterVersion".to_vec(), CLUSTER_VERSION.as_bytes().to_vec())]);
         bucket("auth", vec![(b"authRevision".to_vec(), 1u64.to_be_bytes().to_vec())]);
-        for empty in ["alarm", "authRoles", "authUsers", "members_removed"] {
+        let mut alarms: Vec<(Vec<u8>, Vec<u8>)> = self
+            .alarms
+            .iter()
+            .map(|&(member_id, alarm)| (AlarmMember { member_id, alarm }.encode_to_vec(), vec![]))
+            .collect();
+        alarms.sort();
+        bucket("alarm", alarms);
+        for empty in ["authRoles", "authUsers", "members_removed"] {
             bucket(empty, vec![]);
         }
         crate::bolt::write(&b)
@@ -201,6 +212,10 @@ impl Backend {
         }
         for (_, v) in get("members") {
             backend.members.push(serde_json::from_slice(v).context("a member that is no etcd member JSON")?);
+        }
+        for (k, _) in get("alarm") {
+            let alarm = AlarmMember::decode(k.as_slice()).context("an alarm that is no etcdserverpb.AlarmMember")?;
+            backend.alarms.push((alarm.member_id, alarm.alarm));
         }
         Ok(backend)
     }
@@ -260,6 +275,7 @@ mod tests {
                 client_urls: vec!["https://127.0.0.1:2".into()],
                 is_learner: false,
             }],
+            alarms: vec![(0xabc, 1)],
         };
         assert_eq!(Backend::from_bolt(&backend.to_bolt()).unwrap(), backend);
     }

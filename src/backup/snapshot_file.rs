@@ -83,6 +83,8 @@ pub struct Status {
     pub live_keys: usize,
     /// The prefixes holding the most live keys (down to two levels), with their counts.
     pub largest_prefixes: Vec<(String, usize)>,
+    /// The alarms active when the snapshot was taken, as etcd's Status words them.
+    pub alarms: Vec<String>,
 }
 
 /// What etcdctl's `snapshot status` reads from a file, and more.
@@ -126,6 +128,15 @@ pub fn status(file: &[u8]) -> Result<Status> {
         leases: backend.leases.len(),
         live_keys: live.values().filter(|a| **a).count(),
         largest_prefixes: largest,
+        alarms: backend
+            .alarms
+            .iter()
+            .map(|&(member_id, alarm)| {
+                crate::node::mvcc::alarm::describe(&crate::proto::etcdserverpb::AlarmMember { member_id, alarm })
+                    .trim_end()
+                    .to_string()
+            })
+            .collect(),
     })
 }
 
@@ -151,6 +162,9 @@ impl Status {
         if !self.largest_prefixes.is_empty() {
             let list: Vec<String> = self.largest_prefixes.iter().map(|(p, n)| format!("{p} ({n})")).collect();
             out.push_str(&format!("largest prefixes: {}\n", list.join(", ")));
+        }
+        if !self.alarms.is_empty() {
+            out.push_str(&format!("alarms: {}\n", self.alarms.join(", ")));
         }
         out
     }

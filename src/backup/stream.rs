@@ -34,7 +34,8 @@ pub fn backend_of(
         Ok(())
     })?;
     let leases = view.leases()?.into_iter().map(|l| (l.id, l.ttl)).collect();
-    Ok(Backend { changes, compact_revision: view.state().compact_revision, consistent_index, leases, members })
+    let alarms = view.state().alarms.iter().map(|a| (a.member_id, a.alarm)).collect();
+    Ok(Backend { changes, compact_revision: view.state().compact_revision, consistent_index, leases, members, alarms })
 }
 
 /// The messages of one snapshot stream for the bbolt file `db`.

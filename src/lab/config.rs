@@ -26,6 +26,10 @@ pub struct LabConfig {
     pub bootstrapped: bool,
     #[serde(default)]
     pub snapshots: SnapshotSettings,
+    /// etcd's `--quota-backend-bytes` for every member: 0 is etcd's default (2 GiB), a
+    /// negative number no quota. Members read it when they start.
+    #[serde(default)]
+    pub quota_backend_bytes: i64,
 }
 
 /// When members snapshot their state and how much log they keep after it.

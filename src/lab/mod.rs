@@ -128,6 +128,7 @@ impl Lab {
                 members: Vec::new(),
                 bootstrapped: false,
                 snapshots,
+                quota_backend_bytes: 0,
             },
             port_registry: labs_dir.to_path_buf(),
             reserved: Mutex::default(),

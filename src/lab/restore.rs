@@ -86,6 +86,8 @@ pub(crate) fn seed(dir: &Path, identity: StoreIdentity, backend: &Backend) -> Re
         // raftty says -1 for "never compacted", as etcd's API does.
         compact_revision: if backend.compact_revision > 0 { backend.compact_revision } else { -1 },
         applied: None,
+        // The alarms name members of the old cluster; the new one starts without any.
+        alarms: vec![],
     };
     let revisions = backend.changes.iter().map(|c| {
         let record = if c.tombstone {

@@ -10,6 +10,7 @@ use crate::lab::Lab;
 use crate::lab::control;
 use crate::lab::faults::LabFaults;
 use crate::lab::process::ProcessState;
+use crate::proto::etcdserverpb::AlarmType;
 use crate::proto::rafttyadmin::StateRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +70,8 @@ pub struct NodeStatus {
     pub client_url: String,
     pub peer_url: String,
     pub metrics_url: String,
+    /// The size of its state file, etcd's dbSize.
+    pub db_size: Option<u64>,
     /// Why the Raft fields are empty for a process that runs: it did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -82,6 +85,8 @@ pub struct LabStatus {
     pub faults: Vec<String>,
     /// The same faults as a person names them (`partition n1 | n2,n3`).
     pub faults_in_words: Vec<String>,
+    /// The active alarms in words (`NOSPACE raised by n1`), as the members answering know them.
+    pub alarms: Vec<String>,
     /// The full fault table, for pictures of the network.
     #[serde(skip)]
     pub fault_table: LabFaults,
@@ -174,6 +179,7 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
         })
         .collect();
     let name_of = |id: u64| lab.config.members.iter().find(|m| m.id == id).map(|m| m.name.clone());
+    let mut alarms = std::collections::BTreeSet::new();
     let nodes = members
         .iter()
         .zip(answers)
@@ -194,6 +200,7 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                 client_url: m.client_url(),
                 peer_url: m.peer_url(),
                 metrics_url: m.metrics_url(),
+                db_size: None,
                 error: None,
             };
             match state {
@@ -203,6 +210,12 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                     node.raft_index = Some(s.last_log_index);
                     node.committed_index = Some(s.committed_index);
                     node.applied_index = Some(s.applied_index);
+                    node.db_size = Some(s.db_size);
+                    for a in &s.alarms {
+                        let kind = AlarmType::try_from(a.alarm).map(|t| t.as_str_name()).unwrap_or("UNKNOWN");
+                        let by = name_of(a.member_id).unwrap_or_else(|| format!("{:x}", a.member_id));
+                        alarms.insert(format!("{kind} raised by {by}"));
+                    }
                     node.leader =
                         if s.leader == 0 { None } else { name_of(s.leader).or(Some(format!("{:x}", s.leader))) };
                 }
@@ -231,6 +244,7 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
         nodes,
         faults: fault_table.describe(),
         faults_in_words: fault_table.in_words(&names),
+        alarms: alarms.into_iter().collect(),
         fault_table,
     })
 }
@@ -282,6 +296,14 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
     for n in status.nodes.iter().filter(|n| n.error.is_some()) {
         let what = if n.state == ProcessState::Exited { "exited" } else { "does not answer" };
         let _ = writeln!(out, "{} {what}: {}", n.name, n.error.as_deref().unwrap_or_default());
+    }
+    if !status.alarms.is_empty() {
+        let _ = writeln!(
+            out,
+            "alarms: {} (writes are refused: free space with `etcdctl compact` and `etcdctl defrag`, \
+             then `etcdctl alarm disarm`)",
+            status.alarms.join(", ")
+        );
     }
     if !status.faults.is_empty() {
         let _ = writeln!(out, "network faults: {}", status.faults.join("; "));

@@ -23,6 +23,8 @@ pub struct UpReport {
     pub started: Vec<String>,
     /// Members that were already running and were left alone.
     pub already_running: Vec<String>,
+    /// An existing lab was given another quota.
+    pub quota_changed: bool,
 }
 
 /// How a new lab is made; an existing lab keeps what it was made with.
@@ -31,11 +33,13 @@ pub struct LabShape {
     pub nodes: Option<usize>,
     pub tempo: Option<Tempo>,
     pub snapshot_every: Option<u64>,
+    /// etcd's `--quota-backend-bytes`; unlike the rest, it may change for an existing lab.
+    pub quota_backend_bytes: Option<i64>,
 }
 
 /// Creates the lab if needed and starts every member that is not running.
 pub async fn up(home: &Path, name: &str, shape: LabShape) -> Result<(Lab, UpReport)> {
-    let LabShape { nodes, tempo, snapshot_every } = shape;
+    let LabShape { nodes, tempo, snapshot_every, quota_backend_bytes } = shape;
     let created = !Lab::exists(home, name);
     let mut lab = if created {
         let snapshots = snapshot_every.map(SnapshotSettings::every).unwrap_or_default();
@@ -58,8 +62,16 @@ pub async fn up(home: &Path, name: &str, shape: LabShape) -> Result<(Lab, UpRepo
         }
         lab
     };
+    let quota_changed = match quota_backend_bytes {
+        Some(q) if q != lab.config.quota_backend_bytes => {
+            lab.config.quota_backend_bytes = q;
+            lab.config.save(&lab.dir)?;
+            !created
+        }
+        _ => false,
+    };
 
-    let mut report = UpReport { created, started: Vec::new(), already_running: Vec::new() };
+    let mut report = UpReport { created, started: Vec::new(), already_running: Vec::new(), quota_changed };
     let members: Vec<String> = lab.config.active_members().map(|m| m.name.clone()).collect();
     for member in &members {
         if lab.process(member).state == ProcessState::Exited {

@@ -101,6 +101,8 @@ impl Admin for AdminService {
             learners,
             matched,
             faults_generation: self.member.peers.faults().generation(),
+            alarms: crate::node::mvcc::alarm::members_of(&self.member.state_machine.mvcc().alarms()),
+            db_size: self.member.state_machine.mvcc().db_size_bytes(),
         }))
     }
 

@@ -104,6 +104,7 @@ mod tests {
                 .collect(),
             bootstrapped: true,
             snapshots: Default::default(),
+            quota_backend_bytes: 0,
         }
     }
 

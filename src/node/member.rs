@@ -17,6 +17,7 @@ use tonic::Code;
 use crate::client::EtcdClient;
 use crate::errors::EtcdError;
 use crate::node::metrics::MemberMetrics;
+use crate::node::quota::Quota;
 use crate::node::raft::network::PeerChannels;
 use crate::node::raft::state_machine::StateMachineStore;
 use crate::node::raft::types::*;
@@ -43,6 +44,7 @@ pub struct Member {
     /// (etcd: 5 s plus two election timeouts).
     pub request_timeout: Duration,
     pub metrics: std::sync::Arc<MemberMetrics>,
+    pub quota: Quota,
 }
 
 impl Member {
@@ -54,6 +56,35 @@ impl Member {
             revision,
             raft_term: self.raft.metrics().borrow_watched().current_term,
         }
+    }
+
+    /// etcd's quota check, before a write costing `cost` is proposed: past the quota the
+    /// write is refused, and the NOSPACE alarm raised for the whole cluster (once: while it is
+    /// active, the state machine refuses such writes everywhere anyway).
+    pub async fn check_quota(&self, cost: u64) -> Result<(), EtcdError> {
+        let mvcc = self.state_machine.mvcc();
+        let size = mvcc.db_size_bytes();
+        if self.quota.allows(size, cost) {
+            return Ok(());
+        }
+        let nospace = crate::proto::etcdserverpb::AlarmType::Nospace as i32;
+        if !mvcc.alarms().contains(&(self.id, nospace)) {
+            tracing::warn!("the state file is {size} bytes, past the quota: raising the NOSPACE alarm");
+            crate::node::events::emit(
+                "alarm_raised",
+                &[("alarm", "NOSPACE".into()), ("db_size", size.to_string()), ("quota", self.quota.to_string())],
+            );
+            let raise = crate::proto::etcdserverpb::AlarmRequest {
+                action: crate::proto::etcdserverpb::alarm_request::AlarmAction::Activate as i32,
+                member_id: self.id,
+                alarm: nospace,
+            };
+            if let Err(e) = self.propose(Command { op: Some(crate::proto::rafttypb::command::Op::Alarm(raise)) }).await
+            {
+                tracing::warn!("raising the NOSPACE alarm failed: {e}");
+            }
+        }
+        Err(EtcdError::NoSpace)
     }
 
     fn current_leader(&self) -> Option<NodeId> {

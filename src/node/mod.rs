@@ -12,6 +12,7 @@ pub mod lease;
 pub mod member;
 pub mod metrics;
 pub mod mvcc;
+pub mod quota;
 pub mod raft;
 pub mod watch;
 
@@ -199,6 +200,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         cert: cert.clone(),
         request_timeout,
         metrics: member_metrics.clone(),
+        quota: crate::node::quota::Quota::from_flag(lab.config.quota_backend_bytes),
     });
     member_metrics.follow(&raft);
 

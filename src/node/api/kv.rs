@@ -62,6 +62,7 @@ impl Kv for KvService {
         let req = req.into_inner();
         check_size(&req)?;
         validate::check_put(&req)?;
+        self.member.check_quota(crate::node::quota::put_cost(&req)).await?;
         match self.write(Op::Put(req)).await? {
             (Outcome::Put(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
@@ -97,6 +98,7 @@ impl Kv for KvService {
             fill_txn_headers(&mut resp, &self.member.header(revision));
             return Ok(Response::new(resp));
         }
+        self.member.check_quota(crate::node::quota::txn_cost(&req)).await?;
         match self.write(Op::Txn(req)).await? {
             (Outcome::Txn(mut resp), revision) => {
                 fill_txn_headers(&mut resp, &self.member.header(revision));

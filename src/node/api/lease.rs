@@ -67,6 +67,7 @@ impl Lease for LeaseService {
         // Raised here rather than in the state machine: the minimum depends on the lab's
         // election timeout, which may change, while every member must apply the same TTL.
         let ttl = req.ttl.max(self.lessor.settings().min_ttl);
+        self.member.check_quota(crate::node::quota::LEASE_OVERHEAD).await?;
         let chosen_by_client = req.id != 0;
         for _ in 0..ID_ATTEMPTS {
             let id = if chosen_by_client { req.id } else { self.lessor.new_id() };

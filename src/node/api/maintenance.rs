@@ -7,10 +7,18 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
+use crate::errors::EtcdError;
 use crate::node::api::ETCD_VERSION;
 use crate::node::member::Member;
+use crate::node::mvcc::alarm;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
+use crate::proto::rafttypb::Command;
+use crate::proto::rafttypb::command::Op;
+use crate::proto::rafttypb::command_result::Result as Outcome;
+
+/// How long a defragmentation waits for snapshots being read before it gives up.
+const DEFRAGMENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct MaintenanceService {
     member: Arc<Member>,
@@ -41,6 +49,7 @@ impl Maintenance for MaintenanceService {
             )
         };
         let db_size = mvcc.db_size_bytes() as i64;
+        let errors = alarm::members_of(&mvcc.alarms()).iter().map(alarm::describe).collect();
         Ok(Response::new(StatusResponse {
             header: Some(self.member.header(mvcc.current_revision())),
             version: ETCD_VERSION.to_string(),
@@ -49,7 +58,7 @@ impl Maintenance for MaintenanceService {
             raft_index: index,
             raft_term: term,
             raft_applied_index: applied,
-            errors: vec![],
+            errors,
             db_size_in_use: db_size,
             is_learner: learner,
         }))
@@ -72,13 +81,48 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(HashResponse { header: Some(self.member.header(mvcc.current_revision())), hash: hash.hash }))
     }
 
-    async fn alarm(&self, _req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+    /// GET reads the replicated alarms after a read barrier (no log entry, so a dashboard that
+    /// polls it does not fill the log); ACTIVATE and DEACTIVATE go through Raft, as in etcd.
+    async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let req = req.into_inner();
         let mvcc = self.member.state_machine.mvcc();
-        Ok(Response::new(AlarmResponse { header: Some(self.member.header(mvcc.current_revision())), alarms: vec![] }))
+        if req.action() == alarm_request::AlarmAction::Get {
+            self.member.linearizable_barrier().await?;
+            let alarms = alarm::of_type(&mvcc.alarms(), req.alarm);
+            return Ok(Response::new(AlarmResponse {
+                header: Some(self.member.header(mvcc.current_revision())),
+                alarms,
+            }));
+        }
+        let result = self.member.propose(Command { op: Some(Op::Alarm(req)) }).await?;
+        match result.result {
+            Some(Outcome::Alarm(mut resp)) => {
+                for a in &resp.alarms {
+                    let kind = AlarmType::try_from(a.alarm).map(|t| t.as_str_name()).unwrap_or("UNKNOWN");
+                    let verb = if req.action() == alarm_request::AlarmAction::Activate { "raised" } else { "disarmed" };
+                    crate::node::events::emit(
+                        &format!("alarm_{verb}"),
+                        &[("alarm", kind.into()), ("of", format!("{:x}", a.member_id))],
+                    );
+                }
+                resp.header = Some(self.member.header(result.revision));
+                Ok(Response::new(resp))
+            }
+            Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e).into()),
+            other => Err(Status::internal(format!("unexpected state machine result {other:?}"))),
+        }
     }
 
+    /// Rewrites this member's state file without free space, as etcd's defrag does: only this
+    /// member, and reads and writes on it wait meanwhile.
     async fn defragment(&self, _req: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
-        let mvcc = self.member.state_machine.mvcc();
+        let mvcc = self.member.state_machine.mvcc().clone();
+        let store = mvcc.clone();
+        let done = tokio::task::spawn_blocking(move || store.defragment(DEFRAGMENT_PATIENCE))
+            .await
+            .map_err(|e| Status::internal(format!("defragmenting: {e}")))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        tracing::info!("defragmented the state file from {} to {} bytes in {:?}", done.before, done.after, done.took);
         Ok(Response::new(DefragmentResponse { header: Some(self.member.header(mvcc.current_revision())) }))
     }
 

@@ -5,6 +5,7 @@
 //! computes the same one.
 
 use crate::errors::EtcdError;
+use crate::node::mvcc::alarm;
 use crate::node::mvcc::compact::compact;
 use crate::node::mvcc::error::Failure;
 use crate::node::mvcc::error::StoreError;
@@ -45,6 +46,7 @@ fn execute(w: &mut Writer<'_, '_>, cmd: &Command) -> Result<Outcome, Failure> {
     // The API layer validated this already; checking again keeps a malformed entry (which no
     // raftty member would propose) from doing anything but failing the same way everywhere.
     validate::check_command(cmd)?;
+    alarm::check(&w.state.alarms, cmd)?;
     Ok(match &cmd.op {
         Some(Op::Put(req)) => {
             if req.lease != 0 && !w.lease_exists(req.lease) {
@@ -68,6 +70,7 @@ fn execute(w: &mut Writer<'_, '_>, cmd: &Command) -> Result<Outcome, Failure> {
         Some(Op::LeaseGrant(req)) => Outcome::LeaseGrant(lease::grant(w, req)?),
         Some(Op::LeaseRevoke(req)) => Outcome::LeaseRevoke(lease::revoke(w, req)?),
         Some(Op::LeaseCheckpoint(req)) => Outcome::LeaseCheckpoint(lease::checkpoint(w, req)?),
+        Some(Op::Alarm(req)) => Outcome::Alarm(alarm::apply(&mut w.state.alarms, req)),
         None => return Err(EtcdError::InvalidArgument("empty command".into()).into()),
     })
 }

@@ -28,6 +28,9 @@ pub enum StoreError {
 
     #[error("the state store of {} stopped after an earlier failure: {reason}", path.display())]
     Failed { path: PathBuf, reason: String },
+
+    #[error("{} is busy: {what}", path.display())]
+    Busy { path: PathBuf, what: String },
 }
 
 impl StoreError {

@@ -46,9 +46,10 @@
 //!
 //! ## The rest
 //!
-//! [`range`], [`txn`], [`compact`] and [`lease`] hold etcd's rules, [`validate`] the request
+//! [`range`], [`txn`], [`compact`], [`lease`] and [`alarm`] hold etcd's rules, [`validate`] the request
 //! checks the API layer runs before proposing, [`hash`] HashKV, [`events`] what watchers get.
 
+pub mod alarm;
 pub(crate) mod apply;
 pub mod compact;
 pub mod error;

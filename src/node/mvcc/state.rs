@@ -39,6 +39,7 @@ pub(crate) struct State {
     pub compact_revision: i64,
     pub leases: BTreeMap<i64, Lease>,
     pub applied: AppliedState,
+    pub alarms: crate::node::mvcc::alarm::Alarms,
     /// Set when a write failed half-way: memory and file may disagree, so nothing is served.
     pub failed: Option<String>,
 }
@@ -51,6 +52,7 @@ impl State {
             compact_revision: -1,
             leases: BTreeMap::new(),
             applied: AppliedState::default(),
+            alarms: Default::default(),
             failed: None,
         }
     }

@@ -103,7 +103,9 @@ pub enum RestoreItem {
 pub struct MvccStore {
     path: PathBuf,
     identity: StoreIdentity,
-    db: Database,
+    /// Shared by every transaction; taken exclusively only to defragment. Whoever needs both
+    /// locks takes `state` first.
+    db: RwLock<Database>,
     state: RwLock<State>,
     durability: Mutex<DurableClock>,
     feed: broadcast::Sender<WatchFeed>,
@@ -145,7 +147,7 @@ impl MvccStore {
         Ok(MvccStore {
             path: path.to_path_buf(),
             identity,
-            db,
+            db: RwLock::new(db),
             state: RwLock::new(state),
             durability: Mutex::new(DurableClock { last: Instant::now(), every: DURABLE_EVERY, dirty: false }),
             feed,
@@ -268,9 +270,11 @@ impl MvccStore {
         commands: impl IntoIterator<Item = &'c Command>,
         applied: &AppliedState,
     ) -> Result<Vec<CommandResult>, StoreError> {
-        let mut wtx = self.db.begin_write().at(&self.path)?;
-        wtx.set_durability(Durability::None).at(&self.path)?;
+        // The state lock before the write transaction, as everywhere: defragmenting holds it
+        // to keep transactions from starting.
         let mut state = self.lock_write()?;
+        let mut wtx = self.database().begin_write().at(&self.path)?;
+        wtx.set_durability(Durability::None).at(&self.path)?;
         let mut published = Vec::new();
         let outcome = self
             .apply_in(&wtx, &mut state, commands, applied, &mut published)
@@ -346,7 +350,7 @@ impl MvccStore {
     /// An empty commit with immediate durability: redb then persists every non-durable commit
     /// before it too.
     fn durable_commit(&self) -> Result<(), StoreError> {
-        let mut wtx = self.db.begin_write().at(&self.path)?;
+        let mut wtx = self.database().begin_write().at(&self.path)?;
         wtx.set_durability(Durability::Immediate).at(&self.path)?;
         let started = Instant::now();
         wtx.commit().at(&self.path)?;
@@ -362,7 +366,7 @@ impl MvccStore {
             if let Some(reason) = &state.failed {
                 return Err(StoreError::Failed { path: self.path.clone(), reason: reason.clone() });
             }
-            self.db.begin_read().at(&self.path)?
+            self.database().begin_read().at(&self.path)?
         };
         let state = read_state(&rtx, &self.path)?;
         Ok(StoreSnapshot { path: self.path.clone(), rtx, state })
@@ -375,7 +379,7 @@ impl MvccStore {
         target: &StoreState,
         items: impl IntoIterator<Item = Result<RestoreItem, StoreError>>,
     ) -> Result<(), StoreError> {
-        let mut wtx = self.db.begin_write().at(&self.path)?;
+        let mut wtx = self.database().begin_write().at(&self.path)?;
         wtx.set_durability(Durability::Immediate).at(&self.path)?;
         wtx.delete_table(REVISIONS).at(&self.path)?;
         wtx.delete_table(LEASES).at(&self.path)?;
@@ -383,6 +387,7 @@ impl MvccStore {
         fresh.revision = target.revision;
         fresh.compact_revision = target.compact_revision;
         fresh.applied = target.applied.clone().unwrap_or_default();
+        fresh.alarms = crate::node::mvcc::alarm::from_members(&target.alarms);
         {
             let mut records = wtx.open_table(REVISIONS).at(&self.path)?;
             let mut leases = wtx.open_table(LEASES).at(&self.path)?;
@@ -418,7 +423,49 @@ impl MvccStore {
         Ok(())
     }
 
+    /// Rewrites the state file without its free pages, as etcd's defrag does, so that it
+    /// shrinks to what the data needs (history a compaction removed leaves free pages behind,
+    /// which the file keeps until then). Reads and applies wait meanwhile. A snapshot being
+    /// read keeps the file from being rearranged: then it waits for it, up to `patience`.
+    pub fn defragment(&self, patience: Duration) -> Result<Defragmented, StoreError> {
+        let before = self.db_size_bytes();
+        let started = Instant::now();
+        loop {
+            let state = self.lock_write()?;
+            let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+            match db.compact() {
+                Ok(_) => {
+                    drop(db);
+                    drop(state);
+                    self.clock().last = Instant::now();
+                    return Ok(Defragmented { before, after: self.db_size_bytes(), took: started.elapsed() });
+                }
+                Err(redb::CompactionError::TransactionInProgress) if started.elapsed() < patience => {
+                    drop(db);
+                    drop(state);
+                    std::thread::sleep(Duration::from_millis(10)); // poll: redb cannot say when reads end
+                }
+                Err(redb::CompactionError::TransactionInProgress) => {
+                    return Err(StoreError::Busy {
+                        path: self.path.clone(),
+                        what: format!("a snapshot was still being read after {patience:?}; try again"),
+                    });
+                }
+                Err(e) => return Err(StoreError::Database { path: self.path.clone(), source: redb::Error::from(e) }),
+            }
+        }
+    }
+
+    /// The active alarms, as this member has applied them.
+    pub fn alarms(&self) -> crate::node::mvcc::alarm::Alarms {
+        self.lock_read().alarms.clone()
+    }
+
     // ---- locking ----
+
+    fn database(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(|p| p.into_inner())
+    }
 
     fn lock_read(&self) -> RwLockReadGuard<'_, State> {
         // a writer that panicked also marked nothing as failed; the reads that care go
@@ -449,7 +496,7 @@ impl MvccStore {
             return Err(EtcdError::Internal(format!("{}: {reason}", self.path.display())));
         }
         let internal = |e: StoreError| EtcdError::Internal(e.to_string());
-        let rtx = self.db.begin_read().at(&self.path).map_err(internal)?;
+        let rtx = self.database().begin_read().at(&self.path).map_err(internal)?;
         let records = rtx.open_table(REVISIONS).at(&self.path).map_err(internal)?;
         Ok(Reader { state, records, path: &self.path })
     }
@@ -550,6 +597,14 @@ fn history(reader: &Reader<'_>, from: i64, to: i64) -> Result<Vec<RevisionEvents
     Ok(out)
 }
 
+/// What a defragmentation did to the state file.
+#[derive(Debug, Clone, Copy)]
+pub struct Defragmented {
+    pub before: u64,
+    pub after: u64,
+    pub took: Duration,
+}
+
 /// A frozen view of the whole state (see [`MvccStore::snapshot`]).
 pub struct StoreSnapshot {
     path: PathBuf,
@@ -595,6 +650,7 @@ fn stored_state(state: &State) -> StoreState {
         revision: state.revision,
         compact_revision: state.compact_revision,
         applied: Some(state.applied.clone()),
+        alarms: crate::node::mvcc::alarm::members_of(&state.alarms),
     }
 }
 
@@ -708,6 +764,7 @@ fn load(db: &Database, path: &Path, identity: StoreIdentity) -> Result<State, St
     state.revision = stored.revision;
     state.compact_revision = stored.compact_revision;
     state.applied = stored.applied.unwrap_or_default();
+    state.alarms = crate::node::mvcc::alarm::from_members(&stored.alarms);
     let mut loader = Loader::new(path, state.revision);
     let records = rtx.open_table(REVISIONS).at(path)?;
     for item in records.iter().at(path)? {

@@ -9,9 +9,12 @@ use crate::node::mvcc::StoreError;
 use crate::node::mvcc::WatchFeed;
 use crate::node::mvcc::testkit::*;
 use crate::node::raft::types::StoreIdentity;
+use crate::proto::etcdserverpb::AlarmRequest;
+use crate::proto::etcdserverpb::AlarmType;
 use crate::proto::etcdserverpb::PutRequest;
 use crate::proto::etcdserverpb::RangeRequest;
 use crate::proto::etcdserverpb::TxnRequest;
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::compare::CompareResult;
 use crate::proto::etcdserverpb::compare::CompareTarget;
 use crate::proto::etcdserverpb::compare::TargetUnion;
@@ -19,6 +22,8 @@ use crate::proto::etcdserverpb::range_request::SortOrder;
 use crate::proto::etcdserverpb::range_request::SortTarget;
 use crate::proto::etcdserverpb::response_op::Response;
 use crate::proto::mvccpb::event::EventType;
+use crate::proto::rafttypb::Command;
+use crate::proto::rafttypb::command::Op;
 use crate::proto::rafttypb::command_result::Result as Outcome;
 
 #[test]
@@ -725,4 +730,54 @@ fn readers_never_see_half_a_batch_or_a_compacted_record() {
     for reader in readers {
         assert!(reader.join().unwrap() > 0);
     }
+}
+
+fn alarm(action: AlarmAction, member_id: u64) -> Command {
+    Command { op: Some(Op::Alarm(AlarmRequest { action: action as i32, member_id, alarm: AlarmType::Nospace as i32 })) }
+}
+
+#[test]
+fn a_nospace_alarm_stops_growth_until_disarmed_and_survives_a_reopen() {
+    let mut s = TestStore::new();
+    s.ok(put("a", "1"));
+    s.ok(alarm(AlarmAction::Activate, 0xa1));
+    assert_eq!(s.refused(put("b", "2")), EtcdError::NoSpace);
+    assert_eq!(s.refused(grant(5, 100)), EtcdError::NoSpace);
+    assert_eq!(
+        s.refused(txn(TxnRequest { success: vec![op_put("c", "3")], ..Default::default() })),
+        EtcdError::NoSpace
+    );
+    // the ways out still work
+    s.ok(del("a", ""));
+    s.ok(compact(2));
+    let mut s = s.reopen();
+    assert_eq!(s.store.alarms().len(), 1, "the alarm is part of the stored state");
+    assert_eq!(s.refused(put("b", "2")), EtcdError::NoSpace);
+    s.ok(alarm(AlarmAction::Deactivate, 0xa1));
+    s.ok(put("b", "2"));
+    assert_eq!(s.get("b").unwrap().value, b("2"));
+}
+
+#[test]
+fn defragmenting_after_a_compaction_gives_the_space_back() {
+    let mut s = TestStore::new();
+    let big = "x".repeat(64 * 1024);
+    for i in 0..64 {
+        s.ok(put(&format!("k{i}"), &big));
+    }
+    let (revision, _) = s.ok(del("k", "l"));
+    s.ok(compact(revision));
+    s.store.flush().unwrap();
+    let grown = s.store.db_size_bytes();
+    let done = s.store.defragment(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(done.before, grown);
+    assert!(
+        done.after * 4 < grown,
+        "4 MiB of values were compacted away, yet the file went from {grown} to {} bytes",
+        done.after
+    );
+    assert_eq!(s.store.current_revision(), revision, "defragmenting changes no data");
+    let mut s = s.reopen();
+    s.ok(put("after", "1"));
+    assert_eq!(s.get("after").unwrap().value, b("1"));
 }

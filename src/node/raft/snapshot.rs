@@ -90,6 +90,7 @@ pub fn store_state(header: &SnapshotHeader) -> StoreState {
         revision: header.revision,
         compact_revision: header.compact_revision,
         applied: header.applied.clone(),
+        alarms: header.alarms.clone(),
     }
 }
 
@@ -124,6 +125,7 @@ pub fn write(dir: &Path, cluster_id: u64, view: &StoreSnapshot) -> Result<(PathB
         revision: state.revision,
         compact_revision: state.compact_revision,
         applied: state.applied.clone(),
+        alarms: state.alarms.clone(),
     };
     let tmp = dir.join(format!("building-{:016x}.tmp", rand::random::<u64>()));
     let result = write_to(&tmp, &header, view).and_then(|()| {

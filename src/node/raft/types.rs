@@ -77,6 +77,13 @@ impl fmt::Display for Command {
             Some(Op::LeaseCheckpoint(c)) => {
                 write!(f, "lease checkpoint ({} leases)", c.checkpoints.len())
             }
+            Some(Op::Alarm(a)) => {
+                use crate::proto::etcdserverpb::AlarmType;
+                use crate::proto::etcdserverpb::alarm_request::AlarmAction;
+                let action = if a.action() == AlarmAction::Deactivate { "disarm" } else { "raise" };
+                let kind = AlarmType::try_from(a.alarm).map(|t| t.as_str_name()).unwrap_or("UNKNOWN");
+                write!(f, "alarm {action} {kind} of {:x}", a.member_id)
+            }
             None => write!(f, "empty command"),
         }
     }

@@ -92,7 +92,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let (lab, _) = lab::supervisor::up(
         &home,
         LAB,
-        lab::supervisor::LabShape { nodes: Some(options.members), tempo: Some(Tempo::ETCD), snapshot_every: None },
+        lab::supervisor::LabShape { nodes: Some(options.members), tempo: Some(Tempo::ETCD), ..Default::default() },
     )
     .await?;
     let raftty_cold = started.elapsed();

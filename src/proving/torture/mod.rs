@@ -63,8 +63,12 @@ pub async fn run(options: &TortureOptions) -> Result<TortureReport> {
     if Lab::exists(&home, LAB) {
         supervisor::down(&home, LAB, true)?;
     }
-    let shape =
-        supervisor::LabShape { nodes: Some(options.nodes), tempo: Some(Tempo::ETCD), snapshot_every: Some(500) };
+    let shape = supervisor::LabShape {
+        nodes: Some(options.nodes),
+        tempo: Some(Tempo::ETCD),
+        snapshot_every: Some(500),
+        ..Default::default()
+    };
     let (mut lab, _) = supervisor::up(&home, LAB, shape).await?;
     let result = torture(&mut lab, options).await;
     let _ = supervisor::down(&home, LAB, options.home.is_none());

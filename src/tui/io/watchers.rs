@@ -72,8 +72,8 @@ async fn status_loop(io: Arc<Io>) {
     }
 }
 
-/// The newest revision and any alarms, from the first member that answers.
-async fn revision_and_alarms(io: &Io) -> (Option<i64>, Vec<String>) {
+/// The newest revision, and any alarms when `with_alarms`, from the first member that answers.
+async fn revision_and_alarms(io: &Io, with_alarms: bool) -> (Option<i64>, Vec<String>) {
     for endpoint in io.endpoints() {
         let Ok(mut client) = io.client(&endpoint) else { continue };
         let range = RangeRequest {
@@ -85,6 +85,9 @@ async fn revision_and_alarms(io: &Io) -> (Option<i64>, Vec<String>) {
         let Ok(answer) = tokio::time::timeout(Duration::from_secs(1), client.kv.range(range)).await else { continue };
         let Ok(answer) = answer else { continue };
         let revision = answer.into_inner().header.map(|h| h.revision);
+        if !with_alarms {
+            return (revision, vec![]);
+        }
         let alarms =
             match tokio::time::timeout(Duration::from_secs(1), client.maintenance.alarm(AlarmRequest::default())).await
             {
@@ -93,8 +96,8 @@ async fn revision_and_alarms(io: &Io) -> (Option<i64>, Vec<String>) {
                     .alarms
                     .iter()
                     .filter_map(|a| match a.alarm {
-                        1 => Some(format!("NOSPACE on {:x}", a.member_id)),
-                        2 => Some(format!("CORRUPT on {:x}", a.member_id)),
+                        1 => Some(format!("NOSPACE raised by {:x}", a.member_id)),
+                        2 => Some(format!("CORRUPT raised by {:x}", a.member_id)),
                         _ => None,
                     })
                     .collect(),
@@ -113,7 +116,9 @@ async fn lab_view(io: &Arc<Io>, followed: &mut HashSet<String>) -> Option<Cluste
             spawn_follower(io, m.name.clone());
         }
     }
-    let (revision, alarms) = revision_and_alarms(io).await;
+    // The lab's status names the members behind the alarms; the etcd answer is for the revision.
+    let (revision, _) = revision_and_alarms(io, false).await;
+    let alarms = status.alarms.clone();
     let members = status
         .nodes
         .iter()
@@ -252,7 +257,7 @@ async fn attached_view(io: &Arc<Io>) -> Option<ClusterView> {
         Quorum::Healthy
     };
     let term = members.iter().filter_map(|m| m.term).max();
-    let (revision, alarms) = revision_and_alarms(io).await;
+    let (revision, alarms) = revision_and_alarms(io, true).await;
     Some(ClusterView {
         members,
         faults: LabFaults::default(),
