@@ -98,8 +98,8 @@ pub enum Command {
     Backup {
         #[command(subcommand)]
         action: Option<BackupCommand>,
-        /// Where the backup lives (it resumes there after a stop).
-        #[arg(required = true)]
+        /// Where the backup lives (it resumes there after a stop); by default the lab's
+        /// backup folder, `$RAFTTY_HOME/backups/LAB/continuous`.
         dir: Option<PathBuf>,
         /// How often to take a new full snapshot.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
@@ -267,8 +267,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// The full snapshots and change logs of a backup, and the revisions it can restore.
-    List { dir: PathBuf },
+    /// The full snapshots and change logs of a backup, and the revisions it can restore;
+    /// without DIR, every backup of the lab (its backup folder and what raftty saved
+    /// elsewhere).
+    List { dir: Option<PathBuf> },
 }
 
 #[derive(Debug, Subcommand)]

@@ -120,7 +120,10 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             let url = lab.config.member(&member)?.client_url();
             let mut client =
                 crate::client::EtcdClient::connect(&url, &lab.root_cert(), Duration::from_secs(600)).await?;
-            let saved = crate::backup::stream::save(&mut client, &file, |_| {}).await?;
+            let mut terminal = crate::progress::Terminal::default();
+            let saved = crate::backup::stream::save(&mut client, &file, |p| terminal.report(p)).await?;
+            terminal.finish();
+            crate::backup::catalog::remember(&home, lab_name, &file)?;
             println!(
                 "Snapshot saved at {} ({} bytes, revision {}, from {member})",
                 file.display(),
@@ -137,7 +140,9 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 replace,
                 skip_hash_check,
             };
-            let report = lab::restore::restore(&home, options, |step| eprintln!("{step}")).await?;
+            let mut terminal = crate::progress::Terminal::default();
+            let report = lab::restore::restore(&home, options, |p| terminal.report(p)).await?;
+            terminal.finish();
             println!(
                 "restored lab {}: revision {}, {} keys, {} leases (their TTLs start afresh), new cluster id {:x}",
                 report.lab.name(),
@@ -154,12 +159,25 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
             println!("use it with etcdctl:  eval \"$(raftty env{})\"", lab_flag(lab_name));
         }
-        Command::Backup { action: Some(crate::cli::BackupCommand::List { dir }), .. } => {
+        Command::Backup { action: Some(crate::cli::BackupCommand::List { dir: Some(dir) }), .. } => {
             print!("{}", crate::backup::continuous::describe(&dir)?);
         }
+        Command::Backup { action: Some(crate::cli::BackupCommand::List { dir: None }), .. } => {
+            let entries = crate::backup::catalog::list(&home, lab_name);
+            if entries.is_empty() {
+                println!(
+                    "no backups of lab {lab_name} yet (raftty snapshot save FILE, or raftty backup); they go to {}",
+                    crate::backup::catalog::folder(&home, lab_name).display()
+                );
+            }
+            for e in entries {
+                println!("{}", crate::backup::catalog::one_line(&e));
+            }
+        }
         Command::Backup { action: None, dir, every, progress_every } => {
-            let dir = dir.context("name the backup's folder: raftty backup DIR")?;
+            let dir = dir.unwrap_or_else(|| crate::backup::catalog::continuous_folder(&home, lab_name));
             let lab = Lab::open(&home, lab_name)?;
+            crate::backup::catalog::remember(&home, lab_name, &dir)?;
             let options = crate::backup::continuous::BackupOptions { every, max_log_bytes: 64 << 20, progress_every };
             let stop = async {
                 let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -171,7 +189,9 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             crate::backup::continuous::run(&lab.dir, &dir, &options, stop, |line| println!("{line}")).await?;
         }
         Command::Recover { name, force } => {
-            let report = lab::recover::recover(&home, lab_name, &name, force, |step| eprintln!("{step}")).await?;
+            let mut terminal = crate::progress::Terminal::default();
+            let report = lab::recover::recover(&home, lab_name, &name, force, |p| terminal.report(p)).await?;
+            terminal.finish();
             println!(
                 "recovered lab {lab_name} around {name}: it kept its state at revision {} (Raft index {})",
                 report.kept_revision, report.kept_applied_index
@@ -330,10 +350,17 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
         }
         Command::Member(MemberCommand::Add { learner }) => {
             let mut lab = Lab::open(&home, lab_name)?;
+            let mut terminal = crate::progress::Terminal::default();
+            terminal.report(crate::progress::Progress::step("adding a member and letting it catch up"));
             let name = lab::membership::add(&mut lab, learner, |p| {
-                eprintln!("{}: catching up, {} of {} entries", p.member, p.matched, p.leader_last);
+                terminal.report(crate::progress::Progress::Amount {
+                    done: p.matched,
+                    total: p.leader_last,
+                    unit: crate::progress::Unit::Entries,
+                })
             })
             .await?;
+            terminal.finish();
             let role = if learner { "learner" } else { "voter" };
             println!("added {name} as a {role}");
         }

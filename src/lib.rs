@@ -62,6 +62,7 @@ pub mod errors;
 pub mod lab;
 pub mod node;
 pub mod pki;
+pub mod progress;
 pub mod proto;
 pub mod proving;
 pub mod tui;

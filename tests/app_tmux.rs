@@ -262,3 +262,50 @@ fn a_signal_or_ctrl_c_gives_the_terminal_back() {
     });
     assert!(!t.alternate_on());
 }
+
+/// The drill from the backups tab: a snapshot, a continuous backup, more writes, then a
+/// restore to a revision between them, with the app still watching the restored lab.
+#[test]
+fn the_backups_tab_snapshots_backs_up_and_restores_the_lab_to_a_revision() {
+    let t = Tmux::start("drill", &[], &[]);
+    t.wait_for("a healthy lab with a leader", |s| s.contains("healthy") && header_leader(s).is_some());
+    t.command("put /drill/a 1");
+    t.wait_for("the first put", |s| s.contains("OK (revision 2)"));
+    t.keys(&["7"]);
+    t.wait_for("the backups tab", |s| s.contains("No backups yet"));
+    t.keys(&["s"]);
+    t.wait_for("the snapshot listed", |s| s.contains("Snapshot saved at") && s.contains("snapshot    1 to 2"));
+    t.keys(&["b"]);
+    t.wait_for("the continuous backup running", |s| s.contains("continuous backup: at revision 2"));
+    t.command("put /drill/b 2");
+    t.wait_for("the second put", |s| s.contains("OK (revision 3)"));
+    t.command("put /drill/c 3");
+    t.wait_for("the third put", |s| s.contains("OK (revision 4)"));
+    t.wait_for("the backup caught up", |s| s.contains("continuous backup: at revision 4"));
+
+    let dir = t.home().join("backups/drill/continuous");
+    t.command(&format!("restore {} --to-revision 3", dir.display()));
+    t.wait_for("the question before replacing the lab", |s| s.contains("replace lab drill by the one in"));
+    t.keys(&["y"]);
+    let screen = t.wait_for("the restore done", |s| s.contains("restored lab drill from") && s.contains("revision 3"));
+    assert!(screen.contains("certificates are the old lab's"), "{screen}");
+    t.wait_for("the restored lab healthy under the app", |s| s.contains("healthy") && s.contains("rev 3"));
+
+    let env = t.raftty(&["env"]);
+    let env: Vec<(String, String)> = String::from_utf8_lossy(&env.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect();
+    let keys = common::etcdctl_with_env(&env, &["get", "--prefix", "/drill/", "--keys-only"]);
+    assert_eq!(
+        common::stdout(&keys).split_whitespace().collect::<Vec<_>>(),
+        ["/drill/a", "/drill/b"],
+        "the lab as of revision 3"
+    );
+    t.keys(&["Escape", "q"]);
+    t.wait_for("the quit question", |s| s.contains("leave it running"));
+    t.keys(&["l"]);
+    t.wait_for("the app to leave", |s| s.contains("APP-EXITED-0"));
+}

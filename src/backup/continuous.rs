@@ -130,6 +130,17 @@ pub fn backend_at(dir: &Path, to: Option<i64>) -> Result<Backend> {
     Ok(backend)
 }
 
+/// The revisions a restore from the backup in `dir` can reach: from the oldest full
+/// snapshot's compaction floor to the last change recorded.
+pub fn span(dir: &Path) -> Result<(i64, i64)> {
+    let fulls = fulls(dir)?;
+    anyhow::ensure!(!fulls.is_empty(), "{} holds no full snapshot: it is no raftty backup", dir.display());
+    let oldest = std::fs::read(&fulls[0].1).with_context(|| format!("reading {}", fulls[0].1.display()))?;
+    let first = Backend::from_bolt(crate::backup::snapshot_file::db_of(&oldest, false)?)?.compact_revision.max(1);
+    let last = all_records(dir)?.keys().next_back().copied().unwrap_or(0).max(fulls.last().map_or(0, |f| f.0));
+    Ok((first, last))
+}
+
 /// What `raftty backup list` prints.
 pub fn describe(dir: &Path) -> Result<String> {
     let mut out = String::new();
@@ -157,10 +168,7 @@ pub fn describe(dir: &Path) -> Result<String> {
         let torn = if torn > 0 { format!(" ({torn} torn bytes at the end)") } else { String::new() };
         out.push_str(&format!("change log      after {base:>8}   {span}{torn}\n"));
     }
-    let first = Backend::from_bolt(crate::backup::snapshot_file::db_of(&std::fs::read(&fulls[0].1)?, false)?)?
-        .compact_revision
-        .max(1);
-    let last = all_records(dir)?.keys().next_back().copied().unwrap_or(0).max(fulls.last().map_or(0, |f| f.0));
+    let (first, last) = span(dir)?;
     out.push_str(&format!(
         "restorable: revisions {first} to {last} (raftty restore {} --to-revision R)\n",
         dir.display()

@@ -7,8 +7,10 @@
 //! - `snapshot_file.rs`: the trailer, atomic saving, and `snapshot status`;
 //! - `stream.rs`: Maintenance.Snapshot as etcd streams it, and `raftty snapshot save`;
 //! - `continuous.rs` and `change_log.rs`: `raftty backup`, a full snapshot and every change
-//!   after it, for point-in-time restores.
+//!   after it, for point-in-time restores;
+//! - `catalog.rs`: a lab's backups, in its backup folder and wherever else raftty saved them.
 
+pub mod catalog;
 pub mod change_log;
 pub mod continuous;
 pub mod etcd_db;

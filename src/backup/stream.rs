@@ -15,6 +15,8 @@ use crate::backup::snapshot_file;
 use crate::client::EtcdClient;
 use crate::node::mvcc::StoreError;
 use crate::node::mvcc::store::StoreSnapshot;
+use crate::progress::Progress;
+use crate::progress::Unit;
 use crate::proto::etcdserverpb::SnapshotRequest;
 use crate::proto::etcdserverpb::SnapshotResponse;
 
@@ -63,7 +65,7 @@ pub struct Saved {
 
 /// Saves a snapshot from the member behind `client` to `path`, checked as etcdctl checks
 /// it (whole pages plus a SHA-256 that matches) before it takes the final name.
-pub async fn save(client: &mut EtcdClient, path: &Path, mut progress: impl FnMut(usize)) -> Result<Saved> {
+pub async fn save(client: &mut EtcdClient, path: &Path, mut progress: impl FnMut(Progress)) -> Result<Saved> {
     let mut stream = client
         .maintenance
         .snapshot(SnapshotRequest {})
@@ -72,10 +74,13 @@ pub async fn save(client: &mut EtcdClient, path: &Path, mut progress: impl FnMut
         .context("asking for a snapshot")?
         .into_inner();
     let mut file = Vec::new();
+    let mut total = None;
     while let Some(message) = stream.next().await {
         let message = message.map_err(|s| anyhow::anyhow!("{}", s.message())).context("receiving the snapshot")?;
         file.extend_from_slice(&message.blob);
-        progress(file.len());
+        // The first message says how much is to come; the checksum follows the last.
+        let total = *total.get_or_insert(file.len() as u64 + message.remaining_bytes + snapshot_file::TRAILER as u64);
+        progress(Progress::Amount { done: file.len() as u64, total: total.max(file.len() as u64), unit: Unit::Bytes });
     }
     anyhow::ensure!(
         file.len() % 512 == snapshot_file::TRAILER,

@@ -21,6 +21,8 @@ use crate::lab::status::Quorum;
 use crate::node::mvcc::STATE_FILE;
 use crate::node::mvcc::store::MvccStore;
 use crate::node::raft::types::StoreIdentity;
+use crate::progress::Progress;
+use crate::progress::Unit;
 
 pub struct RecoverReport {
     pub kept_revision: i64,
@@ -35,7 +37,7 @@ pub async fn recover(
     lab_name: &str,
     survivor: &str,
     force: bool,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(Progress),
 ) -> Result<RecoverReport> {
     let mut lab = Lab::open(home, lab_name)?;
     let me = lab.config.member(survivor)?.clone();
@@ -57,7 +59,7 @@ pub async fn recover(
         "{survivor} has no data in {}: it cannot carry the cluster",
         data_dir.display()
     );
-    progress(&format!("stopping every member of lab {lab_name}"));
+    progress(Progress::step(format!("stopping every member of lab {lab_name}")));
     for m in &lab.config.members {
         lab.stop_member(&m.name, Duration::from_secs(10))?;
     }
@@ -77,12 +79,12 @@ pub async fn recover(
         .join(format!("{lab_name}-{survivor}-before-recover-{}", crate::lab::restore::unix_seconds()));
     std::fs::create_dir_all(old_data.parent().expect("a parent"))?;
     std::fs::rename(&data_dir, &old_data).with_context(|| format!("moving {survivor}'s old data aside"))?;
-    progress(&format!(
+    progress(Progress::step(format!(
         "{survivor} keeps its state at revision {} (old data kept in {})",
         backend.revision(),
         old_data.display()
-    ));
-    crate::lab::restore::seed(&data_dir, identity, &backend)?;
+    )));
+    crate::lab::restore::seed(&data_dir, identity, &backend, &mut progress)?;
 
     let mut removed = Vec::new();
     for m in &mut lab.config.members {
@@ -103,7 +105,7 @@ pub async fn recover(
     faults.heal();
     faults.save(&lab.dir)?;
 
-    progress(&format!("starting {survivor} alone, as a cluster of one"));
+    progress(Progress::step(format!("starting {survivor} alone, as a cluster of one")));
     let (mut lab, _) = crate::lab::supervisor::up(home, lab_name, crate::lab::supervisor::LabShape::default()).await?;
     // A newcomer must be sent the survivor's state as a snapshot, not its (new) log alone.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -118,12 +120,12 @@ pub async fn recover(
     }
     let mut added = Vec::new();
     while lab.config.active_members().count() < size {
-        progress("adding a fresh member and letting it catch up");
+        progress(Progress::step("adding a fresh member and letting it catch up"));
         let name = membership::add(&mut lab, false, |p| {
-            let _ = p;
+            progress(Progress::Amount { done: p.matched, total: p.leader_last, unit: Unit::Entries })
         })
         .await?;
-        progress(&format!("{name} joined and caught up"));
+        progress(Progress::step(format!("{name} joined and caught up")));
         added.push(name);
     }
     Ok(RecoverReport { kept_revision: backend.revision(), kept_applied_index: applied_index, added, removed, old_data })

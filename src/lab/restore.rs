@@ -28,6 +28,8 @@ use crate::node::mvcc::store::STATE_FORMAT;
 use crate::node::raft::types::StoreIdentity;
 use crate::pki::CertRole;
 use crate::pki::Pki;
+use crate::progress::Progress;
+use crate::progress::Unit;
 use crate::proto::rafttystore::LeaseRecord;
 use crate::proto::rafttystore::RevisionRecord;
 use crate::proto::rafttystore::StoreState;
@@ -77,7 +79,12 @@ pub fn read_backup(source: &Path, skip_hash_check: bool, to_revision: Option<i64
 }
 
 /// A member's state file holding `backend`, for a member that has never run.
-pub(crate) fn seed(dir: &Path, identity: StoreIdentity, backend: &Backend) -> Result<()> {
+pub(crate) fn seed(
+    dir: &Path,
+    identity: StoreIdentity,
+    backend: &Backend,
+    mut progress: impl FnMut(Progress),
+) -> Result<()> {
     crate::pki::create_private_dir(dir)?;
     let store = MvccStore::open(&dir.join(STATE_FILE), identity)?;
     let state = StoreState {
@@ -89,7 +96,11 @@ pub(crate) fn seed(dir: &Path, identity: StoreIdentity, backend: &Backend) -> Re
         // The alarms name members of the old cluster; the new one starts without any.
         alarms: vec![],
     };
-    let revisions = backend.changes.iter().map(|c| {
+    let total = backend.changes.len() as u64;
+    let revisions = backend.changes.iter().enumerate().map(|(i, c)| {
+        if i % 1000 == 0 || i + 1 == backend.changes.len() {
+            progress(Progress::Amount { done: i as u64 + 1, total, unit: Unit::Revisions });
+        }
         let record = if c.tombstone {
             crate::node::mvcc::record::tombstone_record(c.kv.key.clone(), c.main)
         } else {
@@ -106,7 +117,11 @@ pub(crate) fn seed(dir: &Path, identity: StoreIdentity, backend: &Backend) -> Re
     Ok(())
 }
 
-pub async fn restore(home: &Path, options: RestoreOptions, mut progress: impl FnMut(&str)) -> Result<RestoreReport> {
+pub async fn restore(
+    home: &Path,
+    options: RestoreOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<RestoreReport> {
     anyhow::ensure!(options.nodes >= 1, "a cluster needs at least one member");
     let mut backend = read_backup(&options.source, options.skip_hash_check, options.to_revision)?;
     let mut detached = 0;
@@ -121,15 +136,15 @@ pub async fn restore(home: &Path, options: RestoreOptions, mut progress: impl Fn
         options.lab,
         home.display()
     );
-    let (tempo, snapshots) = match exists.then(|| Lab::open(home, &options.lab)).transpose()? {
-        Some(old) => (old.config.tempo, old.config.snapshots),
-        None => (Tempo::ETCD, SnapshotSettings::default()),
+    let (tempo, snapshots, quota) = match exists.then(|| Lab::open(home, &options.lab)).transpose()? {
+        Some(old) => (old.config.tempo, old.config.snapshots, old.config.quota_backend_bytes),
+        None => (Tempo::ETCD, SnapshotSettings::default(), 0),
     };
 
     remove_abandoned_staging(home, &options.lab);
     let staging_home = home.join("restoring").join(format!("{}-{}", options.lab, std::process::id()));
     let _ = std::fs::remove_dir_all(&staging_home);
-    let staged = stage(&staging_home, home, &options, tempo, snapshots, &backend, &mut progress);
+    let staged = stage(&staging_home, home, &options, (tempo, snapshots, quota), &backend, &mut progress);
     let staged_dir = match staged {
         Ok(dir) => dir,
         Err(e) => {
@@ -141,7 +156,7 @@ pub async fn restore(home: &Path, options: RestoreOptions, mut progress: impl Fn
     let mut replaced = None;
     let target = Lab::dir_for(home, &options.lab);
     if exists {
-        progress(&format!("stopping lab {} and moving it aside", options.lab));
+        progress(Progress::step(format!("stopping lab {} and moving it aside", options.lab)));
         crate::lab::supervisor::down(home, &options.lab, false)?;
         let aside = home.join("replaced").join(format!("{}-{}", options.lab, unix_seconds()));
         std::fs::create_dir_all(aside.parent().expect("a parent"))?;
@@ -153,7 +168,7 @@ pub async fn restore(home: &Path, options: RestoreOptions, mut progress: impl Fn
         .with_context(|| format!("moving the restored lab into {}", target.display()))?;
     let _ = std::fs::remove_dir_all(&staging_home);
 
-    progress(&format!("starting lab {} ({} members)", options.lab, options.nodes));
+    progress(Progress::step(format!("starting lab {} ({} members)", options.lab, options.nodes)));
     let (lab, _) = crate::lab::supervisor::up(home, &options.lab, crate::lab::supervisor::LabShape::default()).await?;
     let (revision, live_keys) = verify(&lab).await?;
     anyhow::ensure!(
@@ -169,17 +184,19 @@ fn stage(
     staging_home: &Path,
     home: &Path,
     options: &RestoreOptions,
-    tempo: Tempo,
-    snapshots: SnapshotSettings,
+    (tempo, snapshots, quota): (Tempo, SnapshotSettings, i64),
     backend: &Backend,
-    progress: &mut impl FnMut(&str),
+    progress: &mut impl FnMut(Progress),
 ) -> Result<PathBuf> {
     // Ports recorded by the other labs stay theirs.
     std::fs::create_dir_all(staging_home)?;
-    let lab = Lab::create_avoiding(staging_home, &options.lab, options.nodes, tempo, snapshots, &home.join("labs"))?;
+    let mut lab =
+        Lab::create_avoiding(staging_home, &options.lab, options.nodes, tempo, snapshots, &home.join("labs"))?;
+    lab.config.quota_backend_bytes = quota;
+    lab.config.save(&lab.dir)?;
     if options.replace && Lab::exists(home, &options.lab) {
         let old_pki = Lab::dir_for(home, &options.lab).join("pki");
-        progress("keeping the old lab's certificate authority and certificates");
+        progress(Progress::step("keeping the old lab's certificate authority and certificates"));
         copy_pki(&old_pki, &lab.pki_dir())?;
         let pki = Pki::open(&lab.pki_dir())?;
         for m in &lab.config.members {
@@ -189,9 +206,9 @@ fn stage(
         }
     }
     for m in lab.config.active_members() {
-        progress(&format!("writing {} revisions into {}", backend.changes.len(), m.name));
+        progress(Progress::step(format!("writing {} revisions into {}", backend.changes.len(), m.name)));
         let identity = StoreIdentity { cluster_id: lab.config.cluster_id, member_id: m.id };
-        seed(&lab.member_data_dir(&m.name), identity, backend)
+        seed(&lab.member_data_dir(&m.name), identity, backend, &mut *progress)
             .with_context(|| format!("seeding the state of {}", m.name))?;
     }
     Ok(lab.dir.clone())

@@ -135,6 +135,7 @@ impl Admin for AdminService {
                 }
             }
         };
+        let stream = futures::StreamExt::take_until(stream, self.member.until_stopping());
         Ok(Response::new(Box::pin(stream)))
     }
 

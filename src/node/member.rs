@@ -45,6 +45,8 @@ pub struct Member {
     pub request_timeout: Duration,
     pub metrics: std::sync::Arc<MemberMetrics>,
     pub quota: Quota,
+    /// Turns true when the member begins to stop.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Member {
@@ -55,6 +57,16 @@ impl Member {
             member_id: self.id,
             revision,
             raft_term: self.raft.metrics().borrow_watched().current_term,
+        }
+    }
+
+    /// Resolves once the member begins to stop: endless streams (watches, lease keep-alives)
+    /// end then, so that their clients move to another member at once and the server's
+    /// graceful shutdown does not wait for them.
+    pub fn until_stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.clone();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
         }
     }
 
@@ -206,7 +218,12 @@ impl Member {
                     Err(_) => Attempt::Done(Err(EtcdError::Timeout)),
                     Ok(Ok(_)) => Attempt::Done(Ok(())),
                     Ok(Err(e)) if e.forward_to_leader().is_some() => Attempt::NotProposed,
-                    Ok(Err(e)) => Attempt::Done(Err(EtcdError::Internal(format!("read index failed: {e}")))),
+                    // The leader could not hear from a majority: to a client that is etcd's timeout,
+                    // not an internal error (the details are for the log).
+                    Ok(Err(e)) => {
+                        tracing::debug!("read index failed: {e}");
+                        Attempt::Done(Err(EtcdError::Timeout))
+                    }
                 }
             } else {
                 self.read_index_via(leader, deadline).await
@@ -282,7 +299,10 @@ impl Member {
             Err(_) => Err(EtcdError::Timeout.into()),
             Ok(Ok(linearizer)) => Ok(linearizer.read_log_id().log_id().index),
             Ok(Err(e)) if e.forward_to_leader().is_some() => Err(tonic::Status::failed_precondition(NOT_LEADER)),
-            Ok(Err(e)) => Err(tonic::Status::unavailable(format!("read index failed: {e}"))),
+            Ok(Err(e)) => {
+                tracing::debug!("read index failed: {e}");
+                Err(EtcdError::Timeout.into())
+            }
         }
     }
 }

@@ -190,6 +190,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         .await
         .context("starting Raft")?;
     let request_timeout = Duration::from_secs(5) + 2 * Duration::from_millis(lab.config.tempo.election_timeout_ms);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let member = Arc::new(Member {
         id: me.id,
         name: name.to_string(),
@@ -201,6 +202,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         request_timeout,
         metrics: member_metrics.clone(),
         quota: crate::node::quota::Quota::from_flag(lab.config.quota_backend_bytes),
+        stopping: stop_rx.clone(),
     });
     member_metrics.follow(&raft);
 
@@ -219,7 +221,6 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         crate::node::lease::LeaseSettings::for_member(election_timeout)?,
     );
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };

@@ -25,6 +25,10 @@ use crate::proto::rafttyadmin::RaftEvent;
 use crate::proto::rafttyadmin::ReadLogResponse;
 use crate::tui::command;
 use crate::tui::command::CommandLine;
+use crate::tui::tabs::backups::BackupOp;
+use crate::tui::tabs::backups::BackupsTab;
+use crate::tui::tabs::backups::KeyOutcome;
+use crate::tui::tabs::backups::Work;
 use crate::tui::tabs::cluster::ClusterTab;
 use crate::tui::tabs::events::EventsTab;
 use crate::tui::tabs::keys::KeyDetail;
@@ -44,10 +48,12 @@ pub enum Tab {
     Events,
     Metrics,
     Lessons,
+    Backups,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [Tab::Cluster, Tab::Keys, Tab::RaftLog, Tab::Events, Tab::Metrics, Tab::Lessons];
+    pub const ALL: [Tab; 7] =
+        [Tab::Cluster, Tab::Keys, Tab::RaftLog, Tab::Events, Tab::Metrics, Tab::Lessons, Tab::Backups];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -57,6 +63,7 @@ impl Tab {
             Tab::Events => "Events",
             Tab::Metrics => "Metrics",
             Tab::Lessons => "Lessons",
+            Tab::Backups => "Backups",
         }
     }
 
@@ -220,6 +227,7 @@ pub enum Mode {
 pub enum Effect {
     Lab(LabOp),
     Etcd(command::EtcdOp),
+    Backup(BackupOp),
     /// The value, metadata and lease of one key (at a revision, when travelling in time).
     FetchKey {
         key: String,
@@ -338,6 +346,25 @@ pub enum Action {
     },
     /// Lines streamed by a `watch` command.
     WatchLines(Vec<String>),
+    /// The backups, and where new ones go (None when attached to a cluster that is no lab).
+    Backups {
+        entries: Vec<crate::backup::catalog::Entry>,
+        folder: Option<String>,
+    },
+    /// Long work moved on.
+    Work {
+        title: String,
+        progress: crate::progress::Progress,
+    },
+    /// Long work ended; a restore or recovery changed the data under the app.
+    WorkDone {
+        ok: bool,
+        title: String,
+        lines: Vec<String>,
+        data_replaced: bool,
+    },
+    /// What the app's continuous backup last said; None once it stopped.
+    BackupRunning(Option<String>),
 }
 
 /// What a command printed, shown over the bottom of the screen until esc.
@@ -369,6 +396,7 @@ pub struct App {
     pub log: RaftLogTab,
     pub events: EventsTab,
     pub metrics: MetricsTab,
+    pub backups: BackupsTab,
     pub command: CommandLine,
     pub output: Option<Output>,
     /// The last thing the app has to say, and when it said it.
@@ -399,6 +427,7 @@ impl App {
             log: RaftLogTab::default(),
             events: EventsTab::default(),
             metrics: MetricsTab::default(),
+            backups: BackupsTab::default(),
             command: CommandLine::default(),
             output: None,
             message: None,
@@ -422,6 +451,7 @@ impl App {
             || self.message.is_some()
             || self.keys.detail.as_ref().is_some_and(|d| d.lease_ttl.is_some())
             || self.log.has_fading(self.now)
+            || self.backups.work.is_some()
     }
 
     /// Asks before an effect that cannot be undone.
@@ -556,6 +586,32 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             let excess = out.lines.len().saturating_sub(2000);
             out.lines.drain(..excess);
             vec![]
+        }
+        Action::Backups { entries, folder } => {
+            app.backups.listed(entries, folder);
+            vec![]
+        }
+        Action::Work { title, progress } => {
+            let since = app.backups.work.as_ref().filter(|w| w.title == title).map_or(app.now, |w| w.since);
+            app.backups.work = Some(Work { title, progress, since });
+            vec![]
+        }
+        Action::WorkDone { ok, title, lines, data_replaced } => {
+            app.backups.work = None;
+            let mut effects = vec![Effect::Backup(BackupOp::Refresh)];
+            if data_replaced {
+                app.events.push(EventView::lab_at(app.wall_micros, "lab", format!("did=\"{title}\"")));
+                effects.push(Effect::LoadKeys { revision: None });
+            }
+            update(app, Action::Output { ok, title, lines });
+            effects
+        }
+        Action::BackupRunning(line) => {
+            // A new backup, or a new full snapshot in it, is a new entry or range to list.
+            let listed_anew = line.as_deref().is_some_and(|l| l.starts_with("full snapshot"))
+                || app.backups.running.is_none() != line.is_none();
+            app.backups.running = line;
+            if listed_anew { vec![Effect::Backup(BackupOp::Refresh)] } else { vec![] }
         }
     }
 }
@@ -702,6 +758,41 @@ fn guard(app: &mut App, effect: Effect) -> Vec<Effect> {
             return vec![];
         }
     }
+    if let Effect::Backup(op) = &effect {
+        if op.needs_lab() && !app.target.is_lab() {
+            app.say(format!("`{}` needs a raftty lab: this app is attached to another cluster", op.describe()), false);
+            return vec![];
+        }
+        if app.backups.work.is_some() && !matches!(op, BackupOp::Refresh | BackupOp::BackupStop) {
+            let busy = app.backups.work.as_ref().map(|w| w.title.clone()).unwrap_or_default();
+            app.say(format!("wait for `{busy}` to finish first"), false);
+            return vec![];
+        }
+        let lab = match &app.target {
+            Target::Lab { name, .. } => name.clone(),
+            Target::Attached { .. } => String::new(),
+        };
+        match op {
+            BackupOp::Restore { source, to_revision } => {
+                let at = to_revision.map(|r| format!(" as of revision {r}")).unwrap_or_default();
+                let q = format!(
+                    "replace lab {lab} by the one in {source}{at}? Its members stop, its data is moved aside, \
+                     its certificates are kept. (y/n)"
+                );
+                app.confirm(q, effect);
+                return vec![];
+            }
+            BackupOp::Recover { member, .. } => {
+                let q = format!(
+                    "rebuild lab {lab} around {member}? The other members' data is dropped and fresh members \
+                     join; writes {member} never saw are lost. (y/n)"
+                );
+                app.confirm(q, effect);
+                return vec![];
+            }
+            _ => {}
+        }
+    }
     if let Effect::Etcd(command::EtcdOp::Compact { revision }) = &effect {
         let q = format!("compact history up to revision {revision}? Older revisions are gone for good. (y/n)");
         app.confirm(q, effect);
@@ -714,6 +805,7 @@ fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
     app.tab = tab;
     match tab {
         Tab::RaftLog => vec![Effect::LogWindow { from: app.log.window_from() }],
+        Tab::Backups => vec![Effect::Backup(BackupOp::Refresh)],
         _ => vec![],
     }
 }
@@ -760,7 +852,7 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.command.clear();
             return vec![];
         }
-        KeyCode::Char(c @ '1'..='6') => {
+        KeyCode::Char(c @ '1'..='7') => {
             let tab = Tab::ALL[(c as usize) - ('1' as usize)];
             return switch_tab(app, tab);
         }
@@ -799,6 +891,15 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.events.on_key(key, &app.member_names());
             vec![]
         }
+        Tab::Backups => match app.backups.on_key(key) {
+            KeyOutcome::Nothing => vec![],
+            KeyOutcome::Effect(e) => vec![e],
+            KeyOutcome::Prefill(text) => {
+                app.mode = Mode::Command;
+                app.command.set(&text);
+                vec![]
+            }
+        },
         Tab::Metrics | Tab::Lessons => vec![],
     };
     effects.into_iter().flat_map(|e| guard(app, e)).collect()

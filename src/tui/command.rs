@@ -15,6 +15,7 @@ use crate::lab::faults::parse_partition;
 use crate::tui::app::Effect;
 use crate::tui::app::LabOp;
 use crate::tui::app::Tab;
+use crate::tui::tabs::backups::BackupOp;
 use crate::tui::theme::ThemeName;
 
 /// Requests on the etcd API, as etcdctl would send them.
@@ -46,10 +47,6 @@ pub enum EtcdOp {
         revision: i64,
     },
     WatchOff,
-    /// `snapshot save FILE`: an etcd snapshot from the leader, as etcdctl saves it.
-    SnapshotSave {
-        file: String,
-    },
     /// `snapshot status FILE`: what a snapshot file holds.
     SnapshotStatus {
         file: String,
@@ -103,6 +100,10 @@ pub const COMMANDS: &[&str] = &[
     "endpoint status",
     "snapshot save",
     "snapshot status",
+    "restore",
+    "backup",
+    "backup stop",
+    "recover",
     "kill",
     "stop",
     "pause",
@@ -121,7 +122,8 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 /// Commands whose next word is a member's name.
-const TAKES_MEMBER: &[&str] = &["kill", "stop", "pause", "resume", "start", "isolate", "slow", "cut", "member remove"];
+const TAKES_MEMBER: &[&str] =
+    &["kill", "stop", "pause", "resume", "start", "isolate", "slow", "cut", "member remove", "recover"];
 /// Commands whose next word is a key.
 const TAKES_KEY: &[&str] = &["put", "get", "del", "watch"];
 
@@ -190,6 +192,7 @@ pub fn parse(line: &str) -> Result<Parsed> {
     let cmd = args.remove(0);
     let lab = |op: LabOp| Ok(Parsed::Effect(Effect::Lab(op)));
     let etcd = |op: EtcdOp| Ok(Parsed::Effect(Effect::Etcd(op)));
+    let backup = |op: BackupOp| Ok(Parsed::Effect(Effect::Backup(op)));
     match cmd.as_str() {
         "put" => match args.as_slice() {
             [key, value] => etcd(EtcdOp::Put { key: key.clone(), value: value.clone() }),
@@ -232,9 +235,35 @@ pub fn parse(line: &str) -> Result<Parsed> {
             _ => anyhow::bail!("usage: member list | member add | member remove NAME"),
         },
         "snapshot" => match args.as_slice() {
-            [what, file] if what == "save" => etcd(EtcdOp::SnapshotSave { file: file.clone() }),
+            [what] if what == "save" => backup(BackupOp::SnapshotSave { file: None }),
+            [what, file] if what == "save" => backup(BackupOp::SnapshotSave { file: Some(file.clone()) }),
             [what, file] if what == "status" => etcd(EtcdOp::SnapshotStatus { file: file.clone() }),
-            _ => anyhow::bail!("usage: snapshot save FILE | snapshot status FILE"),
+            _ => anyhow::bail!("usage: snapshot save [FILE] | snapshot status FILE"),
+        },
+        "restore" => {
+            let usage = "usage: restore FILE|DIR [--to-revision R]";
+            let (source, to_revision) = match args.as_slice() {
+                [source] => (source.clone(), None),
+                [source, flag, r] | [flag, r, source] if flag == "--to-revision" => {
+                    (source.clone(), Some(r.parse().with_context(|| format!("not a revision: {r:?}"))?))
+                }
+                _ => anyhow::bail!(usage),
+            };
+            anyhow::ensure!(!source.starts_with("--"), usage);
+            backup(BackupOp::Restore { source, to_revision })
+        }
+        "backup" => match args.as_slice() {
+            [] => backup(BackupOp::BackupStart { dir: None }),
+            [what] if what == "stop" => backup(BackupOp::BackupStop),
+            [dir] => backup(BackupOp::BackupStart { dir: Some(dir.clone()) }),
+            _ => anyhow::bail!("usage: backup [DIR] | backup stop"),
+        },
+        "recover" => match args.as_slice() {
+            [member] => backup(BackupOp::Recover { member: member.clone(), force: false }),
+            [member, flag] | [flag, member] if flag == "--force" => {
+                backup(BackupOp::Recover { member: member.clone(), force: true })
+            }
+            _ => anyhow::bail!("usage: recover NAME [--force]"),
         },
         "endpoint" => match args.first().map(String::as_str) {
             Some("status") | Some("health") => etcd(EtcdOp::EndpointStatus),
@@ -471,7 +500,7 @@ impl CommandLine {
         let head = before[..before.len() - partial.len()].trim_end();
         let candidates: Vec<String> = if head.is_empty() {
             COMMANDS.iter().map(|c| c.to_string()).collect()
-        } else if head == "member" || head == "endpoint" || head == "snapshot" {
+        } else if head == "member" || head == "endpoint" || head == "snapshot" || head == "backup" {
             COMMANDS.iter().filter_map(|c| c.strip_prefix(&format!("{head} "))).map(str::to_string).collect()
         } else if TAKES_MEMBER.contains(&head)
             || head == "partition"
@@ -512,6 +541,8 @@ impl CommandLine {
 pub fn timeout_of(effect: &Effect) -> Duration {
     match effect {
         Effect::Lab(LabOp::MemberAdd) | Effect::Lab(LabOp::Tempo(_)) => Duration::from_secs(120),
+        // Restores and recoveries report their progress while they go; a big one takes long.
+        Effect::Backup(_) => Duration::from_secs(3600),
         _ => Duration::from_secs(15),
     }
 }
@@ -541,7 +572,23 @@ mod tests {
         assert_eq!(effect("etcdctl del /a --prefix"), Effect::Etcd(EtcdOp::Del { key: "/a".into(), prefix: true }));
         assert_eq!(effect("member list"), Effect::Etcd(EtcdOp::MemberList));
         assert_eq!(effect("endpoint status"), Effect::Etcd(EtcdOp::EndpointStatus));
-        assert_eq!(effect("snapshot save b.db"), Effect::Etcd(EtcdOp::SnapshotSave { file: "b.db".into() }));
+        assert_eq!(effect("snapshot save b.db"), Effect::Backup(BackupOp::SnapshotSave { file: Some("b.db".into()) }));
+        assert_eq!(effect("snapshot save"), Effect::Backup(BackupOp::SnapshotSave { file: None }));
+        assert_eq!(
+            effect("restore /b/full.db --to-revision 42"),
+            Effect::Backup(BackupOp::Restore { source: "/b/full.db".into(), to_revision: Some(42) })
+        );
+        assert_eq!(
+            effect("restore b.db"),
+            Effect::Backup(BackupOp::Restore { source: "b.db".into(), to_revision: None })
+        );
+        assert!(parse("restore b.db --to-revision soon").is_err());
+        assert_eq!(effect("backup"), Effect::Backup(BackupOp::BackupStart { dir: None }));
+        assert_eq!(effect("backup stop"), Effect::Backup(BackupOp::BackupStop));
+        assert_eq!(
+            effect("recover n2 --force"),
+            Effect::Backup(BackupOp::Recover { member: "n2".into(), force: true })
+        );
         let Effect::Etcd(EtcdOp::Txn(txn)) = effect(r#"txn value("k") = "v" then put k v2; get k else get k"#) else {
             panic!("not a txn")
         };

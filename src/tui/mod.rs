@@ -174,6 +174,9 @@ pub async fn run(options: AppOptions) -> Result<ExitCode> {
     }
     drop(terminal);
     drop(guard);
+    if let Some(dir) = io::backups::stop_backup(&io).await {
+        println!("the continuous backup in {} stopped; `raftty backup {}` resumes it", dir.display(), dir.display());
+    }
     let name = match &options.target {
         Target::Lab { name, .. } => Some(name.clone()),
         Target::Attached { .. } => None,

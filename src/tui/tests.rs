@@ -133,7 +133,114 @@ fn tabs_switch_with_digits_tab_and_shift_tab() {
     update(&mut app, key(KeyCode::BackTab));
     assert_eq!(app.tab, Tab::Cluster);
     update(&mut app, key(KeyCode::BackTab));
+    assert_eq!(app.tab, Tab::Backups);
+    update(&mut app, key(KeyCode::BackTab));
     assert_eq!(app.tab, Tab::Lessons);
+}
+
+fn backups() -> Vec<crate::backup::catalog::Entry> {
+    use crate::backup::catalog::Entry;
+    use crate::backup::catalog::Kind;
+    let at = |secs: u64| Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + secs));
+    vec![
+        Entry {
+            kind: Kind::Continuous,
+            path: "/home/op/.local/share/raftty/backups/demo/continuous".into(),
+            first: 1,
+            last: 1804,
+            bytes: 2_400_000,
+            modified: at(600),
+            problem: None,
+        },
+        Entry {
+            kind: Kind::Snapshot,
+            path: "/home/op/.local/share/raftty/backups/demo/snapshot-20231114-221320.db".into(),
+            first: 1,
+            last: 1200,
+            bytes: 1_100_000,
+            modified: at(300),
+            problem: None,
+        },
+        Entry {
+            kind: Kind::Snapshot,
+            path: "/tmp/broken.db".into(),
+            first: 0,
+            last: 0,
+            bytes: 0,
+            modified: at(100),
+            problem: Some("sha256 mismatch: the file was changed after it was saved".into()),
+        },
+    ]
+}
+
+#[test]
+fn the_backups_tab_saves_restores_after_asking_and_does_one_long_thing_at_a_time() {
+    use crate::progress::Progress;
+    use crate::tui::tabs::backups::BackupOp;
+    let mut app = app();
+    assert_eq!(update(&mut app, key(KeyCode::Char('7'))), vec![Effect::Backup(BackupOp::Refresh)]);
+    update(&mut app, Action::Backups { entries: backups(), folder: Some("/b/demo".into()) });
+    assert_eq!(update(&mut app, key(KeyCode::Char('s'))), vec![Effect::Backup(BackupOp::SnapshotSave { file: None })]);
+    update(&mut app, key(KeyCode::Char('j')));
+    assert!(update(&mut app, key(KeyCode::Char('r'))).is_empty(), "a restore asks first");
+    assert!(matches!(app.mode, Mode::Confirm { .. }));
+    let source = backups()[1].path.display().to_string();
+    assert_eq!(
+        update(&mut app, key(KeyCode::Char('y'))),
+        vec![Effect::Backup(BackupOp::Restore { source: source.clone(), to_revision: None })]
+    );
+    update(&mut app, key(KeyCode::Char('t')));
+    assert_eq!(app.mode, Mode::Command, "t prefills a restore to a revision");
+    assert_eq!(app.command.text(), format!("restore {source} --to-revision "));
+    update(&mut app, key(KeyCode::Esc));
+    update(&mut app, key(KeyCode::Char('j')));
+    assert!(update(&mut app, key(KeyCode::Char('r'))).is_empty(), "a damaged backup is not offered for restore");
+    assert_eq!(app.mode, Mode::Normal);
+
+    update(&mut app, Action::Work { title: "restore x".into(), progress: Progress::step("writing") });
+    assert!(command(&mut app, "snapshot save").is_empty(), "one long piece of work at a time");
+    assert!(app.message.as_ref().is_some_and(|(m, ok, _)| !ok && m.contains("restore x")));
+    let done = update(
+        &mut app,
+        Action::WorkDone { ok: true, title: "restore x".into(), lines: vec!["restored".into()], data_replaced: true },
+    );
+    assert!(app.backups.work.is_none());
+    assert!(done.contains(&Effect::LoadKeys { revision: None }), "the key tree is reloaded: {done:?}");
+    assert!(done.contains(&Effect::Backup(BackupOp::Refresh)));
+}
+
+#[test]
+fn an_attached_app_saves_snapshots_but_restores_nothing() {
+    use crate::tui::tabs::backups::BackupOp;
+    let mut app =
+        App::new(Target::Attached { endpoints: vec!["https://e:2379".into()] }, ThemeName::Mono, Instant::now());
+    assert_eq!(
+        command(&mut app, "snapshot save /tmp/s.db"),
+        vec![Effect::Backup(BackupOp::SnapshotSave { file: Some("/tmp/s.db".into()) })]
+    );
+    assert!(command(&mut app, "restore /tmp/s.db").is_empty());
+    assert!(app.message.as_ref().is_some_and(|(m, _, _)| m.contains("needs a raftty lab")));
+}
+
+#[test]
+fn screen_backups_with_a_restore_under_way() {
+    use crate::progress::Progress;
+    use crate::progress::Unit;
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('7')));
+    update(
+        &mut app,
+        Action::Backups { entries: backups(), folder: Some("/home/op/.local/share/raftty/backups/demo".into()) },
+    );
+    update(&mut app, Action::BackupRunning(Some("at revision 1804 (the cluster is at 1804, 0 behind)".into())));
+    update(
+        &mut app,
+        Action::Work {
+            title: "restore snapshot-20231114-221320.db".into(),
+            progress: Progress::Amount { done: 600, total: 1200, unit: Unit::Revisions },
+        },
+    );
+    insta::assert_snapshot!(render(&mut app, 100, 24));
 }
 
 #[test]

@@ -67,6 +67,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Tab::Events => tabs::events::draw(frame, body, app),
         Tab::Metrics => tabs::metrics::draw(frame, body, app),
         Tab::Lessons => tabs::lessons::draw(frame, body, app),
+        Tab::Backups => tabs::backups::draw(frame, body, app),
     }
     if let Some(out) = &app.output {
         draw_output(frame, body, app, out);
@@ -188,6 +189,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                     Tab::Keys => tabs::keys::footer(&app.keys).to_string(),
                     Tab::RaftLog => tabs::raft_log::footer(&app.log).to_string(),
                     Tab::Events => tabs::events::footer(&app.events),
+                    Tab::Backups => tabs::backups::footer(&app.backups).to_string(),
                     Tab::Metrics | Tab::Lessons => String::new(),
                 };
                 let out = if app.output.is_some() { "esc close output  " } else { "" };
@@ -240,7 +242,7 @@ fn draw_popup(frame: &mut Frame, area: Rect, app: &App, title: &str, lines: &[St
 
 /// Every key and command, grouped the way k9s and lazygit group theirs.
 pub const HELP: &[(&str, &str)] = &[
-    ("1-6, tab, shift-tab", "switch tabs (or click them)"),
+    ("1-7, tab, shift-tab", "switch tabs (or click them)"),
     (":", "command line: etcdctl commands and the lab's (tab completes, up recalls)"),
     ("/", "filter keys (Keys) or events (Events)"),
     ("?", "this help"),

@@ -128,7 +128,8 @@ impl Lease for LeaseService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+        let stream = futures::StreamExt::take_until(ReceiverStream::new(responses), self.member.until_stopping());
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn lease_time_to_live(

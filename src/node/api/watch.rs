@@ -108,6 +108,7 @@ impl Watch for WatchService {
         let session =
             Session::new(self.view.member.state_machine.mvcc().clone(), self.view.clone(), out, self.settings);
         tokio::spawn(session.run(req.into_inner(), require_leader));
-        Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+        let stream = futures::StreamExt::take_until(ReceiverStream::new(responses), self.view.member.until_stopping());
+        Ok(Response::new(Box::pin(stream)))
     }
 }

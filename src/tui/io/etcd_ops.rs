@@ -91,7 +91,6 @@ fn describe(op: &EtcdOp) -> String {
         EtcdOp::MemberList => "member list".into(),
         EtcdOp::EndpointStatus => "endpoint status".into(),
         EtcdOp::Watch { key, .. } => format!("watch {key}"),
-        EtcdOp::SnapshotSave { file } => format!("snapshot save {file}"),
         EtcdOp::SnapshotStatus { file } => format!("snapshot status {file}"),
         EtcdOp::WatchOff => "watch off".into(),
     }
@@ -253,15 +252,6 @@ async fn request(io: &Io, op: EtcdOp) -> Result<Vec<String>> {
                 "ENDPOINT, ID, VERSION, DB SIZE, IS LEADER, IS LEARNER, RAFT TERM, RAFT INDEX, APPLIED".into(),
             );
             Ok(lines)
-        }
-        EtcdOp::SnapshotSave { file } => {
-            let endpoint = io.endpoints().into_iter().next().ok_or_else(|| anyhow::anyhow!("no member to ask"))?;
-            let mut client = io.client(&endpoint)?;
-            let saved = crate::backup::stream::save(&mut client, std::path::Path::new(&file), |_| {}).await?;
-            Ok(vec![format!(
-                "Snapshot saved at {file} ({} bytes, revision {}, from {endpoint})",
-                saved.bytes, saved.revision
-            )])
         }
         EtcdOp::SnapshotStatus { file } => {
             let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("reading {file}: {e}"))?;

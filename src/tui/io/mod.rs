@@ -4,6 +4,7 @@
 //! task of its own (`lab_ops.rs`, `etcd_ops.rs`, `keys.rs`, `load.rs`), so a dead or paused
 //! member can slow an answer down but never the screen.
 
+pub mod backups;
 mod etcd_ops;
 pub mod keys;
 mod lab_ops;
@@ -52,6 +53,8 @@ pub struct Io {
     keys_task: Mutex<Option<JoinHandle<()>>>,
     watch_task: Mutex<Option<JoinHandle<()>>>,
     load_task: Mutex<Option<JoinHandle<()>>>,
+    /// The continuous backup started from the app, if any.
+    backup: Mutex<Option<backups::Running>>,
 }
 
 impl Io {
@@ -70,6 +73,7 @@ impl Io {
             keys_task: Mutex::default(),
             watch_task: Mutex::default(),
             load_task: Mutex::default(),
+            backup: Mutex::default(),
         })
     }
 
@@ -101,6 +105,11 @@ impl Io {
         let c = EtcdClient::connect_lazy_maybe_tls(endpoint, self.cert().as_ref(), REQUEST_TIMEOUT)?;
         clients.insert(endpoint.to_string(), c.clone());
         Ok(c)
+    }
+
+    /// Connections made to members that may listen elsewhere now (after a restore).
+    fn forget_clients(&self) {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn endpoints(&self) -> Vec<String> {
@@ -148,6 +157,7 @@ impl Io {
                 tokio::spawn(async move { lab_ops::run(&io, op).await });
             }
             Effect::Etcd(op) => etcd_ops::run(&io, op),
+            Effect::Backup(op) => backups::run(&io, op),
             Effect::FetchKey { key, revision } => {
                 tokio::spawn(async move { keys::fetch_key(&io, key, revision).await });
             }
