@@ -19,7 +19,8 @@
 //!     and reads snapshot files, `network.rs` and `peer_service.rs` are the two ends of the
 //!     peer port, `observer.rs` tells the event stream what Raft's metrics show.
 //!   - `mvcc/`: etcd's data model: revisions, versions, tombstones, compaction, ranges and
-//!     transactions, leases' keys, stored in redb.
+//!     transactions, leases' keys, alarms, stored in redb (and defragmented on request).
+//!   - `quota.rs`: etcd's backend quota, checked before a write is proposed.
 //!   - `api/`: the etcd v3 services on the client port, one file each (`kv.rs`,
 //!     `watch.rs`, `lease.rs`, `cluster.rs`, `maintenance.rs`).
 //!   - `watch/`: watch sessions: the MVCC store's live feed and history turned into etcd
@@ -38,7 +39,8 @@
 //!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside;
 //!   `restore.rs` makes a lab from a backup, `recover.rs` rebuilds one that lost its quorum.
 //! - `backup/`: snapshots in etcd's own format (bbolt file plus SHA-256), streamed by every
-//!   member's Maintenance.Snapshot and read back by `raftty snapshot status`.
+//!   member's Maintenance.Snapshot and read back by `raftty snapshot status`; the continuous
+//!   backup and its change log; `catalog.rs`, the lab's backups wherever raftty saved them.
 //! - `tui/`: the terminal app, `raftty` with no arguments (and `raftty attach` for any etcd
 //!   cluster). It runs in the supervisor's process and drives the same `lab/` code: state
 //!   and a pure `update` in `app.rs`, one file per tab in `tabs/`, cluster I/O in `io/`.
@@ -50,7 +52,8 @@
 //!   definitions: etcd's wire types, and raftty's peer, admin and storage messages);
 //!   `errors.rs`, the errors clients see, with etcd's codes and messages; `pki.rs`, the lab's
 //!   certificate authority and the TLS settings of every port; `client.rs`, an etcd client
-//!   over mTLS, used by the lab, the app, the benchmark and the tests; `bolt/`, bbolt's file
+//!   over mTLS, used by the lab, the app, the benchmark and the tests; `progress.rs`, what
+//!   long work reports, drawn by the command line and the app; `bolt/`, bbolt's file
 //!   format as etcd writes it (a writer and a reader), for etcd-compatible snapshots.
 
 pub mod backup;

@@ -100,12 +100,16 @@ pub fn backend_at(dir: &Path, to: Option<i64>) -> Result<Backend> {
     let last = records.keys().next_back().copied().unwrap_or(0).max(fulls.last().map_or(0, |f| f.0));
     let target = to.unwrap_or(last);
     anyhow::ensure!(target <= last, "revision {target} is past what the backup recorded: it reaches revision {last}");
+    // The newest full snapshot at or below the target, with the log replayed on top; for a
+    // target older than every full snapshot, the oldest one, whose own history reaches back to
+    // its compaction floor (the caller then cuts it back to the target).
     let (full_rev, full_path) = fulls.iter().rev().find(|(r, _)| *r <= target).unwrap_or(&fulls[0]).clone();
+    let replay = if full_rev < target { full_rev + 1..=target } else { 1..=0 };
     let file = std::fs::read(&full_path).with_context(|| format!("reading {}", full_path.display()))?;
     let db = crate::backup::snapshot_file::db_of(&file, false)
         .with_context(|| format!("{} is damaged", full_path.display()))?;
     let mut backend = Backend::from_bolt(db)?;
-    for (expected, (revision, record)) in (full_rev + 1..).zip(records.range(full_rev + 1..=target)) {
+    for (expected, (revision, record)) in (full_rev + 1..).zip(records.range(replay)) {
         anyhow::ensure!(
             *revision == expected,
             "the backup lacks revisions {expected} to {}: it cannot restore past {}",
@@ -346,4 +350,33 @@ pub async fn run(
     recorder.sync()?;
     say(format!("stopped at revision {}; everything up to it is on disk", recorder.last));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(main: i64, key: &str) -> Change {
+        let kv = KeyValue {
+            key: key.as_bytes().to_vec().into(),
+            create_revision: main,
+            mod_revision: main,
+            version: 1,
+            ..Default::default()
+        };
+        Change { main, sub: 0, tombstone: false, kv }
+    }
+
+    #[test]
+    fn a_target_at_or_below_the_only_full_snapshot_is_read_from_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend { changes: vec![put(2, "/a"), put(3, "/b"), put(4, "/c")], ..Default::default() };
+        let mut file = backend.to_bolt();
+        file.extend_from_slice(&crate::backup::snapshot_file::sha256(&file.clone()));
+        std::fs::write(dir.path().join(full_name(4)), &file).unwrap();
+        assert_eq!(backend_at(dir.path(), Some(4)).unwrap().revision(), 4, "exactly at the snapshot");
+        let older = backend_at(dir.path(), Some(3)).unwrap();
+        assert_eq!(older.at_revision(3).unwrap().0.revision(), 3, "older than the snapshot, from its history");
+        assert!(backend_at(dir.path(), Some(5)).unwrap_err().to_string().contains("reaches revision 4"));
+    }
 }

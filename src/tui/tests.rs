@@ -210,6 +210,16 @@ fn the_backups_tab_saves_restores_after_asking_and_does_one_long_thing_at_a_time
 }
 
 #[test]
+fn the_header_names_an_active_alarm_and_who_raised_it() {
+    let mut app = app();
+    let mut view = healthy();
+    view.alarms = vec!["NOSPACE raised by n1".into()];
+    update(&mut app, Action::Cluster(view));
+    let screen = render(&mut app, 100, 26);
+    assert!(screen.lines().take(2).any(|l| l.contains("NOSPACE raised by n1")), "{screen}");
+}
+
+#[test]
 fn an_attached_app_saves_snapshots_but_restores_nothing() {
     use crate::tui::tabs::backups::BackupOp;
     let mut app =
