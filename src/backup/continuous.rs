@@ -104,7 +104,7 @@ pub fn backend_at(dir: &Path, to: Option<i64>) -> Result<Backend> {
     // target older than every full snapshot, the oldest one, whose own history reaches back to
     // its compaction floor (the caller then cuts it back to the target).
     let (full_rev, full_path) = fulls.iter().rev().find(|(r, _)| *r <= target).unwrap_or(&fulls[0]).clone();
-    let replay = if full_rev < target { full_rev + 1..=target } else { 1..=0 };
+    let replay = (std::ops::Bound::Excluded(full_rev), std::ops::Bound::Included(target.max(full_rev)));
     let file = std::fs::read(&full_path).with_context(|| format!("reading {}", full_path.display()))?;
     let db = crate::backup::snapshot_file::db_of(&file, false)
         .with_context(|| format!("{} is damaged", full_path.display()))?;
