@@ -55,6 +55,32 @@ pub enum EtcdError {
     PermissionDenied,
     #[error("etcdserver: authentication is not enabled")]
     AuthNotEnabled,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: leader changed")]
@@ -86,7 +112,9 @@ impl EtcdError {
         use EtcdError::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | MemberBadUrls
-            | RequestTooLarge | InvalidArgument(_) => Code::InvalidArgument,
+            | RequestTooLarge | InvalidArgument(_) | UserEmpty | RoleEmpty | AuthFailed | InvalidAuthMgmt => {
+                Code::InvalidArgument
+            }
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -98,8 +126,17 @@ impl EtcdError {
             | TooManyLearners
             | NotEnoughStartedMembers
             | AuthNotEnabled
+            | RootUserNotExist
+            | RootRoleNotExist
+            | UserAlreadyExist
+            | UserNotFound
+            | RoleAlreadyExist
+            | RoleNotFound
+            | RoleNotGranted
+            | PermissionNotGranted
             | BadLeaderTransferee => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
+            InvalidAuthToken => Code::Unauthenticated,
             NoLeader
             | LeaderChanged
             | Timeout
@@ -142,6 +179,20 @@ const KNOWN: &[EtcdError] = &[
     EtcdError::LeaseNotFound,
     EtcdError::LeaseExists,
     EtcdError::LeaseTtlTooLarge,
+    EtcdError::PermissionDenied,
+    EtcdError::AuthNotEnabled,
+    EtcdError::RootUserNotExist,
+    EtcdError::RootRoleNotExist,
+    EtcdError::UserAlreadyExist,
+    EtcdError::UserEmpty,
+    EtcdError::UserNotFound,
+    EtcdError::RoleAlreadyExist,
+    EtcdError::RoleNotFound,
+    EtcdError::RoleEmpty,
+    EtcdError::AuthFailed,
+    EtcdError::RoleNotGranted,
+    EtcdError::PermissionNotGranted,
+    EtcdError::InvalidAuthMgmt,
 ];
 
 impl From<EtcdError> for tonic::Status {

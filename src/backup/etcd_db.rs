@@ -9,7 +9,9 @@
 //! - `lease`: 8-byte BE id -> `leasepb.Lease{ID, TTL}`;
 //! - `members`: hex id -> the member as JSON; `cluster`: `clusterVersion` -> "3.4.0";
 //! - `alarm`: each active alarm's `AlarmMember` as the key, with an empty value;
-//! - `members_removed`, `auth`, `authUsers`, `authRoles`: as a fresh etcd has them.
+//! - `auth`: `authEnabled` (1 byte, only when on) and `authRevision` (8 bytes BE);
+//!   `authUsers` and `authRoles`: name -> `authpb.User` / `authpb.Role` (bcrypt hashes);
+//! - `members_removed`: empty, as a fresh etcd has it.
 
 use anyhow::Context;
 use anyhow::Result;
@@ -20,6 +22,7 @@ use serde::Serialize;
 use crate::bolt::Buckets;
 use crate::proto::etcdserverpb::AlarmMember;
 use crate::proto::mvccpb::KeyValue;
+use crate::proto::rafttystore::AuthRecord;
 
 /// `leasepb.Lease`, as etcd stores a lease in its `lease` bucket.
 #[derive(Clone, PartialEq, Message)]
@@ -68,6 +71,8 @@ pub struct Backend {
     pub members: Vec<MemberJson>,
     /// The active alarms, as (member id, alarm type).
     pub alarms: Vec<(u64, i32)>,
+    /// Users, roles and whether auth is on (None: as a fresh etcd, no users).
+    pub auth: Option<AuthRecord>,
 }
 
 pub const CLUSTER_VERSION: &str = "3.4.0";
@@ -172,7 +177,20 @@ impl Backend {
         members.sort();
         bucket("members", members);
         bucket("cluster", vec![(b"clusterVersion".to_vec(), CLUSTER_VERSION.as_bytes().to_vec())]);
-        bucket("auth", vec![(b"authRevision".to_vec(), 1u64.to_be_bytes().to_vec())]);
+        let auth = self.auth.clone().unwrap_or_default();
+        let mut auth_meta = vec![(b"authRevision".to_vec(), auth.revision.max(1).to_be_bytes().to_vec())];
+        if auth.enabled {
+            auth_meta.insert(0, (b"authEnabled".to_vec(), vec![1]));
+        }
+        bucket("auth", auth_meta);
+        let mut users: Vec<(Vec<u8>, Vec<u8>)> =
+            auth.users.iter().map(|u| (u.name.to_vec(), u.encode_to_vec())).collect();
+        users.sort();
+        bucket("authUsers", users);
+        let mut roles: Vec<(Vec<u8>, Vec<u8>)> =
+            auth.roles.iter().map(|r| (r.name.to_vec(), r.encode_to_vec())).collect();
+        roles.sort();
+        bucket("authRoles", roles);
         let mut alarms: Vec<(Vec<u8>, Vec<u8>)> = self
             .alarms
             .iter()
@@ -180,9 +198,7 @@ impl Backend {
             .collect();
         alarms.sort();
         bucket("alarm", alarms);
-        for empty in ["authRoles", "authUsers", "members_removed"] {
-            bucket(empty, vec![]);
-        }
+        bucket("members_removed", vec![]);
         crate::bolt::write(&b)
     }
 
@@ -212,6 +228,25 @@ impl Backend {
         }
         for (_, v) in get("members") {
             backend.members.push(serde_json::from_slice(v).context("a member that is no etcd member JSON")?);
+        }
+        let mut auth = AuthRecord::default();
+        for (k, v) in get("auth") {
+            match k.as_slice() {
+                b"authEnabled" => auth.enabled = v.first() == Some(&1),
+                b"authRevision" if v.len() == 8 => {
+                    auth.revision = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"))
+                }
+                _ => {}
+            }
+        }
+        for (_, v) in get("authUsers") {
+            auth.users.push(crate::proto::authpb::User::decode(v.as_slice()).context("a user that is no authpb.User")?);
+        }
+        for (_, v) in get("authRoles") {
+            auth.roles.push(crate::proto::authpb::Role::decode(v.as_slice()).context("a role that is no authpb.Role")?);
+        }
+        if auth.enabled || !auth.users.is_empty() || !auth.roles.is_empty() {
+            backend.auth = Some(auth);
         }
         for (k, _) in get("alarm") {
             let alarm = AlarmMember::decode(k.as_slice()).context("an alarm that is no etcdserverpb.AlarmMember")?;
@@ -276,6 +311,17 @@ mod tests {
                 is_learner: false,
             }],
             alarms: vec![(0xabc, 1)],
+            auth: Some(AuthRecord {
+                enabled: true,
+                revision: 7,
+                users: vec![crate::proto::authpb::User {
+                    name: b"root".to_vec().into(),
+                    password: b"$2a$10$hash".to_vec().into(),
+                    roles: vec!["root".into()],
+                    options: None,
+                }],
+                roles: vec![crate::proto::authpb::Role { name: b"root".to_vec().into(), key_permission: vec![] }],
+            }),
         };
         assert_eq!(Backend::from_bolt(&backend.to_bolt()).unwrap(), backend);
     }

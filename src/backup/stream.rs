@@ -37,7 +37,16 @@ pub fn backend_of(
     })?;
     let leases = view.leases()?.into_iter().map(|l| (l.id, l.ttl)).collect();
     let alarms = view.state().alarms.iter().map(|a| (a.member_id, a.alarm)).collect();
-    Ok(Backend { changes, compact_revision: view.state().compact_revision, consistent_index, leases, members, alarms })
+    let auth = view.state().auth.clone().filter(|a| a.enabled || !a.users.is_empty() || !a.roles.is_empty());
+    Ok(Backend {
+        changes,
+        compact_revision: view.state().compact_revision,
+        consistent_index,
+        leases,
+        members,
+        alarms,
+        auth,
+    })
 }
 
 /// The messages of one snapshot stream for the bbolt file `db`.

@@ -95,6 +95,8 @@ pub(crate) fn seed(
         applied: None,
         // The alarms name members of the old cluster; the new one starts without any.
         alarms: vec![],
+        // Users, roles and whether auth is on come back as they were, as with etcd.
+        auth: backend.auth.clone(),
     };
     let total = backend.changes.len() as u64;
     let revisions = backend.changes.iter().enumerate().map(|(i, c)| {

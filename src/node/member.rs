@@ -47,6 +47,8 @@ pub struct Member {
     pub quota: Quota,
     /// Turns true when the member begins to stop.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// When each simple token was last used here.
+    pub tokens: crate::node::auth::tokens::TokenClock,
 }
 
 impl Member {

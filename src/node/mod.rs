@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod events;
 pub mod faults;
 pub mod lease;
@@ -203,6 +204,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         metrics: member_metrics.clone(),
         quota: crate::node::quota::Quota::from_flag(lab.config.quota_backend_bytes),
         stopping: stop_rx.clone(),
+        tokens: Default::default(),
     });
     member_metrics.follow(&raft);
 
@@ -256,6 +258,10 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         )
         .add_service(
             LeaseServer::new(api::lease::LeaseService::new(member.clone(), lessor.clone()))
+                .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
+        )
+        .add_service(
+            crate::proto::etcdserverpb::auth_server::AuthServer::new(api::auth::AuthService::new(member.clone()))
                 .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
         )
         .serve_with_incoming_shutdown(incoming(client_listener), stopped(stop_rx.clone()));

@@ -95,6 +95,9 @@ fn valid_peer_urls(urls: &[String]) -> Result<(), EtcdError> {
 /// Relays `$call` to the leader's client port when this member is not the leader.
 macro_rules! on_leader {
     ($self:ident, $req:ident, $method:ident) => {
+        // Membership changes are for root while auth is on; the leader trusts the member
+        // that forwards one (it checked).
+        crate::node::auth::gate::caller(&$self.member, &$req).await?.admin(&$self.member)?;
         if !$self.is_leader() {
             let mut leader = $self.member.leader_client().await?;
             return leader.cluster.$method($req.into_inner()).await;

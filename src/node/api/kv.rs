@@ -12,6 +12,7 @@ use tonic::Status;
 
 use crate::errors::EtcdError;
 use crate::node::api::check_size;
+use crate::node::auth::gate;
 use crate::node::member::Member;
 use crate::node::mvcc::validate;
 use crate::proto::etcdserverpb::kv_server::Kv;
@@ -47,9 +48,11 @@ impl KvService {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let caller = gate::caller(&self.member, &req).await?;
         let req = req.into_inner();
         check_size(&req)?;
         validate::check_range(&req)?;
+        caller.allow(&self.member, |_| gate::range(&req))?;
         if !req.serializable {
             self.member.linearizable_barrier().await?;
         }
@@ -59,9 +62,11 @@ impl Kv for KvService {
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let caller = gate::caller(&self.member, &req).await?;
         let req = req.into_inner();
         check_size(&req)?;
         validate::check_put(&req)?;
+        caller.allow(&self.member, |s| gate::put(s, &req))?;
         self.member.check_quota(crate::node::quota::put_cost(&req)).await?;
         match self.write(Op::Put(req)).await? {
             (Outcome::Put(mut resp), revision) => {
@@ -73,9 +78,11 @@ impl Kv for KvService {
     }
 
     async fn delete_range(&self, req: Request<DeleteRangeRequest>) -> Result<Response<DeleteRangeResponse>, Status> {
+        let caller = gate::caller(&self.member, &req).await?;
         let req = req.into_inner();
         check_size(&req)?;
         validate::check_delete(&req)?;
+        caller.allow(&self.member, |_| gate::delete(&req))?;
         match self.write(Op::DeleteRange(req)).await? {
             (Outcome::DeleteRange(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
@@ -86,9 +93,11 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let caller = gate::caller(&self.member, &req).await?;
         let req = req.into_inner();
         check_size(&req)?;
         validate::check_txn(&req)?;
+        caller.allow(&self.member, |s| gate::txn(s, &req))?;
         if crate::node::mvcc::is_read_only(&req) {
             // Like etcd, a transaction that writes nothing is served without a Raft entry.
             if !is_serializable(&req) {

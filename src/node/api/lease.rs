@@ -85,7 +85,9 @@ impl Lease for LeaseService {
     }
 
     async fn lease_revoke(&self, req: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let caller = crate::node::auth::gate::caller(&self.member, &req).await?;
         let req = req.into_inner();
+        caller.allow(&self.member, |s| crate::node::auth::gate::lease_keys(s, req.id))?;
         match self.write(Op::LeaseRevoke(req)).await? {
             (Outcome::LeaseRevoke(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));

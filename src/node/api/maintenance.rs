@@ -65,6 +65,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash_kv(&self, req: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        crate::node::auth::gate::caller(&self.member, &req).await?.admin(&self.member)?;
         let mvcc = self.member.state_machine.mvcc();
         let hash = mvcc.hash_kv(req.get_ref().revision)?;
         Ok(Response::new(HashKvResponse {
@@ -76,6 +77,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        crate::node::auth::gate::caller(&self.member, &_req).await?.admin(&self.member)?;
         let mvcc = self.member.state_machine.mvcc();
         let hash = mvcc.hash_kv(0)?;
         Ok(Response::new(HashResponse { header: Some(self.member.header(mvcc.current_revision())), hash: hash.hash }))
@@ -116,6 +118,7 @@ impl Maintenance for MaintenanceService {
     /// Rewrites this member's state file without free space, as etcd's defrag does: only this
     /// member, and reads and writes on it wait meanwhile.
     async fn defragment(&self, _req: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        crate::node::auth::gate::caller(&self.member, &_req).await?.admin(&self.member)?;
         let mvcc = self.member.state_machine.mvcc().clone();
         let store = mvcc.clone();
         let done = tokio::task::spawn_blocking(move || store.defragment(DEFRAGMENT_PATIENCE))
@@ -131,6 +134,7 @@ impl Maintenance for MaintenanceService {
     /// The member's whole state as etcd's backend file, from one consistent view of the
     /// store (writes go on meanwhile), streamed as etcd streams it.
     async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        crate::node::auth::gate::caller(&self.member, &_req).await?.admin(&self.member)?;
         let view = self.member.state_machine.mvcc().snapshot().map_err(|e| Status::internal(e.to_string()))?;
         let (members, applied) = {
             let metrics = self.member.raft.metrics();
@@ -159,6 +163,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn move_leader(&self, req: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        crate::node::auth::gate::caller(&self.member, &req).await?.admin(&self.member)?;
         let target = req.get_ref().target_id;
         let is_voter = {
             let metrics = self.member.raft.metrics();

@@ -1,5 +1,6 @@
 //! The etcd v3 API on the client port: one file per etcd service.
 
+pub mod auth;
 pub mod cluster;
 pub mod kv;
 pub mod lease;

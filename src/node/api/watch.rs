@@ -16,6 +16,7 @@ use tonic::Status;
 use tonic::Streaming;
 
 use crate::errors::EtcdError;
+use crate::node::auth::gate::Caller;
 use crate::node::member::Member;
 use crate::node::watch::ClusterView;
 use crate::node::watch::Session;
@@ -87,6 +88,27 @@ impl ClusterView for MemberView {
     }
 }
 
+/// One stream's view: the member's, and the user the stream acts as.
+struct CallerView {
+    view: Arc<MemberView>,
+    caller: Caller,
+}
+
+impl ClusterView for CallerView {
+    fn header(&self, revision: i64) -> ResponseHeader {
+        self.view.member.header(revision)
+    }
+
+    fn has_leader(&self) -> BoxFuture<'_, bool> {
+        Box::pin(self.view.has_leader_cached())
+    }
+
+    fn may_read(&self, key: &[u8], range_end: &[u8]) -> bool {
+        let access = crate::node::auth::perms::Access::new(crate::node::auth::perms::Need::Read, key, range_end);
+        self.caller.allow(&self.view.member, |_| vec![access]).is_ok()
+    }
+}
+
 /// Whether this member has a leader, as etcd means it: one it can count on right now (see
 /// [`Member::live_leader`]).
 pub async fn has_leader(member: &Member) -> bool {
@@ -105,8 +127,9 @@ impl Watch for WatchService {
             return Err(EtcdError::NoLeader.into());
         }
         let (out, responses) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
-        let session =
-            Session::new(self.view.member.state_machine.mvcc().clone(), self.view.clone(), out, self.settings);
+        let caller = crate::node::auth::gate::caller(&self.view.member, &req).await?;
+        let view = Arc::new(CallerView { view: self.view.clone(), caller });
+        let session = Session::new(self.view.member.state_machine.mvcc().clone(), view, out, self.settings);
         tokio::spawn(session.run(req.into_inner(), require_leader));
         let stream = futures::StreamExt::take_until(ReceiverStream::new(responses), self.view.member.until_stopping());
         Ok(Response::new(Box::pin(stream)))

@@ -71,6 +71,20 @@ fn execute(w: &mut Writer<'_, '_>, cmd: &Command) -> Result<Outcome, Failure> {
         Some(Op::LeaseRevoke(req)) => Outcome::LeaseRevoke(lease::revoke(w, req)?),
         Some(Op::LeaseCheckpoint(req)) => Outcome::LeaseCheckpoint(lease::checkpoint(w, req)?),
         Some(Op::Alarm(req)) => Outcome::Alarm(alarm::apply(&mut w.state.alarms, req)),
+        Some(
+            op @ (Op::AuthEnable(_)
+            | Op::AuthDisable(_)
+            | Op::UserAdd(_)
+            | Op::UserDelete(_)
+            | Op::UserChangePassword(_)
+            | Op::UserGrantRole(_)
+            | Op::UserRevokeRole(_)
+            | Op::RoleAdd(_)
+            | Op::RoleDelete(_)
+            | Op::RoleGrantPermission(_)
+            | Op::RoleRevokePermission(_)
+            | Op::AssignToken(_)),
+        ) => crate::node::auth::store::apply(&mut w.state.auth, op)?,
         None => return Err(EtcdError::InvalidArgument("empty command".into()).into()),
     })
 }

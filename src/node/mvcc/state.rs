@@ -40,6 +40,7 @@ pub(crate) struct State {
     pub leases: BTreeMap<i64, Lease>,
     pub applied: AppliedState,
     pub alarms: crate::node::mvcc::alarm::Alarms,
+    pub auth: crate::node::auth::store::AuthState,
     /// Set when a write failed half-way: memory and file may disagree, so nothing is served.
     pub failed: Option<String>,
 }
@@ -53,6 +54,7 @@ impl State {
             leases: BTreeMap::new(),
             applied: AppliedState::default(),
             alarms: Default::default(),
+            auth: Default::default(),
             failed: None,
         }
     }

@@ -27,6 +27,7 @@ use redb::TableError;
 use tokio::sync::broadcast;
 
 use crate::errors::EtcdError;
+use crate::node::auth::store::AuthState;
 use crate::node::metrics::histogram::Histogram;
 use crate::node::metrics::histogram::HistogramSnapshot;
 use crate::node::mvcc::apply::apply_command;
@@ -388,6 +389,7 @@ impl MvccStore {
         fresh.compact_revision = target.compact_revision;
         fresh.applied = target.applied.clone().unwrap_or_default();
         fresh.alarms = crate::node::mvcc::alarm::from_members(&target.alarms);
+        fresh.auth = target.auth.as_ref().map(AuthState::from_record).unwrap_or_default();
         {
             let mut records = wtx.open_table(REVISIONS).at(&self.path)?;
             let mut leases = wtx.open_table(LEASES).at(&self.path)?;
@@ -454,6 +456,11 @@ impl MvccStore {
                 Err(e) => return Err(StoreError::Database { path: self.path.clone(), source: redb::Error::from(e) }),
             }
         }
+    }
+
+    /// Reads the in-memory state (auth, leases) under the read lock.
+    pub(crate) fn read_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock_read())
     }
 
     /// The active alarms, as this member has applied them.
@@ -651,6 +658,7 @@ fn stored_state(state: &State) -> StoreState {
         compact_revision: state.compact_revision,
         applied: Some(state.applied.clone()),
         alarms: crate::node::mvcc::alarm::members_of(&state.alarms),
+        auth: Some(state.auth.record()),
     }
 }
 
@@ -765,6 +773,7 @@ fn load(db: &Database, path: &Path, identity: StoreIdentity) -> Result<State, St
     state.compact_revision = stored.compact_revision;
     state.applied = stored.applied.unwrap_or_default();
     state.alarms = crate::node::mvcc::alarm::from_members(&stored.alarms);
+    state.auth = stored.auth.as_ref().map(AuthState::from_record).unwrap_or_default();
     let mut loader = Loader::new(path, state.revision);
     let records = rtx.open_table(REVISIONS).at(path)?;
     for item in records.iter().at(path)? {

@@ -91,6 +91,7 @@ pub fn store_state(header: &SnapshotHeader) -> StoreState {
         compact_revision: header.compact_revision,
         applied: header.applied.clone(),
         alarms: header.alarms.clone(),
+        auth: header.auth.clone(),
     }
 }
 
@@ -126,6 +127,7 @@ pub fn write(dir: &Path, cluster_id: u64, view: &StoreSnapshot) -> Result<(PathB
         compact_revision: state.compact_revision,
         applied: state.applied.clone(),
         alarms: state.alarms.clone(),
+        auth: state.auth.clone(),
     };
     let tmp = dir.join(format!("building-{:016x}.tmp", rand::random::<u64>()));
     let result = write_to(&tmp, &header, view).and_then(|()| {

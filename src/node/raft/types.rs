@@ -84,6 +84,18 @@ impl fmt::Display for Command {
                 let kind = AlarmType::try_from(a.alarm).map(|t| t.as_str_name()).unwrap_or("UNKNOWN");
                 write!(f, "alarm {action} {kind} of {:x}", a.member_id)
             }
+            Some(Op::AuthEnable(_)) => write!(f, "auth enable"),
+            Some(Op::AuthDisable(_)) => write!(f, "auth disable"),
+            Some(Op::UserAdd(u)) => write!(f, "user add {}", u.name),
+            Some(Op::UserDelete(u)) => write!(f, "user delete {}", u.name),
+            Some(Op::UserChangePassword(u)) => write!(f, "user passwd {}", u.name),
+            Some(Op::UserGrantRole(u)) => write!(f, "user grant-role {} {}", u.user, u.role),
+            Some(Op::UserRevokeRole(u)) => write!(f, "user revoke-role {} {}", u.name, u.role),
+            Some(Op::RoleAdd(r)) => write!(f, "role add {}", r.name),
+            Some(Op::RoleDelete(r)) => write!(f, "role delete {}", r.role),
+            Some(Op::RoleGrantPermission(r)) => write!(f, "role grant-permission {}", r.name),
+            Some(Op::RoleRevokePermission(r)) => write!(f, "role revoke-permission {} {}", r.role, key(&r.key)),
+            Some(Op::AssignToken(t)) => write!(f, "authenticate {}", t.user),
             None => write!(f, "empty command"),
         }
     }

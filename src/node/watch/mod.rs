@@ -135,6 +135,10 @@ impl History for MvccStore {
 pub trait ClusterView: Send + Sync + 'static {
     fn header(&self, revision: i64) -> ResponseHeader;
     fn has_leader(&self) -> BoxFuture<'_, bool>;
+    /// Whether the stream's user may read the range a watch asks for (always, without auth).
+    fn may_read(&self, _key: &[u8], _range_end: &[u8]) -> bool {
+        true
+    }
 }
 
 pub type SharedHistory = Arc<dyn History>;

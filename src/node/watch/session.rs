@@ -46,6 +46,9 @@ const LIVE_BATCH: usize = 64;
 /// Events of several revisions share a response until it reaches this size.
 const RESPONSE_SOFT_LIMIT: usize = 256 * 1024;
 
+/// What etcd 3.4 puts in a refused watch's cancel reason: the whole gRPC error, as Go prints it.
+const PERMISSION_DENIED: &str = "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+
 /// The client went away: nothing more can be sent.
 #[derive(Debug)]
 pub struct Gone;
@@ -141,6 +144,9 @@ impl Session {
         } else {
             req.watch_id
         };
+        if !self.cluster.may_read(&req.key, &req.range_end) {
+            return self.send(refuse(PERMISSION_DENIED)).await;
+        }
         let next_rev = match req.start_revision {
             0 => current + 1,
             // a negative start is no revision at all; read it as "everything retained"

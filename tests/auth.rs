@@ -1,0 +1,170 @@
+//! etcd's auth with the real etcdctl against a real lab: from `user add root` to `auth enable`,
+//! users and roles on prefixes, refusals with etcd's messages, the client certificate's CN as
+//! the user, and the auth state through a leader kill, a restart and a snapshot restore.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+const DENIED: &str = "etcdserver: permission denied";
+
+fn err_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Users and roles as an operator sets them up: root, a reader of /app/ and a writer of /app/.
+fn set_up(lab: &TestLab) {
+    lab.etcdctl_ok(&["user", "add", "root:rootpw"]);
+    let enabled = lab.etcdctl_ok(&["auth", "enable"]);
+    assert!(enabled.contains("Authentication Enabled"), "etcdctl creates the root role and enables: {enabled}");
+    lab.etcdctl_ok(&["role", "add", "reader"]);
+    lab.etcdctl_ok(&["role", "grant-permission", "reader", "--prefix=true", "read", "/app/"]);
+    lab.etcdctl_ok(&["role", "add", "writer"]);
+    lab.etcdctl_ok(&["role", "grant-permission", "writer", "--prefix=true", "readwrite", "/app/"]);
+    lab.etcdctl_ok(&["user", "add", "alice:alicepw"]);
+    lab.etcdctl_ok(&["user", "grant-role", "alice", "reader"]);
+    lab.etcdctl_ok(&["user", "add", "bob:bobpw"]);
+    lab.etcdctl_ok(&["user", "grant-role", "bob", "writer"]);
+    lab.etcdctl_ok(&["put", "/app/config", "v1"]);
+    lab.etcdctl_ok(&["put", "/secret", "s"]);
+}
+
+fn txn_as(lab: &TestLab, user: &str, script: &str) -> std::process::Output {
+    let mut cmd = Command::new("etcdctl");
+    for (k, v) in lab.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .args(["--command-timeout", "10s", "--user", user, "txn"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl txn");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("the script");
+    child.wait_with_output().expect("etcdctl txn output")
+}
+
+#[test]
+fn readers_and_writers_are_held_to_their_prefixes_with_etcds_refusals() {
+    let lab = TestLab::up(3);
+    set_up(&lab);
+
+    // The reader reads its prefix, nothing else, and writes nothing.
+    assert!(lab.etcdctl_ok(&["--user", "alice:alicepw", "get", "/app/config"]).contains("v1"));
+    let out = lab.etcdctl(&["--user", "alice:alicepw", "get", "/secret"]);
+    assert!(!out.status.success() && err_of(&out).contains(DENIED), "{}", describe(&out));
+    let out = lab.etcdctl(&["--user", "alice:alicepw", "put", "/app/config", "v2"]);
+    assert!(!out.status.success() && err_of(&out).contains(DENIED), "{}", describe(&out));
+    let out = lab.etcdctl(&["--user", "alice:alicepw", "get", "", "--prefix"]);
+    assert!(err_of(&out).contains(DENIED), "the whole keyspace is wider than /app/: {}", describe(&out));
+
+    // The writer writes its prefix only.
+    lab.etcdctl_ok(&["--user", "bob:bobpw", "put", "/app/config", "v2"]);
+    let out = lab.etcdctl(&["--user", "bob:bobpw", "put", "/secret", "x"]);
+    assert!(err_of(&out).contains(DENIED), "{}", describe(&out));
+    let out = lab.etcdctl(&["--user", "bob:bobpw", "del", "/secret"]);
+    assert!(err_of(&out).contains(DENIED), "{}", describe(&out));
+
+    // A transaction that crosses the boundary is refused as a whole: nothing of it happens.
+    let out = txn_as(&lab, "bob:bobpw", "value(\"/app/config\") = \"v2\"\n\nput /app/config v3\nput /secret x\n\n\n");
+    assert!(err_of(&out).contains(DENIED), "{}", describe(&out));
+    assert!(lab.etcdctl_ok(&["get", "/app/config"]).contains("v2"), "the allowed half did not happen either");
+    let out = txn_as(&lab, "bob:bobpw", "value(\"/app/config\") = \"v2\"\n\nput /app/config v3\n\n\n");
+    assert!(out.status.success() && stdout(&out).contains("SUCCESS"), "{}", describe(&out));
+
+    // A watch outside the prefix is canceled with the reason.
+    let out = lab.etcdctl(&["--user", "alice:alicepw", "watch", "/secret"]);
+    let all = format!("{}{}", stdout(&out), err_of(&out));
+    assert!(all.contains("watch was canceled") && all.contains(DENIED), "{all}");
+
+    // A wrong password, an unknown user, and admin work for a non-root user.
+    let out = lab.etcdctl(&["--user", "alice:nope", "get", "/app/config"]);
+    assert!(
+        err_of(&out).contains("etcdserver: authentication failed, invalid user ID or password"),
+        "{}",
+        describe(&out)
+    );
+    let out = lab.etcdctl(&["--user", "mallory:x", "get", "/app/config"]);
+    assert!(err_of(&out).contains("authentication failed"), "{}", describe(&out));
+    let out = lab.etcdctl(&["--user", "alice:alicepw", "user", "list"]);
+    assert!(err_of(&out).contains(DENIED), "{}", describe(&out));
+    let file = lab.home.path().join("s.db").display().to_string();
+    let out = lab.etcdctl_on("n1", &["--user", "alice:alicepw", "snapshot", "save", &file]);
+    assert!(err_of(&out).contains(DENIED), "a snapshot is for root: {}", describe(&out));
+
+    // etcd's errors for auth management.
+    let out = lab.etcdctl(&["user", "grant-role", "alice", "nosuchrole"]);
+    assert!(err_of(&out).contains("etcdserver: role name not found"), "{}", describe(&out));
+    let out = lab.etcdctl(&["user", "add", "alice:again"]);
+    assert!(err_of(&out).contains("etcdserver: user name already exists"), "{}", describe(&out));
+    let out = lab.etcdctl(&["user", "revoke-role", "alice", "writer"]);
+    assert!(err_of(&out).contains("etcdserver: role is not granted to the user"), "{}", describe(&out));
+
+    // auth disable opens everything again.
+    assert!(lab.etcdctl_ok(&["auth", "disable"]).contains("Authentication Disabled"));
+    assert!(lab.etcdctl_ok(&["get", "/secret"]).contains('s'));
+    let out = lab.etcdctl(&["--user", "alice:alicepw", "get", "/secret"]);
+    assert!(err_of(&out).contains("etcdserver: authentication is not enabled"), "{}", describe(&out));
+}
+
+#[test]
+fn a_client_certificate_is_its_cn_and_auth_outlives_kills_restarts_and_restores() {
+    let lab = TestLab::up(3);
+    set_up(&lab);
+    // carol has no password: her certificate is her identity.
+    lab.etcdctl_ok(&["user", "add", "carol", "--no-password"]);
+    lab.etcdctl_ok(&["user", "grant-role", "carol", "reader"]);
+    let pki = raftty::pki::Pki::open(&lab.pki()).expect("the lab's CA");
+    let carol = pki.issue("carol", raftty::pki::CertRole::Client).expect("carol's certificate");
+    let as_carol: Vec<(String, String)> = lab
+        .env()
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "ETCDCTL_CERT" => (k, carol.cert.display().to_string()),
+            "ETCDCTL_KEY" => (k, carol.key.display().to_string()),
+            _ => (k, v),
+        })
+        .collect();
+    assert!(stdout(&etcdctl_with_env(&as_carol, &["get", "/app/config"])).contains("v1"), "carol reads /app/");
+    let out = etcdctl_with_env(&as_carol, &["put", "/app/config", "x"]);
+    assert!(err_of(&out).contains(DENIED), "carol may not write: {}", describe(&out));
+    let out = lab.etcdctl(&["--user", "carol:guess", "get", "/app/config"]);
+    assert!(err_of(&out).contains("authentication failed"), "no password, so no token: {}", describe(&out));
+
+    // The auth state is replicated: it holds through a leader kill and a restart.
+    let leader = lab.leader();
+    kill9(&lab, &leader);
+    lab.wait_new_leader(&leader);
+    let out = lab.etcdctl(&["--user", "alice:alicepw", "get", "/secret"]);
+    assert!(err_of(&out).contains(DENIED), "{}", describe(&out));
+    lab.raftty_ok(&["start", &leader]);
+    wait_for(Duration::from_secs(20), &format!("{leader} to refuse alice /secret after its restart"), || {
+        err_of(&lab.etcdctl_on_quick(&leader, &["--user", "alice:alicepw", "get", "/secret"])).contains(DENIED)
+    });
+
+    // A snapshot carries users and roles into a restored lab.
+    let file = lab.home.path().join("with-auth.db");
+    let saved = lab.etcdctl_on("n1", &["snapshot", "save", &file.display().to_string()]);
+    assert!(saved.status.success(), "root saves a snapshot: {}", describe(&saved));
+    let restored = lab.raftty(&["restore", &file.display().to_string(), "--lab", "copy", "--nodes", "1"]);
+    assert!(restored.status.success(), "{}", describe(&restored));
+    let copy = TestLab { home: tempfile::tempdir().unwrap(), name: "copy".into() };
+    let copy_env: Vec<(String, String)> = lab
+        .raftty_ok(&["env", "--lab", "copy"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect();
+    drop(copy);
+    let out = etcdctl_with_env(&copy_env, &["--user", "alice:alicepw", "get", "/secret"]);
+    assert!(err_of(&out).contains(DENIED), "the restored lab knows alice and her role: {}", describe(&out));
+    let out = etcdctl_with_env(&copy_env, &["--user", "bob:bobpw", "get", "/app/config"]);
+    assert!(stdout(&out).contains("v1"), "{}", describe(&out));
+    lab.raftty_ok(&["down", "--lab", "copy"]);
+}
