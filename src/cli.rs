@@ -74,6 +74,9 @@ pub enum Command {
     /// etcd's).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Per-user certificates signed by the lab's CA, and any certificate explained.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Create a lab from a backup (a snapshot file, raftty's or etcd's, or an etcd data dir)
     /// and start it: a new cluster with new ids and every revision, as etcd's restore does.
     Restore {
@@ -133,6 +136,9 @@ pub enum Command {
         /// Point at this member only (etcdctl's snapshot save wants exactly one endpoint).
         #[arg(long)]
         member: Option<String>,
+        /// Act as this user, with the certificate `raftty cert issue NAME` made.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Kill a member with SIGKILL, as a power cut would.
     Kill { name: String },
@@ -271,6 +277,32 @@ pub enum BackupCommand {
     /// without DIR, every backup of the lab (its backup folder and what raftty saved
     /// elsewhere).
     List { dir: Option<PathBuf> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Write pki/users/NAME.crt and NAME.key (0600): a client certificate with CN=NAME, the
+    /// etcd user it acts as when a request carries no token.
+    Issue {
+        name: String,
+        /// How long it is valid (default a year).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "365days")]
+        valid_for: std::time::Duration,
+        /// Make one that expired yesterday, to see a member refuse it.
+        #[arg(long)]
+        expired: bool,
+    },
+    /// Every certificate of the lab: CN, usage, validity, fingerprint.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain any certificate file, the lab's or not.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

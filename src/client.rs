@@ -10,6 +10,7 @@ use tonic::transport::Endpoint;
 
 use crate::pki::CertFiles;
 use crate::proto::etcdserverpb::WatchRequest;
+use crate::proto::etcdserverpb::auth_client::AuthClient;
 use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
@@ -26,6 +27,7 @@ pub struct EtcdClient {
     pub cluster: ClusterClient<Channel>,
     pub lease: LeaseClient<Channel>,
     pub watch: WatchClient<Channel>,
+    pub auth: AuthClient<Channel>,
 }
 
 impl EtcdClient {
@@ -105,6 +107,7 @@ impl EtcdClient {
             maintenance: MaintenanceClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE),
             cluster: ClusterClient::new(channel.clone()),
             lease: LeaseClient::new(channel.clone()),
+            auth: AuthClient::new(channel.clone()),
             watch: WatchClient::new(channel).max_decoding_message_size(MAX_RESPONSE),
         }
     }

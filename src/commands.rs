@@ -231,7 +231,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 print!("{}", lab::status::render_table(&lab, &status));
             }
         }
-        Command::Env { member } => {
+        Command::Env { member, user } => {
             let lab = Lab::open(&home, lab_name)?;
             let mut exports = lab::supervisor::env_exports(&lab);
             if let Some(m) = member {
@@ -239,7 +239,66 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 let all = lab.endpoints().join(",");
                 exports = exports.replace(&format!("ETCDCTL_ENDPOINTS={all}"), &format!("ETCDCTL_ENDPOINTS={url}"));
             }
+            if let Some(u) = user {
+                let root = lab.root_cert();
+                let theirs = crate::pki::Pki::open(&lab.pki_dir())?.user_files(&u);
+                anyhow::ensure!(
+                    theirs.cert.exists(),
+                    "user {u} has no certificate in lab {lab_name}: make one with `raftty cert issue {u}`"
+                );
+                let quote = |p: &std::path::Path| lab::supervisor::shell_quote(&p.display().to_string());
+                exports = exports
+                    .replace(
+                        &format!("ETCDCTL_CERT={}", quote(&root.cert)),
+                        &format!("ETCDCTL_CERT={}", quote(&theirs.cert)),
+                    )
+                    .replace(
+                        &format!("ETCDCTL_KEY={}", quote(&root.key)),
+                        &format!("ETCDCTL_KEY={}", quote(&theirs.key)),
+                    );
+            }
             print!("{exports}");
+        }
+        Command::Cert(crate::cli::CertCommand::Issue { name, valid_for, expired }) => {
+            let lab = Lab::open(&home, lab_name)?;
+            let files = lab::certs::issue(&lab, &name, valid_for, expired)?;
+            println!("certificate of {name}: {}", files.cert.display());
+            println!("its private key (0600): {}", files.key.display());
+            println!(
+                "use it:  eval \"$(raftty env{} --user {name})\"  (it acts as etcd user {name} when no token is given)",
+                lab_flag(lab_name)
+            );
+        }
+        Command::Cert(crate::cli::CertCommand::List { json }) => {
+            let lab = Lab::open(&home, lab_name)?;
+            let pki = crate::pki::Pki::open(&lab.pki_dir())?;
+            let ca = pki.ca_path();
+            let infos: Vec<lab::certs::CertInfo> =
+                pki.certificate_files().iter().map(|f| lab::certs::inspect(f, Some(&ca))).collect::<Result<_>>()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&infos)?);
+            } else {
+                println!("{:<10} {:<18} {:<8} {:<32} SHA-256", "CN", "USAGE", "EXPIRED", "VALID UNTIL");
+                for i in infos {
+                    let fp: String = i.fingerprint.chars().take(23).collect();
+                    println!(
+                        "{:<10} {:<18} {:<8} {:<32} {fp}…",
+                        i.common_name,
+                        i.usage,
+                        if i.expired { "yes" } else { "no" },
+                        i.not_after
+                    );
+                }
+            }
+        }
+        Command::Cert(crate::cli::CertCommand::Inspect { file, json }) => {
+            let lab_ca = Lab::open(&home, lab_name).ok().map(|l| crate::pki::Pki::at(&l.pki_dir()).ca_path());
+            let info = lab::certs::inspect(&file, lab_ca.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{}", info.render());
+            }
         }
         Command::Kill { name } => {
             lab::control::kill(&Lab::open(&home, lab_name)?, &name)?;

@@ -99,6 +99,9 @@ pub enum CertRole {
     Client,
     /// The lab supervisor, on the members' admin surface.
     Admin,
+    /// A person's identity (`raftty cert issue NAME`): a client certificate whose CN is the
+    /// etcd user it acts as, kept under `users/`.
+    User,
 }
 
 /// A lab's certificate authority: a folder with the CA and every certificate it issued.
@@ -176,25 +179,53 @@ impl Pki {
 
         let sans = match role {
             CertRole::Member => vec!["localhost".to_string(), "127.0.0.1".to_string()],
-            CertRole::Client | CertRole::Admin => vec![],
+            CertRole::Client | CertRole::Admin | CertRole::User => vec![],
         };
         let mut params = CertificateParams::new(sans)?;
         params.distinguished_name = name_for(name, role);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = match role {
             CertRole::Member => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
-            CertRole::Client | CertRole::Admin => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            CertRole::Client | CertRole::Admin | CertRole::User => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
         params.not_before = not_before;
         params.not_after = not_after;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer).with_context(|| format!("signing the certificate of {name}"))?;
-        let files = self.files(name);
+        let files = match role {
+            CertRole::User => self.user_files(name),
+            _ => self.files(name),
+        };
+        if let Some(dir) = files.cert.parent() {
+            create_private_dir(dir)?;
+        }
         write_public(&files.cert, cert.pem().as_bytes())?;
         write_private(&files.key, key.serialize_pem().as_bytes())?;
         Ok(files)
     }
+
+    /// Where the certificate of user `name` lives: `users/NAME.crt` and `.key`.
+    pub fn user_files(&self, name: &str) -> CertFiles {
+        let dir = self.dir.join(USERS_DIR);
+        CertFiles { ca: self.ca_path(), cert: dir.join(format!("{name}.crt")), key: dir.join(format!("{name}.key")) }
+    }
+
+    /// Every certificate of the lab: the CA, the members', the lab's clients', the users'.
+    pub fn certificate_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in [self.dir.clone(), self.dir.join(USERS_DIR)] {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            let mut found: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "crt")).collect();
+            found.sort();
+            out.extend(found);
+        }
+        out
+    }
 }
+
+/// Where per-user certificates go, inside the lab's pki folder.
+pub const USERS_DIR: &str = "users";
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
@@ -208,7 +239,7 @@ fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
 fn name_for(common_name: &str, role: CertRole) -> DistinguishedName {
     match role {
         CertRole::Member => name(common_name, Some(MEMBER_ORG)),
-        CertRole::Client | CertRole::Admin => name(common_name, None),
+        CertRole::Client | CertRole::Admin | CertRole::User => name(common_name, None),
     }
 }
 

@@ -120,22 +120,31 @@ fn a_client_certificate_is_its_cn_and_auth_outlives_kills_restarts_and_restores(
     // carol has no password: her certificate is her identity.
     lab.etcdctl_ok(&["user", "add", "carol", "--no-password"]);
     lab.etcdctl_ok(&["user", "grant-role", "carol", "reader"]);
-    let pki = raftty::pki::Pki::open(&lab.pki()).expect("the lab's CA");
-    let carol = pki.issue("carol", raftty::pki::CertRole::Client).expect("carol's certificate");
+    let issued = lab.raftty_ok(&["cert", "issue", "carol"]);
+    assert!(issued.contains("users/carol.crt") && issued.contains("users/carol.key"), "{issued}");
     let as_carol: Vec<(String, String)> = lab
-        .env()
-        .into_iter()
-        .map(|(k, v)| match k.as_str() {
-            "ETCDCTL_CERT" => (k, carol.cert.display().to_string()),
-            "ETCDCTL_KEY" => (k, carol.key.display().to_string()),
-            _ => (k, v),
-        })
+        .raftty_ok(&["env", "--user", "carol"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
         .collect();
+    assert!(as_carol.iter().any(|(k, v)| k == "ETCDCTL_CERT" && v.ends_with("users/carol.crt")), "{as_carol:?}");
+    let listed = lab.raftty_ok(&["cert", "list"]);
+    assert!(listed.lines().any(|l| l.starts_with("carol ") && l.contains("client")), "{listed}");
     assert!(stdout(&etcdctl_with_env(&as_carol, &["get", "/app/config"])).contains("v1"), "carol reads /app/");
     let out = etcdctl_with_env(&as_carol, &["put", "/app/config", "x"]);
     assert!(err_of(&out).contains(DENIED), "carol may not write: {}", describe(&out));
     let out = lab.etcdctl(&["--user", "carol:guess", "get", "/app/config"]);
     assert!(err_of(&out).contains("authentication failed"), "no password, so no token: {}", describe(&out));
+
+    // An expired certificate does not get in at all.
+    lab.raftty_ok(&["cert", "issue", "dave", "--expired"]);
+    let as_dave: Vec<(String, String)> =
+        as_carol.iter().map(|(k, v)| (k.clone(), v.replace("users/carol.", "users/dave."))).collect();
+    let out = etcdctl_with_env(&as_dave, &["--command-timeout", "3s", "get", "/app/config"]);
+    assert!(!out.status.success(), "an expired certificate is refused: {}", describe(&out));
+    let explained = lab.raftty_ok(&["cert", "inspect", &lab.pki().join("users/dave.crt").display().to_string()]);
+    assert!(explained.contains("EXPIRED") && explained.contains("this lab's CA"), "{explained}");
 
     // The auth state is replicated: it holds through a leader kill and a restart.
     let leader = lab.leader();

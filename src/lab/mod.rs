@@ -10,6 +10,7 @@
 //!
 //! `<home>` is `$RAFTTY_HOME` when set, else the platform's data directory.
 
+pub mod certs;
 pub mod check;
 pub mod config;
 pub mod control;

@@ -405,6 +405,8 @@ pub struct App {
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quitting: Option<bool>,
+    /// The etcd user the app's requests act as (its certificate's CN), when known.
+    pub acting_as: Option<String>,
 }
 
 /// How long a message in the status line stays.
@@ -434,6 +436,7 @@ impl App {
             load: None,
             dirty: true,
             quitting: None,
+            acting_as: None,
         }
     }
 

@@ -51,6 +51,35 @@ pub enum EtcdOp {
     SnapshotStatus {
         file: String,
     },
+    /// etcdctl's `auth`, `user` and `role` commands.
+    Auth(AuthCommand),
+}
+
+/// The auth commands the line knows, worded as etcdctl's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthCommand {
+    Enable,
+    Disable,
+    UserAdd {
+        name: String,
+        password: Option<String>,
+    },
+    UserGrantRole {
+        user: String,
+        role: String,
+    },
+    UserList,
+    RoleAdd {
+        name: String,
+    },
+    /// `role grant-permission ROLE read|write|readwrite KEY [RANGE_END] [--prefix]`
+    RoleGrantPermission {
+        role: String,
+        permission: String,
+        key: String,
+        range_end: String,
+    },
+    RoleList,
 }
 
 /// `txn <compare> [&& <compare>...] then <op>[; <op>...] [else <op>[; <op>...]]`
@@ -100,6 +129,14 @@ pub const COMMANDS: &[&str] = &[
     "endpoint status",
     "snapshot save",
     "snapshot status",
+    "auth enable",
+    "auth disable",
+    "user add",
+    "user grant-role",
+    "user list",
+    "role add",
+    "role grant-permission",
+    "role list",
     "restore",
     "backup",
     "backup stop",
@@ -240,6 +277,55 @@ pub fn parse(line: &str) -> Result<Parsed> {
             [what, file] if what == "status" => etcd(EtcdOp::SnapshotStatus { file: file.clone() }),
             _ => anyhow::bail!("usage: snapshot save [FILE] | snapshot status FILE"),
         },
+        "auth" => match args.first().map(String::as_str) {
+            Some("enable") => etcd(EtcdOp::Auth(AuthCommand::Enable)),
+            Some("disable") => etcd(EtcdOp::Auth(AuthCommand::Disable)),
+            _ => anyhow::bail!("usage: auth enable | auth disable"),
+        },
+        "user" => match args.as_slice() {
+            [what, spec] if what == "add" => {
+                let (name, password) = match spec.split_once(':') {
+                    Some((n, p)) => (n.to_string(), Some(p.to_string())),
+                    None => (spec.clone(), None),
+                };
+                etcd(EtcdOp::Auth(AuthCommand::UserAdd { name, password }))
+            }
+            [what, user, role] if what == "grant-role" => {
+                etcd(EtcdOp::Auth(AuthCommand::UserGrantRole { user: user.clone(), role: role.clone() }))
+            }
+            [what] if what == "list" => etcd(EtcdOp::Auth(AuthCommand::UserList)),
+            _ => anyhow::bail!("usage: user add NAME[:PASSWORD] | user grant-role USER ROLE | user list"),
+        },
+        "role" => {
+            let prefix = flag(&mut args, "--prefix") || flag(&mut args, "--prefix=true");
+            match args.as_slice() {
+                [what, name] if what == "add" => etcd(EtcdOp::Auth(AuthCommand::RoleAdd { name: name.clone() })),
+                [what] if what == "list" => etcd(EtcdOp::Auth(AuthCommand::RoleList)),
+                [what, role, permission, key, rest @ ..] if what == "grant-permission" && rest.len() <= 1 => {
+                    anyhow::ensure!(
+                        ["read", "write", "readwrite"].contains(&permission.as_str()),
+                        "the permission is read, write or readwrite, not {permission:?}"
+                    );
+                    let range_end = match (rest.first(), prefix) {
+                        (Some(end), false) => end.clone(),
+                        (None, true) => {
+                            String::from_utf8_lossy(&crate::tui::io::prefix_end(key.as_bytes())).into_owned()
+                        }
+                        (None, false) => String::new(),
+                        (Some(_), true) => anyhow::bail!("give either RANGE_END or --prefix, not both"),
+                    };
+                    etcd(EtcdOp::Auth(AuthCommand::RoleGrantPermission {
+                        role: role.clone(),
+                        permission: permission.clone(),
+                        key: key.clone(),
+                        range_end,
+                    }))
+                }
+                _ => anyhow::bail!(
+                    "usage: role add NAME | role grant-permission ROLE read|write|readwrite KEY [RANGE_END] [--prefix] | role list"
+                ),
+            }
+        }
         "restore" => {
             let usage = "usage: restore FILE|DIR [--to-revision R]";
             let (source, to_revision) = match args.as_slice() {
@@ -500,7 +586,7 @@ impl CommandLine {
         let head = before[..before.len() - partial.len()].trim_end();
         let candidates: Vec<String> = if head.is_empty() {
             COMMANDS.iter().map(|c| c.to_string()).collect()
-        } else if head == "member" || head == "endpoint" || head == "snapshot" || head == "backup" {
+        } else if ["member", "endpoint", "snapshot", "backup", "auth", "user", "role"].contains(&head) {
             COMMANDS.iter().filter_map(|c| c.strip_prefix(&format!("{head} "))).map(str::to_string).collect()
         } else if TAKES_MEMBER.contains(&head)
             || head == "partition"
@@ -584,6 +670,20 @@ mod tests {
         );
         assert!(parse("restore b.db --to-revision soon").is_err());
         assert_eq!(effect("backup"), Effect::Backup(BackupOp::BackupStart { dir: None }));
+        assert_eq!(
+            effect("user add alice:pw"),
+            Effect::Etcd(EtcdOp::Auth(AuthCommand::UserAdd { name: "alice".into(), password: Some("pw".into()) }))
+        );
+        assert_eq!(
+            effect("role grant-permission reader read /app/ --prefix"),
+            Effect::Etcd(EtcdOp::Auth(AuthCommand::RoleGrantPermission {
+                role: "reader".into(),
+                permission: "read".into(),
+                key: "/app/".into(),
+                range_end: "/app0".into(),
+            }))
+        );
+        assert!(parse("role grant-permission reader all /app/").is_err());
         assert_eq!(effect("backup stop"), Effect::Backup(BackupOp::BackupStop));
         assert_eq!(
             effect("recover n2 --force"),

@@ -98,6 +98,17 @@ pub fn prepare(app: &mut App) {
     app.keys.prepare();
 }
 
+/// Who the app's requests act as once auth is on: the CN of the certificate it uses.
+fn acting_as(source: &Source) -> Option<String> {
+    match source {
+        // The lab's own client certificate, made with the lab (which may not exist yet).
+        Source::Lab { .. } => Some(crate::pki::ROOT_NAME.to_string()),
+        Source::Attached { cert, .. } => {
+            crate::lab::certs::inspect(&cert.as_ref()?.cert, None).ok().map(|i| i.common_name)
+        }
+    }
+}
+
 pub async fn run(options: AppOptions) -> Result<ExitCode> {
     anyhow::ensure!(
         std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
@@ -106,6 +117,7 @@ pub async fn run(options: AppOptions) -> Result<ExitCode> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let io = Io::new(options.source.clone(), tx);
     let mut app = App::new(options.target.clone(), options.theme, Instant::now());
+    app.acting_as = acting_as(&options.source);
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let size = terminal.size()?;

@@ -220,6 +220,14 @@ fn the_header_names_an_active_alarm_and_who_raised_it() {
 }
 
 #[test]
+fn the_header_says_who_the_app_acts_as() {
+    let mut app = app();
+    app.acting_as = Some("root".into());
+    let screen = render(&mut app, 100, 26);
+    assert!(screen.lines().nth(1).is_some_and(|l| l.contains("as root")), "{screen}");
+}
+
+#[test]
 fn an_attached_app_saves_snapshots_but_restores_nothing() {
     use crate::tui::tabs::backups::BackupOp;
     let mut app =

@@ -113,6 +113,11 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     };
     let mut first = vec![Span::styled(" raftty ", t.tab_active), Span::styled(format!(" {name} "), t.title)];
     let mut second = vec![Span::raw(" ")];
+    if let Some(user) = &app.acting_as {
+        second.push(Span::styled("as ", t.dim));
+        second.push(Span::raw(user.clone()));
+        second.push(Span::styled(" · ", t.dim));
+    }
     match &app.cluster {
         None => first.push(Span::styled(app.starting.clone().unwrap_or_else(|| "connecting…".into()), t.dim)),
         Some(c) => {

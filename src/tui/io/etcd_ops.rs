@@ -22,6 +22,7 @@ use crate::proto::etcdserverpb::request_op;
 use crate::proto::etcdserverpb::response_op;
 use crate::proto::mvccpb::event::EventType;
 use crate::tui::app::Action;
+use crate::tui::command::AuthCommand;
 use crate::tui::command::EtcdOp;
 use crate::tui::command::Txn;
 use crate::tui::command::TxnOp;
@@ -93,6 +94,16 @@ fn describe(op: &EtcdOp) -> String {
         EtcdOp::Watch { key, .. } => format!("watch {key}"),
         EtcdOp::SnapshotStatus { file } => format!("snapshot status {file}"),
         EtcdOp::WatchOff => "watch off".into(),
+        EtcdOp::Auth(a) => match a {
+            AuthCommand::Enable => "auth enable".into(),
+            AuthCommand::Disable => "auth disable".into(),
+            AuthCommand::UserAdd { name, .. } => format!("user add {name}"),
+            AuthCommand::UserGrantRole { user, role } => format!("user grant-role {user} {role}"),
+            AuthCommand::UserList => "user list".into(),
+            AuthCommand::RoleAdd { name } => format!("role add {name}"),
+            AuthCommand::RoleGrantPermission { role, .. } => format!("role grant-permission {role}"),
+            AuthCommand::RoleList => "role list".into(),
+        },
     }
 }
 
@@ -194,6 +205,7 @@ async fn request(io: &Io, op: EtcdOp) -> Result<Vec<String>> {
             }
             Ok(lines)
         }
+        EtcdOp::Auth(command) => auth(io, command).await,
         EtcdOp::Compact { revision } => {
             let request = CompactionRequest { revision, physical: false };
             with_client(io, |mut c| async move { c.kv.compact(request).await.map(|r| r.into_inner()) }).await?;
@@ -259,6 +271,115 @@ async fn request(io: &Io, op: EtcdOp) -> Result<Vec<String>> {
         }
         EtcdOp::Watch { .. } | EtcdOp::WatchOff => Ok(vec![]),
     }
+}
+
+/// etcdctl's auth commands, answered as etcdctl words them.
+async fn auth(io: &Io, command: AuthCommand) -> Result<Vec<String>> {
+    use crate::proto::etcdserverpb::*;
+    let line = match command {
+        AuthCommand::Enable => {
+            let enable = || with_client(io, |mut c| async move { c.auth.auth_enable(AuthEnableRequest {}).await });
+            match enable().await {
+                Err(e) if e.to_string().contains("root user does not have root role") => {
+                    // What etcdctl does on this exact error: give root the root role, then again.
+                    let role = AuthRoleAddRequest { name: "root".into() };
+                    let added = with_client(io, |mut c| {
+                        let role = role.clone();
+                        async move { c.auth.role_add(role).await }
+                    })
+                    .await;
+                    if let Err(e) = added
+                        && !e.to_string().contains("already exists")
+                    {
+                        return Err(e);
+                    }
+                    let grant = AuthUserGrantRoleRequest { user: "root".into(), role: "root".into() };
+                    with_client(io, |mut c| {
+                        let grant = grant.clone();
+                        async move { c.auth.user_grant_role(grant).await }
+                    })
+                    .await?;
+                    enable().await?;
+                }
+                other => {
+                    other?;
+                }
+            }
+            "Authentication Enabled".to_string()
+        }
+        AuthCommand::Disable => {
+            with_client(io, |mut c| async move { c.auth.auth_disable(AuthDisableRequest {}).await }).await?;
+            "Authentication Disabled".to_string()
+        }
+        AuthCommand::UserAdd { name, password } => {
+            let request = AuthUserAddRequest {
+                name: name.clone(),
+                password: password.clone().unwrap_or_default(),
+                options: Some(crate::proto::authpb::UserAddOptions { no_password: password.is_none() }),
+            };
+            with_client(io, |mut c| {
+                let request = request.clone();
+                async move { c.auth.user_add(request).await }
+            })
+            .await?;
+            let how = if password.is_none() { " (no password: its certificate is its identity)" } else { "" };
+            format!("User {name} created{how}")
+        }
+        AuthCommand::UserGrantRole { user, role } => {
+            let request = AuthUserGrantRoleRequest { user: user.clone(), role: role.clone() };
+            with_client(io, |mut c| {
+                let request = request.clone();
+                async move { c.auth.user_grant_role(request).await }
+            })
+            .await?;
+            format!("Role {role} is granted to user {user}")
+        }
+        AuthCommand::UserList => {
+            let r = with_client(io, |mut c| async move {
+                c.auth.user_list(AuthUserListRequest {}).await.map(|r| r.into_inner())
+            })
+            .await?;
+            return Ok(r.users);
+        }
+        AuthCommand::RoleAdd { name } => {
+            let request = AuthRoleAddRequest { name: name.clone() };
+            with_client(io, |mut c| {
+                let request = request.clone();
+                async move { c.auth.role_add(request).await }
+            })
+            .await?;
+            format!("Role {name} created")
+        }
+        AuthCommand::RoleGrantPermission { role, permission, key, range_end } => {
+            let perm_type = match permission.as_str() {
+                "read" => crate::proto::authpb::permission::Type::Read,
+                "write" => crate::proto::authpb::permission::Type::Write,
+                _ => crate::proto::authpb::permission::Type::Readwrite,
+            };
+            let request = AuthRoleGrantPermissionRequest {
+                name: role.clone(),
+                perm: Some(crate::proto::authpb::Permission {
+                    perm_type: perm_type as i32,
+                    key: bytes(&key),
+                    range_end: bytes(&range_end),
+                }),
+            };
+            with_client(io, |mut c| {
+                let request = request.clone();
+                async move { c.auth.role_grant_permission(request).await }
+            })
+            .await?;
+            format!("Role {role} updated")
+        }
+        AuthCommand::RoleList => {
+            let r = with_client(io, |mut c| async move {
+                c.auth.role_list(AuthRoleListRequest {}).await.map(|r| r.into_inner())
+            })
+            .await?;
+            return Ok(r.roles);
+        }
+    };
+    Ok(vec![line])
 }
 
 fn txn_request(txn: &Txn) -> Result<TxnRequest> {

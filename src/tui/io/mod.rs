@@ -6,6 +6,7 @@
 
 pub mod backups;
 mod etcd_ops;
+pub use etcd_ops::prefix_end;
 pub mod keys;
 mod lab_ops;
 mod load;
