@@ -452,7 +452,177 @@ fn cases() -> Vec<Case> {
             call: |c| call!(c, cluster.member_add(MemberAddRequest { peer_ur_ls: vec![], is_learner: true })),
             expect: Expect::Err(Code::InvalidArgument, "etcdserver: given member URLs are invalid"),
         },
+        // ---- auth: management mistakes while auth is off, then with auth on ----
+        Case { name: "add a user with an empty name", call: |c| call!(c, auth.user_add(user(""))), expect: USER_EMPTY },
+        Case {
+            name: "add a role with an empty name",
+            call: |c| call!(c, auth.role_add(AuthRoleAddRequest { name: "".into() })),
+            expect: Expect::Err(Code::InvalidArgument, "etcdserver: role name is empty"),
+        },
+        Case {
+            name: "authenticate while auth is off",
+            call: |c| call!(c, auth.authenticate(AuthenticateRequest { name: "x".into(), password: "y".into() })),
+            expect: Expect::Err(Code::FailedPrecondition, "etcdserver: authentication is not enabled"),
+        },
+        Case {
+            name: "enable auth without a root user",
+            call: |c| call!(c, auth.auth_enable(AuthEnableRequest {})),
+            expect: Expect::Err(Code::FailedPrecondition, "etcdserver: root user does not exist"),
+        },
+        Case {
+            name: "grant a role to an unknown user",
+            call: |c| call!(c, auth.user_grant_role(grant("nobody", "reader"))),
+            expect: USER_NOT_FOUND,
+        },
+        Case { name: "add user u", call: |c| call!(c, auth.user_add(user("u"))), expect: Expect::Ok },
+        Case {
+            name: "add user u again",
+            call: |c| call!(c, auth.user_add(user("u"))),
+            expect: Expect::Err(Code::FailedPrecondition, "etcdserver: user name already exists"),
+        },
+        Case {
+            name: "grant u an unknown role",
+            call: |c| call!(c, auth.user_grant_role(grant("u", "nope"))),
+            expect: ROLE_NOT_FOUND,
+        },
+        Case {
+            name: "revoke from u a role it never had",
+            call: |c| {
+                call!(c, auth.user_revoke_role(AuthUserRevokeRoleRequest { name: "u".into(), role: "nope".into() }))
+            },
+            expect: Expect::Err(Code::FailedPrecondition, "etcdserver: role is not granted to the user"),
+        },
+        Case {
+            name: "add role r",
+            call: |c| call!(c, auth.role_add(AuthRoleAddRequest { name: "r".into() })),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "add role r again",
+            call: |c| call!(c, auth.role_add(AuthRoleAddRequest { name: "r".into() })),
+            expect: Expect::Err(Code::FailedPrecondition, "etcdserver: role name already exists"),
+        },
+        Case {
+            name: "revoke from r a permission it never had",
+            call: |c| {
+                call!(
+                    c,
+                    auth.role_revoke_permission(AuthRoleRevokePermissionRequest {
+                        role: "r".into(),
+                        key: b"/k".to_vec().into(),
+                        range_end: Default::default(),
+                    })
+                )
+            },
+            expect: Expect::Err(Code::FailedPrecondition, "etcdserver: permission is not granted to the role"),
+        },
+        Case {
+            name: "delete an unknown role",
+            call: |c| call!(c, auth.role_delete(AuthRoleDeleteRequest { role: "nope".into() })),
+            expect: ROLE_NOT_FOUND,
+        },
+        Case {
+            name: "delete an unknown user",
+            call: |c| call!(c, auth.user_delete(AuthUserDeleteRequest { name: "nobody".into() })),
+            expect: USER_NOT_FOUND,
+        },
+        Case {
+            name: "get an unknown user",
+            call: |c| call!(c, auth.user_get(AuthUserGetRequest { name: "nobody".into() })),
+            expect: USER_NOT_FOUND,
+        },
+        Case {
+            name: "get an unknown role",
+            call: |c| call!(c, auth.role_get(AuthRoleGetRequest { role: "nope".into() })),
+            expect: ROLE_NOT_FOUND,
+        },
+        Case {
+            name: "a malformed token while auth is off",
+            call: |c| {
+                Box::pin(async move {
+                    c.kv.range(with_token(RangeRequest { key: b"k".to_vec().into(), ..Default::default() }, "garbage"))
+                        .await
+                        .map(|_| ())
+                })
+            },
+            expect: Expect::Err(Code::Unauthenticated, "etcdserver: invalid auth token"),
+        },
+        Case { name: "add user root", call: |c| call!(c, auth.user_add(user("root"))), expect: Expect::Ok },
+        Case {
+            name: "enable auth before root has the root role",
+            call: |c| call!(c, auth.auth_enable(AuthEnableRequest {})),
+            expect: Expect::Err(Code::FailedPrecondition, "etcdserver: root user does not have root role"),
+        },
+        Case {
+            name: "add role root",
+            call: |c| call!(c, auth.role_add(AuthRoleAddRequest { name: "root".into() })),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "grant root the root role",
+            call: |c| call!(c, auth.user_grant_role(grant("root", "root"))),
+            expect: Expect::Ok,
+        },
+        Case { name: "enable auth", call: |c| call!(c, auth.auth_enable(AuthEnableRequest {})), expect: Expect::Ok },
+        Case {
+            name: "a malformed token with auth on",
+            call: |c| {
+                Box::pin(async move {
+                    c.kv.range(with_token(RangeRequest { key: b"k".to_vec().into(), ..Default::default() }, "garbage"))
+                        .await
+                        .map(|_| ())
+                })
+            },
+            expect: Expect::Err(Code::Unauthenticated, "etcdserver: invalid auth token"),
+        },
+        Case {
+            name: "a wrong password",
+            call: |c| {
+                call!(c, auth.authenticate(AuthenticateRequest { name: "root".into(), password: "wrong".into() }))
+            },
+            expect: Expect::Err(
+                Code::InvalidArgument,
+                "etcdserver: authentication failed, invalid user ID or password",
+            ),
+        },
+        Case {
+            name: "authenticate as an unknown user",
+            call: |c| call!(c, auth.authenticate(AuthenticateRequest { name: "nobody".into(), password: "pw".into() })),
+            expect: Expect::Err(
+                Code::InvalidArgument,
+                "etcdserver: authentication failed, invalid user ID or password",
+            ),
+        },
+        Case {
+            name: "delete root while auth is on",
+            call: |c| call!(c, auth.user_delete(AuthUserDeleteRequest { name: "root".into() })),
+            expect: Expect::Err(Code::InvalidArgument, "etcdserver: invalid auth management"),
+        },
+        Case {
+            name: "read with no token while auth is on: the certificate CN root is the user",
+            call: |c| call!(c, kv.range(RangeRequest { key: b"k".to_vec().into(), ..Default::default() })),
+            expect: Expect::Ok,
+        },
+        Case { name: "disable auth", call: |c| call!(c, auth.auth_disable(AuthDisableRequest {})), expect: Expect::Ok },
     ]
+}
+
+const USER_EMPTY: Expect = Expect::Err(Code::InvalidArgument, "etcdserver: user name is empty");
+const USER_NOT_FOUND: Expect = Expect::Err(Code::FailedPrecondition, "etcdserver: user name not found");
+const ROLE_NOT_FOUND: Expect = Expect::Err(Code::FailedPrecondition, "etcdserver: role name not found");
+
+fn user(name: &str) -> AuthUserAddRequest {
+    AuthUserAddRequest { name: name.into(), password: "pw".into(), options: None }
+}
+
+fn grant(user: &str, role: &str) -> AuthUserGrantRoleRequest {
+    AuthUserGrantRoleRequest { user: user.into(), role: role.into() }
+}
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("token", token.parse().expect("an ASCII token"));
+    request
 }
 
 /// Prepares a server the same way for every run: some history, then a compaction, so the
