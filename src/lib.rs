@@ -21,8 +21,11 @@
 //!   - `mvcc/`: etcd's data model: revisions, versions, tombstones, compaction, ranges and
 //!     transactions, leases' keys, alarms, stored in redb (and defragmented on request).
 //!   - `quota.rs`: etcd's backend quota, checked before a write is proposed.
+//!   - `auth/`: etcd's auth: the replicated users and roles and the changes to them
+//!     (`store.rs`), permission coverage (`perms.rs`), who is asking and may they
+//!     (`gate.rs`, called by every service), simple tokens' lifetime (`tokens.rs`).
 //!   - `api/`: the etcd v3 services on the client port, one file each (`kv.rs`,
-//!     `watch.rs`, `lease.rs`, `cluster.rs`, `maintenance.rs`).
+//!     `watch.rs`, `lease.rs`, `cluster.rs`, `maintenance.rs`, `auth.rs`).
 //!   - `watch/`: watch sessions: the MVCC store's live feed and history turned into etcd
 //!     watch responses, with etcd's guarantees. `lease/`: the leader's lease clocks: expiry,
 //!     keep-alives forwarded from followers, the TTL extension a new leader grants.
@@ -37,7 +40,8 @@
 //!   pauses and starts them and puts faults in force, `faults.rs` is the lab's fault table
 //!   by member name, `membership.rs` grows and shrinks the cluster, `status.rs`,
 //!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside;
-//!   `restore.rs` makes a lab from a backup, `recover.rs` rebuilds one that lost its quorum.
+//!   `restore.rs` makes a lab from a backup, `recover.rs` rebuilds one that lost its quorum;
+//!   `certs.rs` issues per-user certificates and explains any certificate.
 //! - `backup/`: snapshots in etcd's own format (bbolt file plus SHA-256), streamed by every
 //!   member's Maintenance.Snapshot and read back by `raftty snapshot status`; the continuous
 //!   backup and its change log; `catalog.rs`, the lab's backups wherever raftty saved them.
