@@ -238,9 +238,21 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         .add_service(AdminServer::new(AdminService::new(member.clone(), log_reader)))
         .add_service(LeasePeerServer::new(crate::node::lease::peer::LeasePeerService::new(lessor.clone())))
         .serve_with_incoming_shutdown(incoming(peer_listener), stopped(stop_rx.clone()));
+    let gateway = api::gateway::GatewayLayer {
+        gateway: Arc::new(api::gateway::Gateway {
+            kv: api::kv::KvService::new(member.clone()),
+            lease: api::lease::LeaseService::new(member.clone(), lessor.clone()),
+            cluster: api::cluster::ClusterService::new(member.clone()),
+            maintenance: api::maintenance::MaintenanceService::new(member.clone()),
+            auth: api::auth::AuthService::new(member.clone()),
+        }),
+    };
     let client_server = Server::builder()
         .tls_config(cert.server_tls()?)?
         .tcp_nodelay(true)
+        // etcd's JSON gateway shares the port: HTTP/1.1 (curl) as well as HTTP/2.
+        .accept_http1(true)
+        .layer(gateway)
         .add_service(
             KvServer::new(api::kv::KvService::new(member.clone())).max_decoding_message_size(api::MAX_GRPC_MESSAGE),
         )
