@@ -69,6 +69,19 @@ fn the_gateway_serves_kv_txn_leases_and_tokens_in_etcds_json() {
     let (_, ttl) = gw.post("/v3/lease/timetolive", serde_json::json!({"ID": id}), None);
     assert_eq!(ttl["grantedTTL"], "60", "{ttl}");
 
+    // A watch streams one JSON object per line: created, then each change.
+    let url = format!("{}/v3/watch", gw.url);
+    let watch = serde_json::json!({"create_request": {"key": b64("/gw/w"), "start_revision": "1"}}).to_string();
+    lab.etcdctl_ok(&["put", "/gw/w", "watched"]);
+    let lines = gw
+        .runtime
+        .block_on(raftty::lab::scrape::post_json_lines(&url, &gw.cert, &watch, 2, Duration::from_secs(10)))
+        .expect("the watch stream");
+    let created: Value = serde_json::from_str(&lines[0]).expect("a JSON line");
+    assert_eq!(created["result"]["created"], true, "{}", lines[0]);
+    let event: Value = serde_json::from_str(&lines[1]).expect("a JSON line");
+    assert_eq!(event["result"]["events"][0]["kv"]["value"], b64("watched"), "{}", lines[1]);
+
     let (status, error) = gw.post("/v3/kv/range", serde_json::json!({"key": ""}), None);
     assert_eq!(status, 400);
     assert_eq!(error["error"], "etcdserver: key is not provided", "{error}");

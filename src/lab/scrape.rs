@@ -107,36 +107,68 @@ pub async fn post_json(
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<Answer> {
-    let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
     let post = async {
-        let host = uri.host().context("the URL names no host")?.to_string();
-        let port = uri.port_u16().unwrap_or(443);
-        let server_name = ServerName::try_from(host.clone()).with_context(|| format!("bad host name {host}"))?;
-        let tcp = TcpStream::connect((host.as_str(), port)).await?;
-        // No ALPN: the client port offers only h2 to clients that ask, and takes HTTP/1.1
-        // from those that do not (curl negotiates h2 itself).
-        let mut config = (*crate::node::metrics::tls::client_config(cert)?).clone();
-        config.alpn_protocols.clear();
-        let tls =
-            TlsConnector::from(std::sync::Arc::new(config)).connect(server_name, tcp).await.context("TLS handshake")?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let mut request = Request::post(path)
-            .header(header::HOST, format!("{host}:{port}"))
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(t) = token {
-            request = request.header(header::AUTHORIZATION, t);
-        }
-        let response =
-            sender.send_request(request.body(http_body_util::Full::new(Bytes::from(json.to_string())))?).await?;
+        let response = post(url, cert, json, token).await?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await?.to_bytes();
         anyhow::Ok(Answer { status, body: String::from_utf8_lossy(&body).into_owned() })
     };
     tokio::time::timeout(timeout, post).await.with_context(|| format!("no answer from {url} within {timeout:?}"))?
+}
+
+/// Like [`post_json`] for an answer that streams (a gateway watch): its first `lines` lines.
+pub async fn post_json_lines(
+    url: &str,
+    cert: &CertFiles,
+    json: &str,
+    lines: usize,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    let read = async {
+        let mut body = post(url, cert, json, None).await?.into_body();
+        let mut text = String::new();
+        while text.matches('\n').count() < lines {
+            let Some(frame) = body.frame().await else { break };
+            if let Ok(data) = frame?.into_data() {
+                text.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+        anyhow::Ok(text.lines().take(lines).map(str::to_string).collect())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .with_context(|| format!("{url} did not send {lines} lines within {timeout:?}"))?
+}
+
+async fn post(
+    url: &str,
+    cert: &CertFiles,
+    json: &str,
+    token: Option<&str>,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
+    let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
+    let host = uri.host().context("the URL names no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let server_name = ServerName::try_from(host.clone()).with_context(|| format!("bad host name {host}"))?;
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    // No ALPN: the client port offers only h2 to clients that ask, and takes HTTP/1.1 from
+    // those that do not (curl negotiates h2 itself).
+    let mut config = (*crate::node::metrics::tls::client_config(cert)?).clone();
+    config.alpn_protocols.clear();
+    let tls =
+        TlsConnector::from(std::sync::Arc::new(config)).connect(server_name, tcp).await.context("TLS handshake")?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let mut request = Request::post(path)
+        .header(header::HOST, format!("{host}:{port}"))
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        request = request.header(header::AUTHORIZATION, t);
+    }
+    Ok(sender.send_request(request.body(http_body_util::Full::new(Bytes::from(json.to_string())))?).await?)
 }
 
 /// The lines of `text` that contain `pattern` (a plain substring, like `grep -F`).

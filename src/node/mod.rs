@@ -245,6 +245,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
             cluster: api::cluster::ClusterService::new(member.clone()),
             maintenance: api::maintenance::MaintenanceService::new(member.clone()),
             auth: api::auth::AuthService::new(member.clone()),
+            watch: api::watch::WatchService::new(member.clone(), watch_settings),
         }),
     };
     let client_server = Server::builder()

@@ -24,6 +24,7 @@ use crate::node::api::cluster::ClusterService;
 use crate::node::api::kv::KvService;
 use crate::node::api::lease::LeaseService;
 use crate::node::api::maintenance::MaintenanceService;
+use crate::node::api::watch::WatchService;
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::kv_server::Kv;
@@ -37,6 +38,7 @@ pub struct Gateway {
     pub cluster: ClusterService,
     pub maintenance: MaintenanceService,
     pub auth: AuthService,
+    pub watch: WatchService,
 }
 
 type Answer = http::Response<tonic::body::Body>;
@@ -113,6 +115,7 @@ impl Gateway {
             Err(e) => return error_answer(&Status::invalid_argument(format!("reading the request: {e}"))),
         };
         match route.as_str() {
+            "watch" => self.watch(&body, token).await,
             "kv/range" => unary!(body, token, self.kv, range, RangeRequest),
             "kv/put" => unary!(body, token, self.kv, put, PutRequest),
             "kv/deleterange" => unary!(body, token, self.kv, delete_range, DeleteRangeRequest),
@@ -147,6 +150,42 @@ impl Gateway {
             }
             _ => error_answer(&Status::new(Code::NotFound, format!("no gateway route {path}"))),
         }
+    }
+}
+
+impl Gateway {
+    /// `POST /v3/watch` with a create request: an endless answer, one `{"result": ...}` JSON
+    /// object per line for each watch response, as etcd's gateway streams it.
+    async fn watch(&self, body: &[u8], token: Option<String>) -> Answer {
+        use futures::StreamExt;
+        let request: crate::proto::etcdserverpb::WatchRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return error_answer(&Status::invalid_argument(format!("the request is not valid JSON: {e}"))),
+        };
+        let mut probe = tonic::Request::new(());
+        if let Some(t) = token.as_deref().and_then(|t| t.parse().ok()) {
+            probe.metadata_mut().insert("token", t);
+        }
+        let caller = match crate::node::auth::gate::caller(self.watch.member(), &probe).await {
+            Ok(c) => c,
+            Err(e) => return error_answer(&e.into()),
+        };
+        // The one request, then nothing more: the watch lasts until the client hangs up.
+        let requests = futures::stream::iter([Ok(request)]).chain(futures::stream::pending());
+        let responses = self.watch.open(caller, Box::pin(requests), false).map(|r| {
+            let line = match r {
+                Ok(resp) => serde_json::json!({ "result": resp }),
+                Err(s) => serde_json::json!({ "error": { "code": s.code() as i32, "message": s.message() } }),
+            };
+            let mut bytes = line.to_string().into_bytes();
+            bytes.push(b'\n');
+            Ok::<_, Status>(http_body::Frame::data(Bytes::from(bytes)))
+        });
+        http::Response::builder()
+            .status(http::StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(tonic::body::Body::new(http_body_util::StreamBody::new(responses)))
+            .expect("a valid response")
     }
 }
 

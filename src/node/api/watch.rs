@@ -115,7 +115,26 @@ pub async fn has_leader(member: &Member) -> bool {
     member.live_leader().is_some()
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+impl WatchService {
+    /// A watch stream fed by `requests`, acting as `caller`: what a gRPC stream gets, for the
+    /// JSON gateway too.
+    pub fn open<S>(&self, caller: Caller, requests: S, require_leader: bool) -> WatchStream
+    where
+        S: Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (out, responses) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
+        let view = Arc::new(CallerView { view: self.view.clone(), caller });
+        let session = Session::new(self.view.member.state_machine.mvcc().clone(), view, out, self.settings);
+        tokio::spawn(session.run(requests, require_leader));
+        Box::pin(futures::StreamExt::take_until(ReceiverStream::new(responses), self.view.member.until_stopping()))
+    }
+
+    pub fn member(&self) -> &Arc<Member> {
+        &self.view.member
+    }
+}
 
 #[tonic::async_trait]
 impl Watch for WatchService {
@@ -126,12 +145,7 @@ impl Watch for WatchService {
         if require_leader && !self.view.has_leader_cached().await {
             return Err(EtcdError::NoLeader.into());
         }
-        let (out, responses) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
         let caller = crate::node::auth::gate::caller(&self.view.member, &req).await?;
-        let view = Arc::new(CallerView { view: self.view.clone(), caller });
-        let session = Session::new(self.view.member.state_machine.mvcc().clone(), view, out, self.settings);
-        tokio::spawn(session.run(req.into_inner(), require_leader));
-        let stream = futures::StreamExt::take_until(ReceiverStream::new(responses), self.view.member.until_stopping());
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(self.open(caller, req.into_inner(), require_leader)))
     }
 }
