@@ -538,13 +538,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "a malformed token while auth is off",
-            call: |c| {
-                Box::pin(async move {
-                    c.kv.range(with_token(RangeRequest { key: b"k".to_vec().into(), ..Default::default() }, "garbage"))
-                        .await
-                        .map(|_| ())
-                })
-            },
+            call: range_with_a_garbage_token,
             expect: Expect::Err(Code::Unauthenticated, "etcdserver: invalid auth token"),
         },
         Case { name: "add user root", call: |c| call!(c, auth.user_add(user("root"))), expect: Expect::Ok },
@@ -566,13 +560,7 @@ fn cases() -> Vec<Case> {
         Case { name: "enable auth", call: |c| call!(c, auth.auth_enable(AuthEnableRequest {})), expect: Expect::Ok },
         Case {
             name: "a malformed token with auth on",
-            call: |c| {
-                Box::pin(async move {
-                    c.kv.range(with_token(RangeRequest { key: b"k".to_vec().into(), ..Default::default() }, "garbage"))
-                        .await
-                        .map(|_| ())
-                })
-            },
+            call: range_with_a_garbage_token,
             expect: Expect::Err(Code::Unauthenticated, "etcdserver: invalid auth token"),
         },
         Case {
@@ -617,6 +605,11 @@ fn user(name: &str) -> AuthUserAddRequest {
 
 fn grant(user: &str, role: &str) -> AuthUserGrantRoleRequest {
     AuthUserGrantRoleRequest { user: user.into(), role: role.into() }
+}
+
+fn range_with_a_garbage_token(c: &mut EtcdClient) -> BoxFuture<'_, Result<(), tonic::Status>> {
+    let request = with_token(RangeRequest { key: b"k".to_vec().into(), ..Default::default() }, "garbage");
+    Box::pin(async move { c.kv.range(request).await.map(|_| ()) })
 }
 
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {

@@ -62,6 +62,21 @@ impl Member {
         }
     }
 
+    /// Proposes `op` and hands back the state machine's outcome and revision; an error the
+    /// state machine decided comes back as that error.
+    pub async fn write(
+        &self,
+        op: crate::proto::rafttypb::command::Op,
+    ) -> Result<(crate::proto::rafttypb::command_result::Result, i64), EtcdError> {
+        use crate::proto::rafttypb::command_result::Result as Outcome;
+        let result = self.propose(Command { op: Some(op) }).await?;
+        match result.result {
+            Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e)),
+            Some(outcome) => Ok((outcome, result.revision)),
+            None => Err(EtcdError::Internal("the state machine returned no result".into())),
+        }
+    }
+
     /// Resolves once the member begins to stop: endless streams (watches, lease keep-alives)
     /// end then, so that their clients move to another member at once and the server's
     /// graceful shutdown does not wait for them.

@@ -15,7 +15,6 @@ use crate::node::member::Member;
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::*;
 use crate::proto::rafttypb::AssignToken;
-use crate::proto::rafttypb::Command;
 use crate::proto::rafttypb::command::Op;
 use crate::proto::rafttypb::command_result::Result as Outcome;
 
@@ -31,19 +30,10 @@ impl AuthService {
         AuthService { member }
     }
 
-    async fn change(&self, op: Op) -> Result<(Outcome, i64), EtcdError> {
-        let result = self.member.propose(Command { op: Some(op) }).await?;
-        match result.result {
-            Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e)),
-            Some(outcome) => Ok((outcome, result.revision)),
-            None => Err(EtcdError::Internal("the state machine returned no result".into())),
-        }
-    }
-
     /// An admin change: the caller must hold the root role (while auth is on).
     async fn admin_change<T>(&self, req: &Request<T>, op: Op) -> Result<ResponseHeader, Status> {
         gate::caller(&self.member, req).await?.admin(&self.member)?;
-        let (_, revision) = self.change(op).await?;
+        let (_, revision) = self.member.write(op).await?;
         Ok(self.member.header(revision))
     }
 
@@ -98,7 +88,7 @@ impl Auth for AuthService {
             return Err(EtcdError::AuthFailed.into());
         }
         let (outcome, revision) =
-            self.change(Op::AssignToken(AssignToken { user: req.name.clone(), prefix: token_prefix() })).await?;
+            self.member.write(Op::AssignToken(AssignToken { user: req.name.clone(), prefix: token_prefix() })).await?;
         match outcome {
             Outcome::Authenticated(mut resp) => {
                 resp.header = Some(self.member.header(revision));
@@ -116,7 +106,7 @@ impl Auth for AuthService {
         }
         let no_password = add.options.is_some_and(|o| o.no_password);
         add.password = if no_password { String::new() } else { hash(add.password).await? };
-        let (_, revision) = self.change(Op::UserAdd(add)).await?;
+        let (_, revision) = self.member.write(Op::UserAdd(add)).await?;
         Ok(Response::new(AuthUserAddResponse { header: Some(self.member.header(revision)) }))
     }
 
@@ -160,7 +150,7 @@ impl Auth for AuthService {
         gate::caller(&self.member, &req).await?.admin(&self.member)?;
         let mut change = req.into_inner();
         change.password = hash(change.password).await?;
-        let (_, revision) = self.change(Op::UserChangePassword(change)).await?;
+        let (_, revision) = self.member.write(Op::UserChangePassword(change)).await?;
         Ok(Response::new(AuthUserChangePasswordResponse { header: Some(self.member.header(revision)) }))
     }
 

@@ -10,14 +10,12 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
-use crate::errors::EtcdError;
 use crate::node::api::check_size;
 use crate::node::auth::gate;
 use crate::node::member::Member;
 use crate::node::mvcc::validate;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::*;
-use crate::proto::rafttypb::Command;
 use crate::proto::rafttypb::command::Op;
 use crate::proto::rafttypb::command_result::Result as Outcome;
 
@@ -28,16 +26,6 @@ pub struct KvService {
 impl KvService {
     pub fn new(member: Arc<Member>) -> KvService {
         KvService { member }
-    }
-
-    /// Proposes `op` and hands back the state machine's outcome with this member's header.
-    async fn write(&self, op: Op) -> Result<(Outcome, i64), EtcdError> {
-        let result = self.member.propose(Command { op: Some(op) }).await?;
-        match result.result {
-            Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e)),
-            Some(outcome) => Ok((outcome, result.revision)),
-            None => Err(EtcdError::Internal("the state machine returned no result".into())),
-        }
     }
 
     fn unexpected(outcome: &Outcome) -> Status {
@@ -68,7 +56,7 @@ impl Kv for KvService {
         validate::check_put(&req)?;
         caller.allow(&self.member, |s| gate::put(s, &req))?;
         self.member.check_quota(crate::node::quota::put_cost(&req)).await?;
-        match self.write(Op::Put(req)).await? {
+        match self.member.write(Op::Put(req)).await? {
             (Outcome::Put(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
                 Ok(Response::new(resp))
@@ -83,7 +71,7 @@ impl Kv for KvService {
         check_size(&req)?;
         validate::check_delete(&req)?;
         caller.allow(&self.member, |_| gate::delete(&req))?;
-        match self.write(Op::DeleteRange(req)).await? {
+        match self.member.write(Op::DeleteRange(req)).await? {
             (Outcome::DeleteRange(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
                 Ok(Response::new(resp))
@@ -108,7 +96,7 @@ impl Kv for KvService {
             return Ok(Response::new(resp));
         }
         self.member.check_quota(crate::node::quota::txn_cost(&req)).await?;
-        match self.write(Op::Txn(req)).await? {
+        match self.member.write(Op::Txn(req)).await? {
             (Outcome::Txn(mut resp), revision) => {
                 fill_txn_headers(&mut resp, &self.member.header(revision));
                 Ok(Response::new(resp))
@@ -119,7 +107,7 @@ impl Kv for KvService {
 
     async fn compact(&self, req: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         let req = req.into_inner();
-        match self.write(Op::Compaction(req)).await? {
+        match self.member.write(Op::Compaction(req)).await? {
             (Outcome::Compaction(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
                 Ok(Response::new(resp))

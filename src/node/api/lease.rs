@@ -21,7 +21,6 @@ use crate::node::lease::Lessor;
 use crate::node::member::Member;
 use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::*;
-use crate::proto::rafttypb::Command;
 use crate::proto::rafttypb::command::Op;
 use crate::proto::rafttypb::command_result::Result as Outcome;
 
@@ -37,15 +36,6 @@ pub struct LeaseService {
 impl LeaseService {
     pub fn new(member: Arc<Member>, lessor: Arc<Lessor>) -> LeaseService {
         LeaseService { member, lessor }
-    }
-
-    async fn write(&self, op: Op) -> Result<(Outcome, i64), EtcdError> {
-        let result = self.member.propose(Command { op: Some(op) }).await?;
-        match result.result {
-            Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e)),
-            Some(outcome) => Ok((outcome, result.revision)),
-            None => Err(EtcdError::Internal("the state machine returned no result".into())),
-        }
     }
 
     fn current_header(&self) -> ResponseHeader {
@@ -71,7 +61,7 @@ impl Lease for LeaseService {
         let chosen_by_client = req.id != 0;
         for _ in 0..ID_ATTEMPTS {
             let id = if chosen_by_client { req.id } else { self.lessor.new_id() };
-            match self.write(Op::LeaseGrant(LeaseGrantRequest { ttl, id })).await {
+            match self.member.write(Op::LeaseGrant(LeaseGrantRequest { ttl, id })).await {
                 Ok((Outcome::LeaseGrant(mut resp), revision)) => {
                     resp.header = Some(self.member.header(revision));
                     return Ok(Response::new(resp));
@@ -88,7 +78,7 @@ impl Lease for LeaseService {
         let caller = crate::node::auth::gate::caller(&self.member, &req).await?;
         let req = req.into_inner();
         caller.allow(&self.member, |s| crate::node::auth::gate::lease_keys(s, req.id))?;
-        match self.write(Op::LeaseRevoke(req)).await? {
+        match self.member.write(Op::LeaseRevoke(req)).await? {
             (Outcome::LeaseRevoke(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
                 Ok(Response::new(resp))
