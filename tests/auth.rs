@@ -161,19 +161,24 @@ fn a_client_certificate_is_its_cn_and_auth_outlives_kills_restarts_and_restores(
     let file = lab.home.path().join("with-auth.db");
     let saved = lab.etcdctl_on("n1", &["snapshot", "save", &file.display().to_string()]);
     assert!(saved.status.success(), "root saves a snapshot: {}", describe(&saved));
+    // Stopped however the test ends, so a failing assertion leaves no member running.
+    struct StopCopy<'a>(&'a TestLab);
+    impl Drop for StopCopy<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.raftty(&["down", "--lab", "copy"]);
+        }
+    }
+    let _stop_copy = StopCopy(&lab);
     let restored = lab.raftty(&["restore", &file.display().to_string(), "--lab", "copy", "--nodes", "1"]);
     assert!(restored.status.success(), "{}", describe(&restored));
-    let copy = TestLab { home: tempfile::tempdir().unwrap(), name: "copy".into() };
     let copy_env: Vec<(String, String)> = lab
         .raftty_ok(&["env", "--lab", "copy"])
         .lines()
         .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
         .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
         .collect();
-    drop(copy);
     let out = etcdctl_with_env(&copy_env, &["--user", "alice:alicepw", "get", "/secret"]);
     assert!(err_of(&out).contains(DENIED), "the restored lab knows alice and her role: {}", describe(&out));
     let out = etcdctl_with_env(&copy_env, &["--user", "bob:bobpw", "get", "/app/config"]);
     assert!(stdout(&out).contains("v1"), "{}", describe(&out));
-    lab.raftty_ok(&["down", "--lab", "copy"]);
 }
