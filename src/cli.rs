@@ -291,6 +291,14 @@ pub enum CertCommand {
         /// Make one that expired yesterday, to see a member refuse it.
         #[arg(long)]
         expired: bool,
+        /// Make one for servers only (no client authentication), to see a member refuse it
+        /// for its key usage.
+        #[arg(long, conflicts_with = "no_common_name")]
+        server_only: bool,
+        /// Leave the CN out (NAME goes in O). While auth is on, etcd 3.4's gateway refuses
+        /// certificates that carry a CN: use this one with curl and a token.
+        #[arg(long)]
+        no_common_name: bool,
     },
     /// Every certificate of the lab: CN, usage, validity, fingerprint.
     List {

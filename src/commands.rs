@@ -259,15 +259,30 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
             print!("{exports}");
         }
-        Command::Cert(crate::cli::CertCommand::Issue { name, valid_for, expired }) => {
+        Command::Cert(crate::cli::CertCommand::Issue { name, valid_for, expired, server_only, no_common_name }) => {
+            use crate::pki::UserShape;
             let lab = Lab::open(&home, lab_name)?;
-            let files = lab::certs::issue(&lab, &name, valid_for, expired)?;
+            let shape = match (server_only, no_common_name) {
+                (true, _) => UserShape::ServerOnly,
+                (_, true) => UserShape::WithoutCommonName,
+                _ => UserShape::Client,
+            };
+            let files = lab::certs::issue(&lab, &name, lab::certs::IssueOptions { valid_for, expired, shape })?;
             println!("certificate of {name}: {}", files.cert.display());
             println!("its private key (0600): {}", files.key.display());
-            println!(
-                "use it:  eval \"$(raftty env{} --user {name})\"  (it acts as etcd user {name} when no token is given)",
-                lab_flag(lab_name)
-            );
+            let env = format!("eval \"$(raftty env{} --user {name})\"", lab_flag(lab_name));
+            match shape {
+                UserShape::Client if expired => println!("use it:  {env}  (members refuse it: it has expired)"),
+                UserShape::Client => {
+                    println!("use it:  {env}  (it acts as etcd user {name} when no token is given)")
+                }
+                UserShape::ServerOnly => {
+                    println!("use it:  {env}  (members refuse it: it is not for client authentication)")
+                }
+                UserShape::WithoutCommonName => {
+                    println!("use it:  {env}  (it acts as no one: give a token; the gateway takes it while auth is on)")
+                }
+            }
         }
         Command::Cert(crate::cli::CertCommand::List { json }) => {
             let lab = Lab::open(&home, lab_name)?;
@@ -278,17 +293,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&infos)?);
             } else {
-                println!("{:<10} {:<18} {:<8} {:<32} SHA-256", "CN", "USAGE", "EXPIRED", "VALID UNTIL");
-                for i in infos {
-                    let fp: String = i.fingerprint.chars().take(23).collect();
-                    println!(
-                        "{:<10} {:<18} {:<8} {:<32} {fp}…",
-                        i.common_name,
-                        i.usage,
-                        if i.expired { "yes" } else { "no" },
-                        i.not_after
-                    );
-                }
+                print!("{}", lab::certs::table(&infos, &pki.ca_path()));
             }
         }
         Command::Cert(crate::cli::CertCommand::Inspect { file, json }) => {

@@ -31,7 +31,6 @@ use time::OffsetDateTime;
 use tonic::transport::Certificate;
 use tonic::transport::ClientTlsConfig;
 use tonic::transport::Identity;
-use tonic::transport::ServerTlsConfig;
 
 /// The common name of the lab supervisor's certificate, the only one the admin surface accepts.
 pub const ADMIN_NAME: &str = "raftty-admin";
@@ -63,19 +62,38 @@ pub struct CertFiles {
 }
 
 impl CertFiles {
-    /// TLS settings for a server that only talks to holders of a certificate from `ca`.
-    pub fn server_tls(&self) -> Result<ServerTlsConfig> {
-        install_crypto_provider();
-        Ok(ServerTlsConfig::new()
-            .identity(self.identity()?)
-            .client_ca_root(self.ca_certificate()?)
-            .client_auth_optional(false))
-    }
-
     /// TLS settings for a client presenting this certificate and trusting only `ca`.
     pub fn client_tls(&self) -> Result<ClientTlsConfig> {
         install_crypto_provider();
         Ok(ClientTlsConfig::new().ca_certificate(self.ca_certificate()?).identity(self.identity()?))
+    }
+
+    /// The lab's CA as rustls' only trust root.
+    pub fn rustls_roots(&self) -> Result<rustls::RootCertStore> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca)
+            .with_context(|| format!("reading CA certificate {}", self.ca.display()))?
+        {
+            let ca = ca.with_context(|| format!("parsing CA certificate {}", self.ca.display()))?;
+            roots.add(ca).with_context(|| format!("using CA certificate {}", self.ca.display()))?;
+        }
+        Ok(roots)
+    }
+
+    /// This certificate (and any chain after it) for rustls.
+    pub fn rustls_chain(&self) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading certificate {}", self.cert.display()))
+    }
+
+    /// This certificate's private key for rustls.
+    pub fn rustls_key(&self) -> Result<rustls::pki_types::PrivateKeyDer<'static>> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::PrivateKeyDer::from_pem_file(&self.key)
+            .with_context(|| format!("reading private key {}", self.key.display()))
     }
 
     fn identity(&self) -> Result<Identity> {
@@ -102,6 +120,20 @@ pub enum CertRole {
     /// A person's identity (`raftty cert issue NAME`): a client certificate whose CN is the
     /// etcd user it acts as, kept under `users/`.
     User,
+}
+
+/// The kinds of user certificate `raftty cert issue` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserShape {
+    /// A client certificate with CN = the user: the usual identity.
+    #[default]
+    Client,
+    /// Usable by servers only (no client authentication): members refuse it, which is the
+    /// point of a "wrong key usage" drill.
+    ServerOnly,
+    /// A client certificate with no CN (the name goes in O). etcd 3.4's gateway refuses
+    /// certificates carrying a CN while auth is on, so curl needs one of these and a token.
+    WithoutCommonName,
 }
 
 /// A lab's certificate authority: a folder with the CA and every certificate it issued.
@@ -170,6 +202,29 @@ impl Pki {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<CertFiles> {
+        self.issue_shaped(name, role, UserShape::Client, not_before, not_after)
+    }
+
+    /// Issues user `name`'s certificate in one of the shapes refusal drills and the
+    /// gateway need (see [`UserShape`]).
+    pub fn issue_user(
+        &self,
+        name: &str,
+        shape: UserShape,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<CertFiles> {
+        self.issue_shaped(name, CertRole::User, shape, not_before, not_after)
+    }
+
+    fn issue_shaped(
+        &self,
+        name: &str,
+        role: CertRole,
+        shape: UserShape,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<CertFiles> {
         install_crypto_provider();
         let ca_key_pem = fs::read_to_string(self.dir.join(CA_KEY_FILE))
             .with_context(|| format!("reading the CA key in {}", self.dir.display()))?;
@@ -182,11 +237,19 @@ impl Pki {
             CertRole::Client | CertRole::Admin | CertRole::User => vec![],
         };
         let mut params = CertificateParams::new(sans)?;
-        params.distinguished_name = name_for(name, role);
+        params.distinguished_name = match shape {
+            UserShape::WithoutCommonName => {
+                let mut dn = DistinguishedName::new();
+                dn.push(DnType::OrganizationName, name);
+                dn
+            }
+            UserShape::Client | UserShape::ServerOnly => name_for(name, role),
+        };
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = match role {
-            CertRole::Member => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
-            CertRole::Client | CertRole::Admin | CertRole::User => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        params.extended_key_usages = match (role, shape) {
+            (_, UserShape::ServerOnly) => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            (CertRole::Member, _) => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+            (CertRole::Client | CertRole::Admin | CertRole::User, _) => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
         params.not_before = not_before;
         params.not_after = not_after;
@@ -259,8 +322,12 @@ impl PeerIdentity {
     /// Reads the identity of the client of a gRPC request, if it presented a certificate.
     pub fn of<T>(request: &tonic::Request<T>) -> Option<PeerIdentity> {
         let certs = request.peer_certs()?;
-        let first = certs.first()?;
-        let (_, cert) = x509_parser::parse_x509_certificate(first.as_ref()).ok()?;
+        PeerIdentity::of_der(certs.first()?.as_ref())
+    }
+
+    /// The identity in a DER certificate; None if it has no CN or does not parse.
+    pub fn of_der(der: &[u8]) -> Option<PeerIdentity> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
         let subject = cert.subject();
         let common_name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
         let organization = subject.iter_organization().next().and_then(|o| o.as_str().ok()).map(str::to_string);
@@ -274,6 +341,11 @@ impl PeerIdentity {
     pub fn is_admin(&self) -> bool {
         self.common_name == ADMIN_NAME && self.organization.is_none()
     }
+}
+
+/// The CN of a DER certificate, if it has one.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    PeerIdentity::of_der(der).map(|id| id.common_name)
 }
 
 /// Refuses a request on a peer port unless it comes from a cluster member's certificate.

@@ -130,7 +130,10 @@ fn a_client_certificate_is_its_cn_and_auth_outlives_kills_restarts_and_restores(
         .collect();
     assert!(as_carol.iter().any(|(k, v)| k == "ETCDCTL_CERT" && v.ends_with("users/carol.crt")), "{as_carol:?}");
     let listed = lab.raftty_ok(&["cert", "list"]);
-    assert!(listed.lines().any(|l| l.starts_with("carol ") && l.contains("client")), "{listed}");
+    assert!(
+        listed.lines().any(|l| l.split_whitespace().take(3).eq(["users/carol.crt", "carol", "client"])),
+        "{listed}"
+    );
     assert!(stdout(&etcdctl_with_env(&as_carol, &["get", "/app/config"])).contains("v1"), "carol reads /app/");
     let out = etcdctl_with_env(&as_carol, &["put", "/app/config", "x"]);
     assert!(err_of(&out).contains(DENIED), "carol may not write: {}", describe(&out));
@@ -181,4 +184,61 @@ fn a_client_certificate_is_its_cn_and_auth_outlives_kills_restarts_and_restores(
     assert!(err_of(&out).contains(DENIED), "the restored lab knows alice and her role: {}", describe(&out));
     let out = etcdctl_with_env(&copy_env, &["--user", "bob:bobpw", "get", "/app/config"]);
     assert!(stdout(&out).contains("v1"), "{}", describe(&out));
+}
+
+/// Every way a certificate can be wrong, each refused at the handshake and named, with the
+/// CN it carried, in the member's log and on its event stream (which the app's Events tab
+/// shows): none at all, one from a foreign CA, an expired one, one not for client use.
+#[test]
+fn every_refused_certificate_is_named_in_the_members_log_and_events() {
+    let lab = TestLab::up(1);
+    let events = lab.record_events();
+    lab.raftty_ok(&["cert", "issue", "old", "--expired"]);
+    let issued = lab.raftty_ok(&["cert", "issue", "web", "--server-only"]);
+    assert!(issued.contains("not for client authentication"), "{issued}");
+    let foreign_dir = tempfile::tempdir().unwrap();
+    let foreign = raftty::pki::Pki::create(&foreign_dir.path().join("pki")).unwrap();
+    let mallory = foreign.issue("mallory", raftty::pki::CertRole::User).unwrap();
+
+    let with_cert = |cert: Option<(String, String)>| {
+        let mut env: Vec<(String, String)> =
+            lab.env().into_iter().filter(|(k, _)| k != "ETCDCTL_CERT" && k != "ETCDCTL_KEY").collect();
+        if let Some((crt, key)) = cert {
+            env.push(("ETCDCTL_CERT".into(), crt));
+            env.push(("ETCDCTL_KEY".into(), key));
+        }
+        etcdctl_with_env(&env, &["--dial-timeout", "1s", "--command-timeout", "2s", "get", "k"])
+    };
+    let user = |name: &str| {
+        let dir = lab.pki().join("users");
+        Some((path_str(&dir.join(format!("{name}.crt"))), path_str(&dir.join(format!("{name}.key")))))
+    };
+    let cases = [
+        (None, None, "no client certificate"),
+        (
+            Some((path_str(&mallory.cert), path_str(&mallory.key))),
+            Some("mallory"),
+            "certificate signed by a foreign CA",
+        ),
+        (user("old"), Some("old"), "certificate expired"),
+        (user("web"), Some("web"), "certificate not for client authentication (wrong key usage)"),
+    ];
+    for (cert, cn, reason) in cases {
+        let out = with_cert(cert);
+        assert!(!out.status.success(), "{reason}: etcdctl must not get in: {}", describe(&out));
+        let event = events.wait_for_event(&format!("n1 to publish client_refused: {reason}"), |e| {
+            e["kind"] == "client_refused" && e["reason"] == reason && e["cn"].as_str() == cn
+        });
+        assert_eq!((event["member"].as_str(), event["port"].as_str()), (Some("n1"), Some("client")), "{event}");
+    }
+    let log = std::fs::read_to_string(lab.dir().join("logs/n1.log")).unwrap();
+    for expected in [
+        "client port refused a client from 127.0.0.1:",
+        "(CN old): certificate expired",
+        "(CN mallory): certificate signed by a foreign CA",
+    ] {
+        assert!(log.contains(expected), "n1's log says {expected:?}:\n{log}");
+    }
+    // The lab's own certificate still gets in.
+    assert_eq!(lab.etcdctl_ok(&["put", "k", "v"]).trim(), "OK");
 }

@@ -14,25 +14,34 @@ use x509_parser::extensions::ParsedExtension;
 
 use crate::lab::Lab;
 use crate::pki::CertFiles;
-use crate::pki::CertRole;
 use crate::pki::Pki;
+use crate::pki::UserShape;
+
+/// What `raftty cert issue` makes.
+#[derive(Debug, Clone, Copy)]
+pub struct IssueOptions {
+    pub valid_for: Duration,
+    /// One that expired yesterday (for refusal drills).
+    pub expired: bool,
+    pub shape: UserShape,
+}
 
 /// Issues the certificate of user `name`: valid for `valid_for` from now, or, with `expired`,
-/// one that expired yesterday (for refusal drills).
-pub fn issue(lab: &Lab, name: &str, valid_for: Duration, expired: bool) -> Result<CertFiles> {
+/// one that expired yesterday.
+pub fn issue(lab: &Lab, name: &str, options: IssueOptions) -> Result<CertFiles> {
     anyhow::ensure!(
         !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)),
         "a user name for a certificate may hold letters, digits and . _ - @ (got {name:?})"
     );
     let pki = Pki::open(&lab.pki_dir())?;
     let now = time::OffsetDateTime::now_utc();
-    let (from, until) = if expired {
+    let (from, until) = if options.expired {
         (now - time::Duration::days(2), now - time::Duration::days(1))
     } else {
-        let span = time::Duration::try_from(valid_for).context("that validity is too long")?;
+        let span = time::Duration::try_from(options.valid_for).context("that validity is too long")?;
         (now - time::Duration::minutes(5), now + span)
     };
-    pki.issue_valid(name, CertRole::User, from, until)
+    pki.issue_user(name, options.shape, from, until)
 }
 
 /// What a certificate says, in the terms people check.
@@ -117,11 +126,14 @@ pub fn inspect(path: &Path, lab_ca: Option<&Path>) -> Result<CertInfo> {
 impl CertInfo {
     pub fn render(&self) -> String {
         let mut out = format!("{}\n", self.file);
-        out.push_str(&format!("  subject      CN={}", self.common_name));
-        if let Some(o) = &self.organization {
-            out.push_str(&format!(", O={o}"));
-        }
-        out.push('\n');
+        let subject: Vec<String> = [
+            (!self.common_name.is_empty()).then(|| format!("CN={}", self.common_name)),
+            self.organization.as_ref().map(|o| format!("O={o}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        out.push_str(&format!("  subject      {}\n", subject.join(", ")));
         out.push_str(&format!("  issuer       {}\n", self.issuer));
         out.push_str(&format!("  usage        {}\n", self.usage));
         out.push_str(&format!("  valid        {} to {}", self.not_before, self.not_after));
@@ -135,11 +147,49 @@ impl CertInfo {
             Some(false) => out.push_str("  signed by    another CA: this lab's members refuse it\n"),
             None => {}
         }
-        if self.organization.is_none() && self.usage == "client" {
+        if self.usage == "server" {
+            out.push_str("  as a client  refused: it is not for client authentication (key usage)\n");
+        } else if self.common_name.is_empty() {
+            out.push_str("  acts as      no one: requests need a token (so the gateway takes it while auth is on)\n");
+        } else if self.organization.is_none() && self.usage == "client" {
             out.push_str(&format!("  acts as      etcd user {:?} when a request carries no token\n", self.common_name));
         }
         out
     }
+}
+
+/// `raftty cert list`: one row per certificate, columns as wide as their widest value.
+pub fn table(infos: &[CertInfo], lab_ca: &Path) -> String {
+    let pki_dir = lab_ca.parent().unwrap_or(Path::new(""));
+    let rows: Vec<[String; 6]> = infos
+        .iter()
+        .map(|i| {
+            let file = Path::new(&i.file);
+            let cn = if file == lab_ca { "(the lab's CA)".to_string() } else { i.common_name.clone() };
+            [
+                file.strip_prefix(pki_dir).unwrap_or(file).display().to_string(),
+                cn,
+                i.usage.clone(),
+                if i.expired { "yes" } else { "no" }.to_string(),
+                i.not_after.clone(),
+                format!("{}…", i.fingerprint.chars().take(23).collect::<String>()),
+            ]
+        })
+        .collect();
+    let header = ["FILE", "CN", "USAGE", "EXPIRED", "VALID UNTIL", "SHA-256"].map(str::to_string);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -150,7 +200,12 @@ mod tests {
     fn an_issued_user_certificate_reads_back_as_issued() {
         let home = tempfile::tempdir().unwrap();
         let lab = Lab::create(home.path(), "t", 1, crate::lab::Tempo::ETCD, Default::default()).unwrap();
-        let files = issue(&lab, "carol", Duration::from_secs(3600), false).unwrap();
+        let options = |valid_for: u64, expired: bool, shape: UserShape| IssueOptions {
+            valid_for: Duration::from_secs(valid_for),
+            expired,
+            shape,
+        };
+        let files = issue(&lab, "carol", options(3600, false, UserShape::Client)).unwrap();
         assert!(files.cert.starts_with(lab.pki_dir().join("users")));
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&files.key).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600, "private keys are written 0600");
@@ -160,8 +215,30 @@ mod tests {
         assert!(!info.expired);
         assert_eq!(info.signed_by_lab, Some(true));
         assert_eq!(info.fingerprint.len(), 32 * 3 - 1);
-        let old = issue(&lab, "dave", Duration::from_secs(3600), true).unwrap();
+        assert!(info.render().contains("acts as      etcd user \"carol\""), "{}", info.render());
+        let old = issue(&lab, "dave", options(3600, true, UserShape::Client)).unwrap();
         assert!(inspect(&old.cert, None).unwrap().expired);
-        assert!(issue(&lab, "bad name", Duration::from_secs(1), false).is_err());
+        assert!(issue(&lab, "bad name", options(1, false, UserShape::Client)).is_err());
+
+        let server =
+            inspect(&issue(&lab, "erin", options(3600, false, UserShape::ServerOnly)).unwrap().cert, None).unwrap();
+        assert_eq!((server.common_name.as_str(), server.usage.as_str()), ("erin", "server"));
+        assert!(server.render().contains("not for client authentication"), "{}", server.render());
+        let anonymous =
+            inspect(&issue(&lab, "curl", options(3600, false, UserShape::WithoutCommonName)).unwrap().cert, None)
+                .unwrap();
+        assert_eq!((anonymous.common_name.as_str(), anonymous.organization.as_deref()), ("", Some("curl")));
+        assert!(anonymous.render().contains("subject      O=curl\n"), "{}", anonymous.render());
+        assert!(anonymous.render().contains("requests need a token"), "{}", anonymous.render());
+
+        let ca = lab.pki_dir().join("ca.crt");
+        let listed = table(&[inspect(&ca, None).unwrap(), info], &ca);
+        let lines: Vec<&str> = listed.lines().collect();
+        assert!(
+            lines[0].starts_with("FILE ") && lines[1].starts_with("ca.crt ") && lines[1].contains("(the lab's CA)")
+        );
+        assert!(lines[2].starts_with("users/carol.crt  carol "), "{listed}");
+        let usage_column = lines[0].find("USAGE").unwrap();
+        assert_eq!(lines[2].find("client"), Some(usage_column), "columns line up:\n{listed}");
     }
 }

@@ -151,12 +151,11 @@ async fn post(
     let port = uri.port_u16().unwrap_or(443);
     let server_name = ServerName::try_from(host.clone()).with_context(|| format!("bad host name {host}"))?;
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
-    // No ALPN: the client port offers only h2 to clients that ask, and takes HTTP/1.1 from
-    // those that do not (curl negotiates h2 itself).
-    let mut config = (*crate::node::metrics::tls::client_config(cert)?).clone();
-    config.alpn_protocols.clear();
-    let tls =
-        TlsConnector::from(std::sync::Arc::new(config)).connect(server_name, tcp).await.context("TLS handshake")?;
+    // HTTP/1.1, as `curl --http1.1` speaks it (the client port offers h2 and HTTP/1.1).
+    let tls = TlsConnector::from(crate::node::metrics::tls::client_config(cert)?)
+        .connect(server_name, tcp)
+        .await
+        .context("TLS handshake")?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -164,7 +163,10 @@ async fn post(
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let mut request = Request::post(path)
         .header(header::HOST, format!("{host}:{port}"))
-        .header(header::CONTENT_TYPE, "application/json");
+        .header(header::CONTENT_TYPE, "application/json")
+        // As curl and browsers send it. etcd's gateway treats a request without one
+        // differently: it then acts as the member's own certificate.
+        .header(header::ACCEPT, "*/*");
     if let Some(t) = token {
         request = request.header(header::AUTHORIZATION, t);
     }

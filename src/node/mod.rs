@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod quota;
 pub mod raft;
+pub mod tls;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -31,7 +32,6 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::storage::RaftLogStorage;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::lab::Lab;
 use crate::lab::SnapshotSettings;
@@ -228,8 +228,6 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     };
 
     let peer_server = Server::builder()
-        .tls_config(cert.server_tls()?)?
-        .tcp_nodelay(true)
         .add_service(
             RaftPeerServer::new(PeerService::new(member.clone()))
                 .max_decoding_message_size(MAX_PEER_MESSAGE)
@@ -237,7 +235,10 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         )
         .add_service(AdminServer::new(AdminService::new(member.clone(), log_reader)))
         .add_service(LeasePeerServer::new(crate::node::lease::peer::LeasePeerService::new(lessor.clone())))
-        .serve_with_incoming_shutdown(incoming(peer_listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            tls::incoming(peer_listener, tls::server_config(&cert, &[tls::ALPN_H2])?, "peer"),
+            stopped(stop_rx.clone()),
+        );
     let gateway = api::gateway::GatewayLayer {
         gateway: Arc::new(api::gateway::Gateway {
             kv: api::kv::KvService::new(member.clone()),
@@ -249,8 +250,6 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         }),
     };
     let client_server = Server::builder()
-        .tls_config(cert.server_tls()?)?
-        .tcp_nodelay(true)
         // etcd's JSON gateway shares the port: HTTP/1.1 (curl) as well as HTTP/2.
         .accept_http1(true)
         .layer(gateway)
@@ -277,7 +276,10 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
             crate::proto::etcdserverpb::auth_server::AuthServer::new(api::auth::AuthService::new(member.clone()))
                 .max_decoding_message_size(api::MAX_GRPC_MESSAGE),
         )
-        .serve_with_incoming_shutdown(incoming(client_listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            tls::incoming(client_listener, tls::server_config(&cert, &[tls::ALPN_H2, tls::ALPN_HTTP1])?, "client"),
+            stopped(stop_rx.clone()),
+        );
     let peer_task = tokio::spawn(peer_server);
     let client_task = tokio::spawn(client_server);
     let metrics_task = metrics::http::start(
@@ -401,12 +403,6 @@ async fn keep_state_durable(mvcc: Arc<crate::node::mvcc::MvccStore>) {
             Err(e) => tracing::error!("making the applied state durable: {e}"),
         }
     }
-}
-
-/// Accepted connections with Nagle's algorithm off: small gRPC frames would otherwise wait
-/// for the peer's delayed ACK, adding tens of milliseconds to every request.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn wait_for_stop_signal() -> Result<()> {

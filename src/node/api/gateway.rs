@@ -5,7 +5,8 @@
 //!
 //! Every call is handed to the same service the gRPC request would reach, so the answers and
 //! the errors are the same. A gateway request acts as its token's user only: like etcd 3.4's
-//! gateway, it never acts as the client certificate's CN.
+//! gateway, it never acts as the client certificate's CN, and while auth is on it refuses a
+//! certificate that carries one (etcd 3.4.23's words and status, [`GATEWAY_IGNORES_CN`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,6 +49,22 @@ fn json_answer(status: http::StatusCode, body: Vec<u8>) -> Answer {
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(body))))
+        .expect("a valid response")
+}
+
+/// What etcd 3.4.23 answers (400, as plain text) to a gateway request whose client
+/// certificate carries a CN while auth is on: its gateway would not act as that CN, so it
+/// refuses rather than act as someone else. A certificate without a CN and a token get in.
+pub const GATEWAY_IGNORES_CN: &str =
+    "CommonName of client sending a request against gateway will be ignored and not used as expected";
+
+/// An answer as Go's `http.Error` writes it: the text and a newline.
+fn text_answer(status: http::StatusCode, text: &str) -> Answer {
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header("x-content-type-options", "nosniff")
+        .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(format!("{text}\n")))))
         .expect("a valid response")
 }
 
@@ -107,6 +124,9 @@ impl Gateway {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_string());
+        if self.refuses_common_name(&req) {
+            return text_answer(http::StatusCode::BAD_REQUEST, GATEWAY_IGNORES_CN);
+        }
         if req.method() != http::Method::POST {
             return error_answer(&Status::unimplemented(format!("{} {path}: the gateway takes POST", req.method())));
         }
@@ -154,6 +174,18 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Whether auth is on and the connection's client certificate carries a CN.
+    fn refuses_common_name<B>(&self, req: &http::Request<B>) -> bool {
+        let auth_on = self.watch.member().state_machine.mvcc().read_state(|s| s.auth.enabled);
+        auth_on
+            && req
+                .extensions()
+                .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+                .and_then(|info| info.peer_certs())
+                .and_then(|certs| certs.first().and_then(|c| crate::pki::common_name(c.as_ref())))
+                .is_some()
+    }
+
     /// `POST /v3/watch` with a create request: an endless answer, one `{"result": ...}` JSON
     /// object per line for each watch response, as etcd's gateway streams it.
     async fn watch(&self, body: &[u8], token: Option<String>) -> Answer {

@@ -40,9 +40,6 @@ pub const HEALTH_PATH: &str = "/health";
 
 /// How long `/health` waits for its linearizable read (etcd 3.4's quorum read: 1 s).
 const HEALTH_READ_TIMEOUT: Duration = Duration::from_secs(1);
-/// A client that has not finished its TLS handshake by then is dropped, so a stalled
-/// connection cannot hold a task forever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Likewise for a client that opens a request and never finishes its headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -79,7 +76,7 @@ pub fn start<P: HealthProbe>(
     endpoint: Endpoint<P>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let acceptor = TlsAcceptor::from(super::tls::server_config(cert)?);
+    let acceptor = TlsAcceptor::from(crate::node::tls::server_config(cert, &[crate::node::tls::ALPN_HTTP1])?);
     Ok(tokio::spawn(serve(listener, acceptor, Arc::new(endpoint), shutdown)))
 }
 
@@ -95,8 +92,8 @@ async fn serve<P: HealthProbe>(
             _ = &mut shutdown => return,
             accepted = listener.accept() => accepted,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, addr) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, most likely: back off instead of spinning.
                 tracing::warn!("metrics port: accepting a connection failed: {e}");
@@ -104,15 +101,11 @@ async fn serve<P: HealthProbe>(
                 continue;
             }
         };
-        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => serve_connection(tls, endpoint).await,
-                // A plaintext client or one without a certificate of the lab ends here.
-                Ok(Err(e)) => tracing::debug!("metrics port: TLS handshake refused: {e}"),
-                Err(_) => tracing::debug!("metrics port: TLS handshake timed out"),
+            if let Some(tls) = crate::node::tls::handshake(&acceptor, tcp, addr, "metrics").await {
+                serve_connection(tls, endpoint).await;
             }
         });
     }
