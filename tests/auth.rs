@@ -54,6 +54,7 @@ fn txn_as(lab: &TestLab, user: &str, script: &str) -> std::process::Output {
 fn readers_and_writers_are_held_to_their_prefixes_with_etcds_refusals() {
     let lab = TestLab::up(3);
     set_up(&lab);
+    let events = lab.record_events();
 
     // The reader reads its prefix, nothing else, and writes nothing.
     assert!(lab.etcdctl_ok(&["--user", "alice:alicepw", "get", "/app/config"]).contains("v1"));
@@ -97,6 +98,20 @@ fn readers_and_writers_are_held_to_their_prefixes_with_etcds_refusals() {
     let file = lab.home.path().join("s.db").display().to_string();
     let out = lab.etcdctl_on("n1", &["--user", "alice:alicepw", "snapshot", "save", &file]);
     assert!(err_of(&out).contains(DENIED), "a snapshot is for root: {}", describe(&out));
+
+    // Each refusal is published by the member that refused it, with who, what and why, so
+    // the app's Events tab shows them.
+    let refusal = |user: &str, needed: &str, reason: &str| {
+        events.wait_for_event(&format!("a request_refused event: {user} needed {needed}"), |e| {
+            e["kind"] == "request_refused" && e["user"] == user && e["needed"] == needed && e["reason"] == reason
+        })
+    };
+    refusal("alice", "read /secret", DENIED);
+    refusal("alice", "write /app/config", DENIED);
+    refusal("bob", "write /secret", DENIED);
+    refusal("alice", "the root role", DENIED);
+    refusal("alice", "a matching password", "etcdserver: authentication failed, invalid user ID or password");
+    refusal("mallory", "a user with a password", "etcdserver: authentication failed, invalid user ID or password");
 
     // etcd's errors for auth management.
     let out = lab.etcdctl(&["user", "grant-role", "alice", "nosuchrole"]);

@@ -124,7 +124,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (1i64..5, prop_oneof![Just(-5i64), 0i64..30, Just(i64::MAX)]).prop_map(|(id, ttl)| Op::LeaseGrant(LeaseGrantRequest { id, ttl })),
         1 => (0i64..5).prop_map(|id| Op::LeaseRevoke(LeaseRevokeRequest { id })),
     ];
-    prop_oneof![9 => op.prop_map(|op| Command { op: Some(op) }), 1 => Just(Command { op: None })]
+    prop_oneof![9 => op.prop_map(|op| Command { op: Some(op), user: String::new() }), 1 => Just(Command { op: None, user: String::new() })]
 }
 
 proptest! {

@@ -68,8 +68,19 @@ impl Member {
         &self,
         op: crate::proto::rafttypb::command::Op,
     ) -> Result<(crate::proto::rafttypb::command_result::Result, i64), EtcdError> {
+        self.write_as(&crate::node::auth::gate::Caller(None), op).await
+    }
+
+    /// [`Member::write`] on behalf of `caller`, whose permissions the state machine checks
+    /// again when it applies the entry.
+    pub async fn write_as(
+        &self,
+        caller: &crate::node::auth::gate::Caller,
+        op: crate::proto::rafttypb::command::Op,
+    ) -> Result<(crate::proto::rafttypb::command_result::Result, i64), EtcdError> {
         use crate::proto::rafttypb::command_result::Result as Outcome;
-        let result = self.propose(Command { op: Some(op) }).await?;
+        let user = caller.user().unwrap_or_default().to_string();
+        let result = self.propose(Command { op: Some(op), user }).await?;
         match result.result {
             Some(Outcome::Error(e)) => Err(EtcdError::from_apply_error(&e)),
             Some(outcome) => Ok((outcome, result.revision)),
@@ -108,7 +119,9 @@ impl Member {
                 member_id: self.id,
                 alarm: nospace,
             };
-            if let Err(e) = self.propose(Command { op: Some(crate::proto::rafttypb::command::Op::Alarm(raise)) }).await
+            if let Err(e) = self
+                .propose(Command { op: Some(crate::proto::rafttypb::command::Op::Alarm(raise)), user: String::new() })
+                .await
             {
                 tracing::warn!("raising the NOSPACE alarm failed: {e}");
             }

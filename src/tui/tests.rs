@@ -399,6 +399,33 @@ fn screen_healthy_cluster() {
 }
 
 #[test]
+fn screen_events_filtered_to_refusals() {
+    let mut app = app();
+    app.events.push(event(1, "n2", "leader_elected", "of=3 votes_needed=2"));
+    app.events.push(event(
+        2,
+        "n1",
+        "client_refused",
+        "cn=old from=127.0.0.1:40112 port=client reason=\"certificate expired\"",
+    ));
+    app.events.push(event(3, "n2", "commit_advanced", "from=40 to=41"));
+    app.events.push(event(
+        4,
+        "n3",
+        "request_refused",
+        "needed=\"write /secret\" reason=\"etcdserver: permission denied\" user=bob",
+    ));
+    update(&mut app, key(KeyCode::Char('4')));
+    for _ in 0..6 {
+        update(&mut app, key(KeyCode::Char('f')));
+    }
+    assert_eq!(app.events.kind.name(), "refusals");
+    let screen = render(&mut app, 120, 24);
+    assert!(!screen.contains("leader_elected") && !screen.contains("commit_advanced"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
 fn screen_leader_killed() {
     let mut app = app();
     let mut view = healthy();

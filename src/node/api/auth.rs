@@ -32,8 +32,9 @@ impl AuthService {
 
     /// An admin change: the caller must hold the root role (while auth is on).
     async fn admin_change<T>(&self, req: &Request<T>, op: Op) -> Result<ResponseHeader, Status> {
-        gate::caller(&self.member, req).await?.admin(&self.member)?;
-        let (_, revision) = self.member.write(op).await?;
+        let caller = gate::caller(&self.member, req).await?;
+        caller.admin(&self.member)?;
+        let (_, revision) = self.member.write_as(&caller, op).await?;
         Ok(self.member.header(revision))
     }
 
@@ -79,12 +80,18 @@ impl Auth for AuthService {
                 return Err(EtcdError::AuthFailed);
             }
             Ok(String::from_utf8_lossy(&user.password).into_owned())
+        });
+        let stored = stored.inspect_err(|e| {
+            if *e == EtcdError::AuthFailed {
+                gate::refused(Some(&req.name), "a user with a password", e);
+            }
         })?;
         let password = req.password.clone();
         let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &stored).unwrap_or(false))
             .await
             .unwrap_or(false);
         if !matches {
+            gate::refused(Some(&req.name), "a matching password", &EtcdError::AuthFailed);
             return Err(EtcdError::AuthFailed.into());
         }
         let (outcome, revision) =
@@ -99,14 +106,15 @@ impl Auth for AuthService {
     }
 
     async fn user_add(&self, req: Request<AuthUserAddRequest>) -> Result<Response<AuthUserAddResponse>, Status> {
-        gate::caller(&self.member, &req).await?.admin(&self.member)?;
+        let caller = gate::caller(&self.member, &req).await?;
+        caller.admin(&self.member)?;
         let mut add = req.into_inner();
         if add.name.is_empty() {
             return Err(EtcdError::UserEmpty.into());
         }
         let no_password = add.options.is_some_and(|o| o.no_password);
         add.password = if no_password { String::new() } else { hash(add.password).await? };
-        let (_, revision) = self.member.write(Op::UserAdd(add)).await?;
+        let (_, revision) = self.member.write_as(&caller, Op::UserAdd(add)).await?;
         Ok(Response::new(AuthUserAddResponse { header: Some(self.member.header(revision)) }))
     }
 
@@ -147,10 +155,11 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
-        gate::caller(&self.member, &req).await?.admin(&self.member)?;
+        let caller = gate::caller(&self.member, &req).await?;
+        caller.admin(&self.member)?;
         let mut change = req.into_inner();
         change.password = hash(change.password).await?;
-        let (_, revision) = self.member.write(Op::UserChangePassword(change)).await?;
+        let (_, revision) = self.member.write_as(&caller, Op::UserChangePassword(change)).await?;
         Ok(Response::new(AuthUserChangePasswordResponse { header: Some(self.member.header(revision)) }))
     }
 

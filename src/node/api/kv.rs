@@ -56,7 +56,7 @@ impl Kv for KvService {
         validate::check_put(&req)?;
         caller.allow(&self.member, |s| gate::put(s, &req))?;
         self.member.check_quota(crate::node::quota::put_cost(&req)).await?;
-        match self.member.write(Op::Put(req)).await? {
+        match self.member.write_as(&caller, Op::Put(req)).await? {
             (Outcome::Put(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
                 Ok(Response::new(resp))
@@ -71,7 +71,7 @@ impl Kv for KvService {
         check_size(&req)?;
         validate::check_delete(&req)?;
         caller.allow(&self.member, |_| gate::delete(&req))?;
-        match self.member.write(Op::DeleteRange(req)).await? {
+        match self.member.write_as(&caller, Op::DeleteRange(req)).await? {
             (Outcome::DeleteRange(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
                 Ok(Response::new(resp))
@@ -96,7 +96,7 @@ impl Kv for KvService {
             return Ok(Response::new(resp));
         }
         self.member.check_quota(crate::node::quota::txn_cost(&req)).await?;
-        match self.member.write(Op::Txn(req)).await? {
+        match self.member.write_as(&caller, Op::Txn(req)).await? {
             (Outcome::Txn(mut resp), revision) => {
                 fill_txn_headers(&mut resp, &self.member.header(revision));
                 Ok(Response::new(resp))

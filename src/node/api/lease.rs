@@ -78,7 +78,7 @@ impl Lease for LeaseService {
         let caller = crate::node::auth::gate::caller(&self.member, &req).await?;
         let req = req.into_inner();
         caller.allow(&self.member, |s| crate::node::auth::gate::lease_keys(s, req.id))?;
-        match self.member.write(Op::LeaseRevoke(req)).await? {
+        match self.member.write_as(&caller, Op::LeaseRevoke(req)).await? {
             (Outcome::LeaseRevoke(mut resp), revision) => {
                 resp.header = Some(self.member.header(revision));
                 Ok(Response::new(resp))

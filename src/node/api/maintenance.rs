@@ -96,7 +96,7 @@ impl Maintenance for MaintenanceService {
                 alarms,
             }));
         }
-        let result = self.member.propose(Command { op: Some(Op::Alarm(req)) }).await?;
+        let result = self.member.propose(Command { op: Some(Op::Alarm(req)), user: String::new() }).await?;
         match result.result {
             Some(Outcome::Alarm(mut resp)) => {
                 for a in &resp.alarms {

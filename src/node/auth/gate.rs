@@ -28,6 +28,14 @@ pub struct Caller(pub Option<String>);
 /// The caller of `req`, refusing an unknown or expired token. While auth is off there are no
 /// tokens, and nothing is checked (Caller(None)).
 pub async fn caller<T>(member: &Member, req: &Request<T>) -> Result<Caller, EtcdError> {
+    let who = identify(member, req).await;
+    if let Err(e) = &who {
+        refused(None, "", e);
+    }
+    who
+}
+
+async fn identify<T>(member: &Member, req: &Request<T>) -> Result<Caller, EtcdError> {
     let mvcc = member.state_machine.mvcc();
     // A token is checked even while auth is off, as etcd does: there is none to be valid then.
     if let Some(token) = req.metadata().get("token") {
@@ -59,34 +67,102 @@ pub async fn caller<T>(member: &Member, req: &Request<T>) -> Result<Caller, Etcd
     Ok(Caller(Some(who.common_name)))
 }
 
+/// Publishes a refusal on the member's event bus, so the app shows it as it happens:
+/// who, what they needed, and etcd's reason.
+pub fn refused(user: Option<&str>, needed: &str, error: &EtcdError) {
+    let mut fields = vec![("reason", error.to_string())];
+    if let Some(user) = user {
+        fields.push(("user", user.to_string()));
+    }
+    if !needed.is_empty() {
+        fields.push(("needed", needed.to_string()));
+    }
+    crate::node::events::emit("request_refused", &fields);
+}
+
 impl Caller {
     /// Whether the caller may do everything `accesses` lists (computed from the current
     /// state, which holds the keys on each lease).
     pub(crate) fn allow(&self, member: &Member, accesses: impl FnOnce(&State) -> Vec<Access>) -> Result<(), EtcdError> {
         let Some(user) = &self.0 else { return Ok(()) };
-        member.state_machine.mvcc().read_state(|s| {
-            if !s.auth.enabled || s.auth.has_root_role(user) {
-                return Ok(());
-            }
-            if !s.auth.users.contains_key(user) {
-                return Err(EtcdError::PermissionDenied);
-            }
-            let perms = s.auth.permissions_of(user);
-            if accesses(s).iter().all(|a| covers(&perms, a)) { Ok(()) } else { Err(EtcdError::PermissionDenied) }
-        })
+        member.state_machine.mvcc().read_state(|s| may(s, user, accesses))
     }
 
     /// Whether the caller holds the root role, which etcd's admin operations need.
     pub fn admin(&self, member: &Member) -> Result<(), EtcdError> {
         let Some(user) = &self.0 else { return Ok(()) };
         member.state_machine.mvcc().read_state(|s| {
-            if !s.auth.enabled || s.auth.has_root_role(user) { Ok(()) } else { Err(EtcdError::PermissionDenied) }
+            if !s.auth.enabled || s.auth.has_root_role(user) {
+                return Ok(());
+            }
+            refused(Some(user), "the root role", &EtcdError::PermissionDenied);
+            Err(EtcdError::PermissionDenied)
         })
     }
 
     pub fn user(&self) -> Option<&str> {
         self.0.as_deref()
     }
+}
+
+/// Whether `user` may do everything `accesses` lists in state `s`: what the services check
+/// before they serve or propose, and the state machine again when a write is applied, so a
+/// permission revoked in between is honoured. A refusal is published (see [`refused`]).
+pub(crate) fn may(s: &State, user: &str, accesses: impl FnOnce(&State) -> Vec<Access>) -> Result<(), EtcdError> {
+    permitted(s, user, accesses).map_err(|missing| {
+        refused(Some(user), &missing, &EtcdError::PermissionDenied);
+        EtcdError::PermissionDenied
+    })
+}
+
+/// The check itself, with what is missing when it fails ("write /secret").
+fn permitted(s: &State, user: &str, accesses: impl FnOnce(&State) -> Vec<Access>) -> Result<(), String> {
+    if !s.auth.enabled || s.auth.has_root_role(user) {
+        return Ok(());
+    }
+    if !s.auth.users.contains_key(user) {
+        return Err("a user of that name".into());
+    }
+    let perms = s.auth.permissions_of(user);
+    match accesses(s).into_iter().find(|a| !covers(&perms, a)) {
+        None => Ok(()),
+        Some(missing) => Err(missing.describe()),
+    }
+}
+
+/// The state machine's check of a command proposed on behalf of `user`, against the state
+/// it is applied to: the same rules as before proposing, so the two differ only when the
+/// permissions changed in between (every member decides alike; nothing is published, the
+/// member that took the request reports the error to its client).
+pub(crate) fn check_at_apply(s: &State, user: &str, op: &crate::proto::rafttypb::command::Op) -> Result<(), EtcdError> {
+    use crate::proto::rafttypb::command::Op as Cmd;
+    let allowed = match op {
+        Cmd::Put(req) => permitted(s, user, |s| put(s, req)),
+        Cmd::DeleteRange(req) => permitted(s, user, |_| delete(req)),
+        Cmd::Txn(req) => permitted(s, user, |s| txn(s, req)),
+        Cmd::LeaseRevoke(req) => permitted(s, user, |s| lease_keys(s, req.id)),
+        // The outcome of a password just checked, for the user it names.
+        Cmd::AssignToken(_) => Ok(()),
+        Cmd::AuthEnable(_)
+        | Cmd::AuthDisable(_)
+        | Cmd::UserAdd(_)
+        | Cmd::UserDelete(_)
+        | Cmd::UserChangePassword(_)
+        | Cmd::UserGrantRole(_)
+        | Cmd::UserRevokeRole(_)
+        | Cmd::RoleAdd(_)
+        | Cmd::RoleDelete(_)
+        | Cmd::RoleGrantPermission(_)
+        | Cmd::RoleRevokePermission(_) => {
+            if !s.auth.enabled || s.auth.has_root_role(user) {
+                Ok(())
+            } else {
+                Err("the root role".into())
+            }
+        }
+        Cmd::Compaction(_) | Cmd::LeaseGrant(_) | Cmd::LeaseCheckpoint(_) | Cmd::Alarm(_) => Ok(()),
+    };
+    allowed.map_err(|_| EtcdError::PermissionDenied)
 }
 
 pub fn range(req: &RangeRequest) -> Vec<Access> {

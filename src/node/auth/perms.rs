@@ -25,6 +25,20 @@ impl Access {
     pub fn new(need: Need, key: &[u8], range_end: &[u8]) -> Access {
         Access { need, key: key.to_vec(), range_end: range_end.to_vec() }
     }
+
+    /// In etcdctl's words: "read /app/x", "write [/app/, /app0)", "read from /a on".
+    pub fn describe(&self) -> String {
+        let need = match self.need {
+            Need::Read => "read",
+            Need::Write => "write",
+        };
+        let key = String::from_utf8_lossy(&self.key);
+        match self.range_end.as_slice() {
+            [] => format!("{need} {key}"),
+            [0] => format!("{need} from {key} on"),
+            end => format!("{need} [{key}, {})", String::from_utf8_lossy(end)),
+        }
+    }
 }
 
 /// The end of a range as an exclusive bound; None for "to the end of the keyspace".

@@ -236,7 +236,7 @@ impl Lessor {
     }
 
     async fn revoke_expired(&self, id: i64) {
-        let command = Command { op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })) };
+        let command = Command { op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })), user: String::new() };
         match self.member.propose(command).await {
             // a refusal here can only be "not found": someone revoked it first
             Ok(_) => tracing::info!("lease {id:016x} expired and was revoked"),
@@ -252,7 +252,8 @@ impl Lessor {
     fn spawn_checkpoint(&self, checkpoints: Vec<LeaseCheckpoint>) {
         let member = self.member.clone();
         tokio::spawn(async move {
-            let command = Command { op: Some(Op::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints })) };
+            let command =
+                Command { op: Some(Op::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints })), user: String::new() };
             if let Err(e) = member.propose(command).await {
                 tracing::debug!("lease checkpoint: {e}");
             }

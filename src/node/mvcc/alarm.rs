@@ -101,12 +101,18 @@ mod tests {
     fn a_full_store_refuses_growth_but_not_deletes_or_reads_in_transactions() {
         let mut alarms = Alarms::new();
         apply(&mut alarms, &request(AlarmAction::Activate, 1, AlarmType::Nospace));
-        let put = Command { op: Some(Op::Put(PutRequest { key: b"k".to_vec().into(), ..Default::default() })) };
+        let put = Command {
+            op: Some(Op::Put(PutRequest { key: b"k".to_vec().into(), ..Default::default() })),
+            user: String::new(),
+        };
         assert_eq!(check(&alarms, &put), Err(EtcdError::NoSpace));
-        let read_txn = Command { op: Some(Op::Txn(TxnRequest::default())) };
+        let read_txn = Command { op: Some(Op::Txn(TxnRequest::default())), user: String::new() };
         assert_eq!(check(&alarms, &read_txn), Ok(()));
         let put_op = RequestOp { request: Some(Request::RequestPut(PutRequest::default())) };
-        let writing_txn = Command { op: Some(Op::Txn(TxnRequest { failure: vec![put_op], ..Default::default() })) };
+        let writing_txn = Command {
+            op: Some(Op::Txn(TxnRequest { failure: vec![put_op], ..Default::default() })),
+            user: String::new(),
+        };
         assert_eq!(check(&alarms, &writing_txn), Err(EtcdError::NoSpace));
     }
 

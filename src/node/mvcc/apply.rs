@@ -47,6 +47,9 @@ fn execute(w: &mut Writer<'_, '_>, cmd: &Command) -> Result<Outcome, Failure> {
     // raftty member would propose) from doing anything but failing the same way everywhere.
     validate::check_command(cmd)?;
     alarm::check(&w.state.alarms, cmd)?;
+    if let (false, Some(op)) = (cmd.user.is_empty(), &cmd.op) {
+        crate::node::auth::gate::check_at_apply(w.state, &cmd.user, op)?;
+    }
     Ok(match &cmd.op {
         Some(Op::Put(req)) => {
             if req.lease != 0 && !w.lease_exists(req.lease) {

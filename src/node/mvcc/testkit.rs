@@ -42,11 +42,11 @@ pub fn put_req(key: &str, value: &str) -> PutRequest {
 }
 
 pub fn put(key: &str, value: &str) -> Command {
-    Command { op: Some(Op::Put(put_req(key, value))) }
+    Command { op: Some(Op::Put(put_req(key, value))), user: String::new() }
 }
 
 pub fn put_with(req: PutRequest) -> Command {
-    Command { op: Some(Op::Put(req)) }
+    Command { op: Some(Op::Put(req)), user: String::new() }
 }
 
 pub fn del_req(key: &str, end: &str) -> DeleteRangeRequest {
@@ -54,23 +54,23 @@ pub fn del_req(key: &str, end: &str) -> DeleteRangeRequest {
 }
 
 pub fn del(key: &str, end: &str) -> Command {
-    Command { op: Some(Op::DeleteRange(del_req(key, end))) }
+    Command { op: Some(Op::DeleteRange(del_req(key, end))), user: String::new() }
 }
 
 pub fn txn(req: TxnRequest) -> Command {
-    Command { op: Some(Op::Txn(req)) }
+    Command { op: Some(Op::Txn(req)), user: String::new() }
 }
 
 pub fn compact(revision: i64) -> Command {
-    Command { op: Some(Op::Compaction(CompactionRequest { revision, physical: false })) }
+    Command { op: Some(Op::Compaction(CompactionRequest { revision, physical: false })), user: String::new() }
 }
 
 pub fn grant(id: i64, ttl: i64) -> Command {
-    Command { op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl, id })) }
+    Command { op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl, id })), user: String::new() }
 }
 
 pub fn revoke(id: i64) -> Command {
-    Command { op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })) }
+    Command { op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })), user: String::new() }
 }
 
 pub fn checkpoint(id: i64, remaining_ttl: i64) -> Command {
@@ -78,6 +78,7 @@ pub fn checkpoint(id: i64, remaining_ttl: i64) -> Command {
         op: Some(Op::LeaseCheckpoint(LeaseCheckpointRequest {
             checkpoints: vec![LeaseCheckpoint { id, remaining_ttl }],
         })),
+        user: String::new(),
     }
 }
 

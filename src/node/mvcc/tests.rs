@@ -228,6 +228,7 @@ fn delete_range_with_prev_kvs() {
             prev_kv: true,
             ..del_req("a/", "a0")
         })),
+        user: String::new(),
     });
     assert_eq!(rev, 5);
     let Outcome::DeleteRange(d) = outcome else { panic!() };
@@ -643,7 +644,10 @@ fn empty_requests_are_refused_by_reads_and_writes() {
     let mut s = TestStore::new();
     assert_eq!(s.store.range(&RangeRequest::default()).unwrap_err(), EtcdError::EmptyKey);
     assert_eq!(s.refused(put("", "v")), EtcdError::EmptyKey);
-    assert_eq!(s.refused(crate::proto::rafttypb::Command { op: None }).code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        s.refused(crate::proto::rafttypb::Command { op: None, user: String::new() }).code(),
+        tonic::Code::InvalidArgument
+    );
     assert_eq!(s.store.current_revision(), 1);
 }
 
@@ -733,7 +737,10 @@ fn readers_never_see_half_a_batch_or_a_compacted_record() {
 }
 
 fn alarm(action: AlarmAction, member_id: u64) -> Command {
-    Command { op: Some(Op::Alarm(AlarmRequest { action: action as i32, member_id, alarm: AlarmType::Nospace as i32 })) }
+    Command {
+        op: Some(Op::Alarm(AlarmRequest { action: action as i32, member_id, alarm: AlarmType::Nospace as i32 })),
+        user: String::new(),
+    }
 }
 
 #[test]
@@ -780,4 +787,50 @@ fn defragmenting_after_a_compaction_gives_the_space_back() {
     let mut s = s.reopen();
     s.ok(put("after", "1"));
     assert_eq!(s.get("after").unwrap().value, b("1"));
+}
+
+/// A write proposed on behalf of a user is checked again when applied: a permission revoked
+/// while the entry waited in the log is honoured, on every member alike.
+#[test]
+fn a_write_is_checked_again_against_the_permissions_it_is_applied_under() {
+    use crate::proto::authpb::Permission;
+    use crate::proto::authpb::permission::Type;
+    use crate::proto::etcdserverpb::*;
+    let mut s = TestStore::new();
+    let auth = |op: Op| Command { op: Some(op), user: String::new() };
+    let as_alice = |cmd: Command| Command { user: "alice".into(), ..cmd };
+    for op in [
+        Op::UserAdd(AuthUserAddRequest { name: "root".into(), password: "$2b$hash".into(), options: None }),
+        Op::UserGrantRole(AuthUserGrantRoleRequest { user: "root".into(), role: "root".into() }),
+        Op::UserAdd(AuthUserAddRequest { name: "alice".into(), password: "$2b$hash".into(), options: None }),
+        Op::RoleAdd(AuthRoleAddRequest { name: "apps".into() }),
+        Op::RoleGrantPermission(AuthRoleGrantPermissionRequest {
+            name: "apps".into(),
+            perm: Some(Permission { perm_type: Type::Readwrite as i32, key: b("/a/"), range_end: b("/a0") }),
+        }),
+        Op::UserGrantRole(AuthUserGrantRoleRequest { user: "alice".into(), role: "apps".into() }),
+    ] {
+        s.ok(auth(op));
+    }
+    // While auth is off, the user in a command decides nothing.
+    s.ok(as_alice(put("/b/x", "1")));
+    s.ok(auth(Op::AuthEnable(AuthEnableRequest {})));
+    s.ok(as_alice(put("/a/x", "1")));
+    assert_eq!(s.refused(as_alice(put("/b/x", "2"))), EtcdError::PermissionDenied);
+    assert_eq!(s.refused(as_alice(del("/a/", "/c"))), EtcdError::PermissionDenied, "a range reaching past /a/");
+    let crossing = TxnRequest { success: vec![op_put("/a/y", "1"), op_put("/b/y", "1")], ..Default::default() };
+    assert_eq!(s.refused(as_alice(txn(crossing))), EtcdError::PermissionDenied, "refused as a whole");
+    assert!(s.get("/a/y").is_none());
+    let grant_role = Op::RoleAdd(AuthRoleAddRequest { name: "mine".into() });
+    assert_eq!(s.refused(as_alice(auth(grant_role.clone()))), EtcdError::PermissionDenied, "admin changes need root");
+    s.ok(Command { user: "root".into(), ..auth(grant_role) });
+
+    // The revoke is applied before alice's put, which was checked when it was proposed.
+    s.ok(auth(Op::RoleRevokePermission(AuthRoleRevokePermissionRequest {
+        role: "apps".into(),
+        key: b("/a/"),
+        range_end: b("/a0"),
+    })));
+    assert_eq!(s.refused(as_alice(put("/a/x", "2"))), EtcdError::PermissionDenied);
+    assert_eq!(s.get("/a/x").unwrap().value, b("1"));
 }

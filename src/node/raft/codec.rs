@@ -268,8 +268,10 @@ mod tests {
             BTreeMap::from([(1, node("a")), (2, node("b")), (3, node("c"))]),
         )
         .unwrap();
-        let put =
-            Command { op: Some(Op::Put(PutRequest { key: "k".into(), value: "v".into(), ..Default::default() })) };
+        let put = Command {
+            op: Some(Op::Put(PutRequest { key: "k".into(), value: "v".into(), ..Default::default() })),
+            user: String::new(),
+        };
         let entries = vec![
             Entry { log_id: LogId::new(CommittedLeaderId::new(3), 7), payload: Payload::Blank },
             Entry { log_id: LogId::new(CommittedLeaderId::new(3), 8), payload: Payload::Normal(put) },

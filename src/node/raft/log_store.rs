@@ -1140,7 +1140,10 @@ mod tests {
             value: b"nginx".as_slice().into(),
             ..Default::default()
         };
-        Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Command { op: Some(Op::Put(request)) }) }
+        Entry {
+            log_id: log_id(term, index),
+            payload: EntryPayload::Normal(Command { op: Some(Op::Put(request)), user: String::new() }),
+        }
     }
 
     fn puts(term: u64, indexes: impl IntoIterator<Item = u64>) -> Vec<Entry> {

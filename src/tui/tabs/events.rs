@@ -28,16 +28,19 @@ pub enum KindFilter {
     Faults,
     Membership,
     Snapshots,
+    /// Clients and requests a member refused: certificates, permissions, passwords.
+    Refusals,
 }
 
 impl KindFilter {
-    const ORDER: [KindFilter; 6] = [
+    const ORDER: [KindFilter; 7] = [
         KindFilter::All,
         KindFilter::Elections,
         KindFilter::Replication,
         KindFilter::Faults,
         KindFilter::Membership,
         KindFilter::Snapshots,
+        KindFilter::Refusals,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl KindFilter {
             KindFilter::Faults => "faults",
             KindFilter::Membership => "membership",
             KindFilter::Snapshots => "snapshots",
+            KindFilter::Refusals => "refusals",
         }
     }
 
@@ -67,6 +71,7 @@ impl KindFilter {
             KindFilter::Faults => kind.contains("fault") || kind == "process" || kind.contains("quorum"),
             KindFilter::Membership => kind.contains("member"),
             KindFilter::Snapshots => kind.contains("snapshot"),
+            KindFilter::Refusals => kind.ends_with("_refused"),
         }
     }
 
