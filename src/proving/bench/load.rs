@@ -28,6 +28,8 @@ pub struct Workload {
     pub op: Op,
     pub clients: usize,
     pub duration: Duration,
+    /// Auth on: every request carries a token of a user who is not root, and is checked.
+    pub auth: bool,
 }
 
 impl Workload {
@@ -38,7 +40,8 @@ impl Workload {
             Op::GetSerializable => "get (serializable)",
         };
         let s = if self.clients == 1 { "" } else { "s" };
-        format!("{what}, {} client{s}", self.clients)
+        let auth = if self.auth { ", auth on" } else { "" };
+        format!("{what}, {} client{s}{auth}", self.clients)
     }
 }
 
@@ -93,7 +96,16 @@ fn connection_count(clients: usize) -> usize {
     clients.clamp(1, 16)
 }
 
-pub async fn run(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>, w: Workload) -> Result<Outcome> {
+/// Runs `w`, sending `token` (etcd's simple token) with every request when given.
+pub async fn run(
+    endpoint: &str,
+    cert: &CertFiles,
+    space: &Arc<KeySpace>,
+    w: Workload,
+    token: Option<&str>,
+) -> Result<Outcome> {
+    let token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+        token.map(|t| t.parse()).transpose().map_err(|e| anyhow::anyhow!("a token that is not ASCII: {e}"))?;
     let mut connections = Vec::new();
     for _ in 0..connection_count(w.clients) {
         connections.push(EtcdClient::connect(endpoint, cert, Duration::from_secs(10)).await?);
@@ -104,6 +116,7 @@ pub async fn run(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>, w: Wor
     for i in 0..w.clients {
         let mut client = connections[i % connections.len()].clone();
         let space = space.clone();
+        let token = token.clone();
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut ops, mut errors) = (0u64, 0u64);
@@ -112,18 +125,23 @@ pub async fn run(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>, w: Wor
                 let ok = match w.op {
                     Op::Put => client
                         .kv
-                        .put(PutRequest { key: space.random_key(), value: space.value.clone(), ..Default::default() })
+                        .put(with_token(
+                            &token,
+                            PutRequest { key: space.random_key(), value: space.value.clone(), ..Default::default() },
+                        ))
                         .await
                         .is_ok(),
-                    Op::GetLinearizable | Op::GetSerializable => client
-                        .kv
-                        .range(RangeRequest {
-                            key: space.random_key(),
-                            serializable: w.op == Op::GetSerializable,
-                            ..Default::default()
-                        })
-                        .await
-                        .is_ok(),
+                    Op::GetLinearizable | Op::GetSerializable => {
+                        let req = with_token(
+                            &token,
+                            RangeRequest {
+                                key: space.random_key(),
+                                serializable: w.op == Op::GetSerializable,
+                                ..Default::default()
+                            },
+                        );
+                        client.kv.range(req).await.is_ok()
+                    }
                 };
                 if ok {
                     ops += 1;
@@ -145,6 +163,14 @@ pub async fn run(endpoint: &str, cert: &CertFiles, space: &Arc<KeySpace>, w: Wor
     }
     total.elapsed = start.elapsed();
     Ok(total)
+}
+
+fn with_token<T>(token: &Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>, req: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(req);
+    if let Some(t) = token {
+        req.metadata_mut().insert("token", t.clone());
+    }
+    req
 }
 
 /// Writes every key once, so reads find values.

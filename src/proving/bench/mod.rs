@@ -3,6 +3,7 @@
 //! times depend on the machine, ratios much less.
 
 pub mod app;
+pub mod auth;
 pub mod etcd;
 pub mod failover;
 pub mod load;
@@ -34,7 +35,7 @@ pub struct BenchOptions {
     /// Members of each cluster (3 unless told otherwise).
     pub members: usize,
     /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
-    /// `gets`, `fanout`, `failover`, `snapshot`, `app`); all of them when empty.
+    /// `gets`, `auth`, `fanout`, `failover`, `snapshot`, `app`); all of them when empty.
     pub only: Vec<String>,
 }
 
@@ -48,12 +49,16 @@ const LAB: &str = "bench";
 
 fn workloads(options: &BenchOptions) -> Vec<Workload> {
     let duration = options.duration;
+    let w = |op, clients, auth| Workload { op, clients, duration, auth };
     let all = [
-        ("put1", Workload { op: Op::Put, clients: 1, duration }),
-        ("put16", Workload { op: Op::Put, clients: 16, duration }),
-        ("put256", Workload { op: Op::Put, clients: 256, duration }),
-        ("getl", Workload { op: Op::GetLinearizable, clients: 16, duration }),
-        ("gets", Workload { op: Op::GetSerializable, clients: 16, duration }),
+        ("put1", w(Op::Put, 1, false)),
+        ("put16", w(Op::Put, 16, false)),
+        ("put256", w(Op::Put, 256, false)),
+        ("getl", w(Op::GetLinearizable, 16, false)),
+        ("gets", w(Op::GetSerializable, 16, false)),
+        // The same as put16 and gets, with auth on: what checking every request costs.
+        ("auth", w(Op::Put, 16, true)),
+        ("auth", w(Op::GetSerializable, 16, true)),
     ];
     all.into_iter().filter(|(name, _)| options.wants(name)).map(|(_, w)| w).collect()
 }
@@ -200,9 +205,18 @@ async fn measure(store: Measured, cert: &CertFiles, space: &Arc<KeySpace>, optio
         snapshot: None,
     };
     let who = results.name.split(' ').next().unwrap_or_default().to_string();
-    for w in workloads(options) {
+    let (plain, checked): (Vec<Workload>, Vec<Workload>) = workloads(options).into_iter().partition(|w| !w.auth);
+    for w in plain {
         eprintln!("{who}: {}", w.label());
-        results.workloads.push((w, load::run(&store.endpoint, cert, space, w).await?));
+        results.workloads.push((w, load::run(&store.endpoint, cert, space, w, None).await?));
+    }
+    if !checked.is_empty() {
+        let token = auth::enable(&store.endpoint, cert).await?;
+        for w in checked {
+            eprintln!("{who}: {}", w.label());
+            results.workloads.push((w, load::run(&store.endpoint, cert, space, w, Some(&token)).await?));
+        }
+        auth::disable(&store.endpoint, cert).await?;
     }
     if options.wants("fanout") {
         eprintln!("{who}: watch fan-out to {FANOUT_WATCHERS} watchers");
@@ -230,13 +244,13 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
     let _ = writeln!(out);
     let header = match etcd {
         Some(e) => format!(
-            "{:<26} {:>22}   {:>22}   {:>14}",
+            "{:<40} {:>22}   {:>22}   {:>14}",
             "workload",
             format!("{} ops/s (p50/p99 ms)", raftty.name),
             format!("{} ops/s (p50/p99 ms)", e.name),
             "ratio ops, p99"
         ),
-        None => format!("{:<26} {:>22}", "workload", format!("{} ops/s (p50/p99 ms)", raftty.name)),
+        None => format!("{:<40} {:>22}", "workload", format!("{} ops/s (p50/p99 ms)", raftty.name)),
     };
     let _ = writeln!(out, "{header}");
     let cell = |o: &Outcome| format!("{:.0} ({:.1}/{:.1})", o.ops_per_sec(), o.p50_ms(), o.p99_ms());
@@ -247,7 +261,7 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
                 let p99 = r.p99_ms() / e.p99_ms();
                 let _ = writeln!(
                     out,
-                    "{:<26} {:>22}   {:>22}   {:>6.2}x {:>5.2}x",
+                    "{:<40} {:>22}   {:>22}   {:>6.2}x {:>5.2}x",
                     w.label(),
                     cell(r),
                     cell(e),
@@ -256,11 +270,32 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
                 );
             }
             None => {
-                let _ = writeln!(out, "{:<26} {:>22}", w.label(), cell(r));
+                let _ = writeln!(out, "{:<40} {:>22}", w.label(), cell(r));
             }
         }
         if r.errors > 0 {
             let _ = writeln!(out, "  ({} raftty requests failed)", r.errors);
+        }
+    }
+    // What auth costs each system: each auth-on workload against the same one with auth off.
+    let auth_cost = |r: &Results| {
+        let cells: Vec<String> = r
+            .workloads
+            .iter()
+            .filter(|(w, _)| w.auth)
+            .filter_map(|(w, on)| {
+                let (_, off) = r.workloads.iter().find(|(o, _)| !o.auth && o.op == w.op && o.clients == w.clients)?;
+                let label = Workload { auth: false, ..*w }.label();
+                Some(format!("{label} {:.2}x", on.ops_per_sec() / off.ops_per_sec()))
+            })
+            .collect();
+        cells.join(", ")
+    };
+    if raftty.workloads.iter().any(|(w, _)| w.auth) {
+        let _ = writeln!(out, "auth on, as a share of the same workload with auth off:");
+        let _ = writeln!(out, "  raftty: {}", auth_cost(raftty));
+        if let Some(e) = etcd {
+            let _ = writeln!(out, "  {}: {}", e.name, auth_cost(e));
         }
     }
     let mem = |r: &Results| {
