@@ -67,13 +67,24 @@ pub fn event_json(e: &RaftEvent) -> Value {
 pub fn event_line(e: &RaftEvent) -> String {
     let time = format_time(e.time_unix_micros);
     let clock = time.split('T').nth(1).unwrap_or(&time).trim_end_matches('Z');
+    format!("{clock}  {:<4} term {:<3} {:<20} {}", e.member, e.term, e.kind, event_details(e))
+}
+
+/// An event's fields as `key=value` words: who first and why last (so a narrow pane cuts
+/// neither), the rest by name.
+pub fn event_details(e: &RaftEvent) -> String {
+    let rank = |k: &str| match k {
+        "user" | "cn" => 0,
+        "reason" | "why" => 2,
+        _ => 1,
+    };
     let mut fields: Vec<(&String, &String)> = e.fields.iter().collect();
-    fields.sort();
-    let details: Vec<String> = fields
+    fields.sort_by_key(|(k, v)| (rank(k), *k, *v));
+    let words: Vec<String> = fields
         .into_iter()
         .map(|(k, v)| if v.contains(' ') { format!("{k}=\"{v}\"") } else { format!("{k}={v}") })
         .collect();
-    format!("{clock}  {:<4} term {:<3} {:<20} {}", e.member, e.term, e.kind, details.join(" "))
+    words.join(" ")
 }
 
 fn format_time(unix_micros: i64) -> String {

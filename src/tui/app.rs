@@ -145,13 +145,7 @@ pub struct EventView {
 
 impl EventView {
     pub fn from_raft(e: &RaftEvent) -> EventView {
-        let mut fields: Vec<(&String, &String)> = e.fields.iter().collect();
-        fields.sort();
-        let details = fields
-            .into_iter()
-            .map(|(k, v)| if v.contains(' ') { format!("{k}=\"{v}\"") } else { format!("{k}={v}") })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let details = crate::lab::timeline::event_details(e);
         EventView {
             time_unix_micros: e.time_unix_micros,
             member: e.member.clone(),

@@ -402,26 +402,32 @@ fn screen_healthy_cluster() {
 fn screen_events_filtered_to_refusals() {
     let mut app = app();
     app.events.push(event(1, "n2", "leader_elected", "of=3 votes_needed=2"));
-    app.events.push(event(
-        2,
-        "n1",
-        "client_refused",
-        "cn=old from=127.0.0.1:40112 port=client reason=\"certificate expired\"",
-    ));
+    let refused = |secs: i64, member: &str, kind: &str, fields: &[(&str, &str)]| {
+        EventView::from_raft(&crate::proto::rafttyadmin::RaftEvent {
+            time_unix_micros: 1_700_000_000_000_000 + secs * 1_000_000,
+            member_id: 1,
+            member: member.into(),
+            term: 3,
+            kind: kind.into(),
+            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+    };
+    let expired = [("reason", "certificate expired"), ("port", "client"), ("from", "127.0.0.1:40112"), ("cn", "old")];
+    app.events.push(refused(2, "n1", "client_refused", &expired));
     app.events.push(event(3, "n2", "commit_advanced", "from=40 to=41"));
-    app.events.push(event(
-        4,
-        "n3",
-        "request_refused",
-        "needed=\"write /secret\" reason=\"etcdserver: permission denied\" user=bob",
-    ));
+    app.events.push(event(3, "n2", "vote_refused", "peer=n1 why=\"it is already in term 3\""));
+    let denied = [("reason", "etcdserver: permission denied"), ("needed", "write /secret"), ("user", "bob")];
+    app.events.push(refused(4, "n3", "request_refused", &denied));
     update(&mut app, key(KeyCode::Char('4')));
     for _ in 0..6 {
         update(&mut app, key(KeyCode::Char('f')));
     }
     assert_eq!(app.events.kind.name(), "refusals");
     let screen = render(&mut app, 120, 24);
-    assert!(!screen.contains("leader_elected") && !screen.contains("commit_advanced"), "{screen}");
+    for other in ["leader_elected", "commit_advanced", "vote_refused"] {
+        assert!(!screen.contains(other), "only refusals of clients and requests: {screen}");
+    }
+    assert!(screen.contains("user=bob needed=\"write /secret\" reason="), "who first, why last: {screen}");
     insta::assert_snapshot!(screen);
 }
 

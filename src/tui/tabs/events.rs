@@ -71,7 +71,7 @@ impl KindFilter {
             KindFilter::Faults => kind.contains("fault") || kind == "process" || kind.contains("quorum"),
             KindFilter::Membership => kind.contains("member"),
             KindFilter::Snapshots => kind.contains("snapshot"),
-            KindFilter::Refusals => kind.ends_with("_refused"),
+            KindFilter::Refusals => kind == "client_refused" || kind == "request_refused",
         }
     }
 
