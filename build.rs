@@ -24,5 +24,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .preserve_proto_field_names()
         .ignore_unknown_fields()
         .build(&[".etcdserverpb", ".mvccpb", ".authpb"])?;
+    embed_lessons()?;
+    Ok(())
+}
+
+/// The lessons that ship are data files under `lessons/`; the binary carries them, so it
+/// needs no source tree at run time. Adding a file there adds a lesson: no code lists them.
+fn embed_lessons() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=lessons");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lessons");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut out = String::from("&[\n");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f.file_name().and_then(|n| n.to_str()).ok_or("a lesson file name that is not UTF-8")?;
+        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", f.display().to_string()));
+    }
+    out.push_str("]\n");
+    std::fs::write(std::path::Path::new(&std::env::var("OUT_DIR")?).join("lessons.rs"), out)?;
     Ok(())
 }

@@ -77,6 +77,15 @@ pub enum Command {
     /// Per-user certificates signed by the lab's CA, and any certificate explained.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Guided lessons, each step checked against the live cluster: list, start, check, hint.
+    Lesson {
+        #[command(subcommand)]
+        action: LessonCommand,
+        /// Also take lessons from this folder (repeatable; `$RAFTTY_LESSONS` adds more,
+        /// colon-separated). A lesson there replaces a built-in one with the same id.
+        #[arg(long, global = true)]
+        lessons: Vec<PathBuf>,
+    },
     /// Create a lab from a backup (a snapshot file, raftty's or etcd's, or an etcd data dir)
     /// and start it: a new cluster with new ids and every revision, as etcd's restore does.
     Restore {
@@ -277,6 +286,57 @@ pub enum BackupCommand {
     /// without DIR, every backup of the lab (its backup folder and what raftty saved
     /// elsewhere).
     List { dir: Option<PathBuf> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LessonCommand {
+    /// Every lesson, with the learner's progress.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the lesson's lab (the lab `default` unless --lab says otherwise, replacing what
+    /// is there) and print step 1.
+    Start {
+        id: String,
+        /// Replace an existing lab without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Where the learner is: the lesson, the step and its goal.
+    Status,
+    /// Check the current step against the live cluster: says what is missing (and exits
+    /// non-zero), or explains what happened and moves on.
+    Check,
+    /// Reveal the current step's next hint.
+    Hint,
+    /// Begin the current step again (or, with --lesson, the whole lesson on a fresh lab).
+    Reset {
+        #[arg(long)]
+        lesson: bool,
+    },
+    /// Print the current step's solution; with --play, run it (the step then counts as
+    /// shown, not as solved).
+    Solution {
+        #[arg(long)]
+        play: bool,
+    },
+    /// Play lessons in fresh labs: each step's check must fail before its solution and pass
+    /// after it. For authors: `raftty lesson verify --dir my-lessons --all`.
+    Verify {
+        ids: Vec<String>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Verify the lessons of this folder (instead of the built-in ones).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Write a new lesson file ID.toml to start from (in DIR, default the current folder).
+    New {
+        id: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

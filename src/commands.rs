@@ -259,6 +259,9 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
             print!("{exports}");
         }
+        Command::Lesson { action, lessons } => {
+            return crate::course::commands::run(&home, lab_name, action, &lessons).await;
+        }
         Command::Cert(crate::cli::CertCommand::Issue { name, valid_for, expired, server_only, no_common_name }) => {
             use crate::pki::UserShape;
             let lab = Lab::open(&home, lab_name)?;

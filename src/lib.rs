@@ -48,6 +48,9 @@
 //! - `tui/`: the terminal app, `raftty` with no arguments (and `raftty attach` for any etcd
 //!   cluster). It runs in the supervisor's process and drives the same `lab/` code: state
 //!   and a pure `update` in `app.rs`, one file per tab in `tabs/`, cluster I/O in `io/`.
+//! - `course/`: the guided lessons, run by the supervisor: lessons are data files under
+//!   `lessons/`; here they are read, their checks judged against the live cluster, and the
+//!   learner's progress kept.
 //! - `proving/`: what proves it. `check/` is a linearizability checker (Wing-Gong-Lowe, per
 //!   key), whole-history checks and a watch-guarantees checker; `torture/` is `raftty
 //!   torture`, clients and a nemesis whose history those checkers judge; `bench/` is
@@ -65,6 +68,7 @@ pub mod bolt;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod course;
 pub mod errors;
 pub mod lab;
 pub mod node;
