@@ -143,6 +143,15 @@ impl<'a> Current<'a> {
         }
     }
 
+    /// Judges the current step once, against the cluster now, with `memory` carried from
+    /// the last look: the app looks every second, so a `holds_for` builds up across looks.
+    pub async fn evaluate_once(&self, memory: &mut Memory) -> Result<(Verdict, Moment)> {
+        let step = self.step().context("the lesson is finished")?;
+        let now = observe::moment(&self.lab).await?;
+        let mut cx = CheckContext { lab: &self.lab, start: &self.progress.start, now: now.clone(), memory };
+        Ok((step.check.evaluate(&mut cx).await, now))
+    }
+
     /// Moves past the current step (which passed at `now`): returns its explanation, with
     /// the live numbers filled in.
     /// A step whose solution was shown counts as shown, not as solved by the learner.

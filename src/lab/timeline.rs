@@ -27,6 +27,10 @@ pub async fn follow(lab: &Lab, recent: bool, sink: mpsc::Sender<RaftEvent>) {
 pub async fn follow_member(lab: &Lab, name: &str, recent: bool, sink: mpsc::Sender<RaftEvent>) {
     let mut replay = recent;
     loop {
+        // The lab may have been made anew meanwhile (a restore, a lesson): its members then
+        // listen on other ports, which only its config on disk knows.
+        let fresh = Lab::open_dir(&lab.dir).ok();
+        let lab = fresh.as_ref().unwrap_or(lab);
         if let Ok(mut admin) = admin_client(lab, name, Duration::from_secs(1)).await
             && let Ok(stream) = admin.events(EventsRequest { include_recent: replay }).await
         {

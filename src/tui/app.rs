@@ -34,6 +34,9 @@ use crate::tui::tabs::events::EventsTab;
 use crate::tui::tabs::keys::KeyDetail;
 use crate::tui::tabs::keys::KeyVersion;
 use crate::tui::tabs::keys::KeysTab;
+use crate::tui::tabs::lessons::LessonOp;
+use crate::tui::tabs::lessons::LessonUpdate;
+use crate::tui::tabs::lessons::LessonsTab;
 use crate::tui::tabs::metrics::MetricSample;
 use crate::tui::tabs::metrics::MetricsTab;
 use crate::tui::tabs::raft_log::RaftLogTab;
@@ -222,6 +225,7 @@ pub enum Effect {
     Lab(LabOp),
     Etcd(command::EtcdOp),
     Backup(BackupOp),
+    Lesson(LessonOp),
     /// The value, metadata and lease of one key (at a revision, when travelling in time).
     FetchKey {
         key: String,
@@ -359,6 +363,8 @@ pub enum Action {
     },
     /// What the app's continuous backup last said; None once it stopped.
     BackupRunning(Option<String>),
+    /// The lessons, or the one under way, as the coach sees them.
+    Lesson(LessonUpdate),
 }
 
 /// What a command printed, shown over the bottom of the screen until esc.
@@ -391,6 +397,7 @@ pub struct App {
     pub events: EventsTab,
     pub metrics: MetricsTab,
     pub backups: BackupsTab,
+    pub lessons: LessonsTab,
     pub command: CommandLine,
     pub output: Option<Output>,
     /// The last thing the app has to say, and when it said it.
@@ -424,6 +431,7 @@ impl App {
             events: EventsTab::default(),
             metrics: MetricsTab::default(),
             backups: BackupsTab::default(),
+            lessons: LessonsTab::default(),
             command: CommandLine::default(),
             output: None,
             message: None,
@@ -610,6 +618,22 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.backups.running = line;
             if listed_anew { vec![Effect::Backup(BackupOp::Refresh)] } else { vec![] }
         }
+        Action::Lesson(update) => {
+            let before = (app.lessons.current.clone(), app.lessons.catalog.clone());
+            let passed = matches!(update, LessonUpdate::Passed(_));
+            app.lessons.update(update);
+            if passed {
+                // The pane may be hidden: the learner still hears that the step passed.
+                if let Some(p) = &app.lessons.passed {
+                    app.say(format!("step {} passed: {}", p.number, p.title), true);
+                }
+            }
+            // The coach reports every second; only a change is worth a frame.
+            app.dirty = passed
+                || app.lessons.busy.is_some()
+                || before != (app.lessons.current.clone(), app.lessons.catalog.clone());
+            vec![]
+        }
     }
 }
 
@@ -790,6 +814,29 @@ fn guard(app: &mut App, effect: Effect) -> Vec<Effect> {
             _ => {}
         }
     }
+    if let Effect::Lesson(op) = &effect {
+        let lab = match &app.target {
+            Target::Lab { name, .. } => name.clone(),
+            Target::Attached { .. } => {
+                app.say("lessons need a raftty lab: this app is attached to another cluster", false);
+                return vec![];
+            }
+        };
+        let question = match op {
+            LessonOp::Start(id) => {
+                Some(format!("start {id} on a fresh lab? Lab {lab} is stopped and its data deleted to make it. (y/n)"))
+            }
+            LessonOp::ResetLesson => {
+                Some(format!("the whole lesson again, on a fresh lab? Lab {lab}'s data is deleted. (y/n)"))
+            }
+            LessonOp::Solution => Some("play the solution? The step counts as shown, not solved by you. (y/n)".into()),
+            _ => None,
+        };
+        if let Some(q) = question {
+            app.confirm(q, effect);
+            return vec![];
+        }
+    }
     if let Effect::Etcd(command::EtcdOp::Compact { revision }) = &effect {
         let q = format!("compact history up to revision {revision}? Older revisions are gone for good. (y/n)");
         app.confirm(q, effect);
@@ -803,6 +850,7 @@ fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
     match tab {
         Tab::RaftLog => vec![Effect::LogWindow { from: app.log.window_from() }],
         Tab::Backups => vec![Effect::Backup(BackupOp::Refresh)],
+        Tab::Lessons => vec![Effect::Lesson(LessonOp::Catalog)],
         _ => vec![],
     }
 }
@@ -864,6 +912,19 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Esc => {
             app.message = None;
         }
+        // While a lesson runs, its keys work on every tab.
+        KeyCode::F(n @ (2 | 3 | 4 | 8)) if app.lessons.current.is_some() => {
+            let op = match n {
+                2 => LessonOp::Hint,
+                3 => LessonOp::Solution,
+                4 => LessonOp::ResetStep,
+                _ => {
+                    app.lessons.pane_hidden = !app.lessons.pane_hidden;
+                    return vec![];
+                }
+            };
+            return guard(app, Effect::Lesson(op));
+        }
         _ => {}
     }
     let effects = match app.tab {
@@ -897,7 +958,11 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 vec![]
             }
         },
-        Tab::Metrics | Tab::Lessons => vec![],
+        Tab::Lessons => match app.lessons.on_key(key) {
+            crate::tui::tabs::lessons::KeyOutcome::Nothing => vec![],
+            crate::tui::tabs::lessons::KeyOutcome::Effect(e) => vec![e],
+        },
+        Tab::Metrics => vec![],
     };
     effects.into_iter().flat_map(|e| guard(app, e)).collect()
 }

@@ -16,6 +16,7 @@ use crate::tui::app::Effect;
 use crate::tui::app::LabOp;
 use crate::tui::app::Tab;
 use crate::tui::tabs::backups::BackupOp;
+use crate::tui::tabs::lessons::LessonOp;
 use crate::tui::theme::ThemeName;
 
 /// Requests on the etcd API, as etcdctl would send them.
@@ -154,6 +155,12 @@ pub const COMMANDS: &[&str] = &[
     "tempo",
     "load",
     "theme",
+    "lesson",
+    "lesson stop",
+    "hint",
+    "solution",
+    "reset",
+    "reset lesson",
     "help",
     "quit",
 ];
@@ -228,6 +235,7 @@ pub fn parse(line: &str) -> Result<Parsed> {
     anyhow::ensure!(!args.is_empty(), "type a command; `help` lists them");
     let cmd = args.remove(0);
     let lab = |op: LabOp| Ok(Parsed::Effect(Effect::Lab(op)));
+    let lesson = |op: LessonOp| Ok(Parsed::Effect(Effect::Lesson(op)));
     let etcd = |op: EtcdOp| Ok(Parsed::Effect(Effect::Etcd(op)));
     let backup = |op: BackupOp| Ok(Parsed::Effect(Effect::Backup(op)));
     match cmd.as_str() {
@@ -404,6 +412,18 @@ pub fn parse(line: &str) -> Result<Parsed> {
             let name = one(&args, "theme dark|light|mono")?;
             Ok(Parsed::Theme(ThemeName::parse(&name).with_context(|| format!("no theme {name:?}: dark, light, mono"))?))
         }
+        "lesson" => match args.first().map(String::as_str) {
+            None => Ok(Parsed::Tab(Tab::Lessons)),
+            Some("stop") | Some("leave") => lesson(LessonOp::Stop),
+            Some(id) => lesson(LessonOp::Start(id.to_string())),
+        },
+        "hint" => lesson(LessonOp::Hint),
+        "solution" => lesson(LessonOp::Solution),
+        "reset" => match args.first().map(String::as_str) {
+            None | Some("step") => lesson(LessonOp::ResetStep),
+            Some("lesson") => lesson(LessonOp::ResetLesson),
+            Some(other) => anyhow::bail!("reset takes `step` or `lesson`, not {other:?}"),
+        },
         "help" | "h" => Ok(Parsed::Help),
         "quit" | "q" | "exit" => Ok(Parsed::Quit),
         "cluster" => Ok(Parsed::Tab(Tab::Cluster)),

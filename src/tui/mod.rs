@@ -92,7 +92,7 @@ impl Drop for TerminalGuard {
 
 /// Sizes the panes that scroll, and flattens the key tree if it changed.
 pub fn prepare(app: &mut App) {
-    let body = view::body_area(app.size);
+    let (body, _) = view::tab_and_pane(app);
     app.keys.page = body.height.saturating_sub(2) as usize;
     app.log.page = body.height.saturating_sub(3) as usize;
     app.keys.prepare();

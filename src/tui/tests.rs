@@ -32,6 +32,11 @@ use crate::tui::app::update;
 use crate::tui::command::EtcdOp;
 use crate::tui::keyspace::KeyMeta;
 use crate::tui::tabs::keys::KeyDetail;
+use crate::tui::tabs::lessons::LessonEntry;
+use crate::tui::tabs::lessons::LessonOp;
+use crate::tui::tabs::lessons::LessonUpdate;
+use crate::tui::tabs::lessons::Passed;
+use crate::tui::tabs::lessons::StepView;
 use crate::tui::theme::ThemeName;
 
 fn member(name: &str, role: Option<Role>, process: Proc, last: u64) -> MemberView {
@@ -118,6 +123,61 @@ fn render(app: &mut App, width: u16, height: u16) -> String {
         out.push('\n');
     }
     out
+}
+
+fn lesson_entry(id: &str, title: &str, passed: usize) -> LessonEntry {
+    LessonEntry {
+        id: id.into(),
+        title: title.into(),
+        summary: format!("What {title} is about, in one line."),
+        members: 3,
+        step_titles: vec!["Cause an election".into(), "The old leader comes back".into(), "A frozen leader".into()],
+        passed,
+        finished: passed == 3,
+    }
+}
+
+fn catalog() -> LessonUpdate {
+    LessonUpdate::Catalog(vec![
+        lesson_entry("keys-and-revisions", "Keys and revisions", 3),
+        lesson_entry("leader-election", "Leader election", 1),
+        lesson_entry("quorum", "Quorum", 0),
+    ])
+}
+
+fn step_two(missing: Option<&str>) -> StepView {
+    StepView {
+        lesson: "leader-election".into(),
+        lesson_title: "Leader election".into(),
+        number: 2,
+        steps: 3,
+        title: "The old leader comes back".into(),
+        goal: "Start the member that is down; it rejoins as a follower.".into(),
+        text: "n2 is down. Start it again, and look at its role and its term once it is back.".into(),
+        hints: vec!["`raftty start NAME` starts a member again.".into()],
+        hints_total: 2,
+        missing: missing.map(str::to_string),
+        solved: 1,
+        shown: 0,
+        finished: false,
+    }
+}
+
+/// The app with leader-election under way at step 2, step 1 just passed.
+fn app_in_a_lesson() -> App {
+    let mut app = app();
+    update(&mut app, Action::Lesson(catalog()));
+    update(&mut app, Action::Lesson(LessonUpdate::Step(Some(step_two(Some("n2 must be running, but it is killed"))))));
+    update(
+        &mut app,
+        Action::Lesson(LessonUpdate::Passed(Passed {
+            number: 1,
+            title: "Cause an election".into(),
+            explanation: "The term went from 3 to 4, and n1 leads now, 1.4 s after this step began.".into(),
+            by_learner: true,
+        })),
+    );
+    app
 }
 
 // ---- update ----
@@ -388,7 +448,95 @@ fn deleting_a_key_from_the_tree_asks_first() {
     );
 }
 
+#[test]
+fn starting_a_lesson_from_tab_6_asks_first_because_the_lab_is_made_anew() {
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('6')));
+    update(&mut app, Action::Lesson(catalog()));
+    update(&mut app, key(KeyCode::Char('j')));
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty(), "nothing happens before the learner says yes");
+    assert!(
+        matches!(&app.mode, Mode::Confirm { question, .. } if question.contains("leader-election") && question.contains("deleted")),
+        "the question names the lesson and what happens to the lab"
+    );
+    assert_eq!(
+        update(&mut app, key(KeyCode::Char('y'))),
+        vec![Effect::Lesson(LessonOp::Start("leader-election".into()))]
+    );
+}
+
+#[test]
+fn lesson_keys_work_on_every_tab_while_a_lesson_runs_and_not_before() {
+    let mut app = app();
+    assert!(update(&mut app, key(KeyCode::F(2))).is_empty(), "no lesson, no hint");
+    let mut app = app_in_a_lesson();
+    update(&mut app, key(KeyCode::Char('2')));
+    assert_eq!(update(&mut app, key(KeyCode::F(2))), vec![Effect::Lesson(LessonOp::Hint)]);
+    assert_eq!(update(&mut app, key(KeyCode::F(4))), vec![Effect::Lesson(LessonOp::ResetStep)]);
+    assert!(update(&mut app, key(KeyCode::F(3))).is_empty(), "the solution asks first");
+    assert!(matches!(&app.mode, Mode::Confirm { question, .. } if question.contains("shown, not solved")));
+    assert_eq!(update(&mut app, key(KeyCode::Char('y'))), vec![Effect::Lesson(LessonOp::Solution)]);
+    assert!(app.lessons.pane_shown());
+    update(&mut app, key(KeyCode::F(8)));
+    assert!(!app.lessons.pane_shown(), "F8 hides the pane");
+    assert_eq!(command(&mut app, "hint"), vec![Effect::Lesson(LessonOp::Hint)]);
+    assert!(command(&mut app, "reset lesson").is_empty(), "a fresh lab asks first");
+    assert_eq!(update(&mut app, key(KeyCode::Char('y'))), vec![Effect::Lesson(LessonOp::ResetLesson)]);
+    assert_eq!(command(&mut app, "lesson stop"), vec![Effect::Lesson(LessonOp::Stop)]);
+}
+
+#[test]
+fn a_passed_step_is_announced_and_progress_shows_in_the_list() {
+    let app = app_in_a_lesson();
+    let (said, ok, _) = app.message.clone().expect("a message");
+    assert!(ok && said.contains("step 1 passed"), "{said}");
+    let entry = app.lessons.catalog.iter().find(|l| l.id == "leader-election").expect("listed");
+    assert_eq!(entry.passed, 1, "the list counts the step the coach reported");
+}
+
+#[test]
+fn the_same_judgement_every_second_does_not_redraw() {
+    let mut app = app_in_a_lesson();
+    app.dirty = false;
+    update(&mut app, Action::Lesson(LessonUpdate::Step(Some(step_two(Some("n2 must be running, but it is killed"))))));
+    assert!(!app.dirty, "nothing changed on screen");
+    update(&mut app, Action::Lesson(LessonUpdate::Step(Some(step_two(Some(""))))));
+    assert!(app.dirty);
+}
+
+#[test]
+fn lessons_need_a_lab() {
+    let mut app =
+        App::new(Target::Attached { endpoints: vec!["https://e:2379".into()] }, ThemeName::Mono, Instant::now());
+    assert!(command(&mut app, "lesson quorum").is_empty());
+    let (said, ok, _) = app.message.clone().expect("a message");
+    assert!(!ok && said.contains("need a raftty lab"), "{said}");
+}
+
 // ---- screens ----
+
+#[test]
+fn screen_lesson_pane_beside_the_cluster_tab() {
+    let mut app = app_in_a_lesson();
+    app.message = None;
+    insta::assert_snapshot!(render(&mut app, 120, 30));
+}
+
+#[test]
+fn screen_lesson_pane_under_the_tab_on_a_narrow_terminal() {
+    let mut app = app_in_a_lesson();
+    app.message = None;
+    insta::assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn screen_lessons_tab_with_progress() {
+    let mut app = app_in_a_lesson();
+    app.message = None;
+    update(&mut app, key(KeyCode::Char('6')));
+    update(&mut app, key(KeyCode::Char('j')));
+    insta::assert_snapshot!(render(&mut app, 100, 24));
+}
 
 #[test]
 fn screen_healthy_cluster() {

@@ -30,6 +30,29 @@ pub fn body_area((w, h): (u16, u16)) -> Rect {
     Rect { x: 0, y: BODY_TOP, width: w, height: h.saturating_sub(BODY_TOP + 1) }
 }
 
+/// The narrowest terminal that gets the lesson pane at the side; below it, the pane goes
+/// under the tab, so tables keep their columns.
+const SIDE_PANE_FROM: u16 = 116;
+/// What the tabs need to keep every column (the member table is the widest).
+const TAB_WIDTH: u16 = 80;
+
+/// Where the current tab is drawn, and the lesson pane beside it while a lesson runs.
+pub fn tab_and_pane(app: &App) -> (Rect, Option<Rect>) {
+    let body = body_area(app.size);
+    if !app.lessons.pane_shown() || app.tab == Tab::Lessons {
+        return (body, None);
+    }
+    if body.width >= SIDE_PANE_FROM {
+        let width = body.width.saturating_sub(TAB_WIDTH).clamp(36, 60);
+        let tab = Rect { width: body.width - width, ..body };
+        (tab, Some(Rect { x: body.x + tab.width, width, ..body }))
+    } else {
+        let height = (body.height / 2).min(12);
+        let tab = Rect { height: body.height - height, ..body };
+        (tab, Some(Rect { y: body.y + tab.height, height, ..body }))
+    }
+}
+
 fn tab_label(i: usize, tab: Tab) -> String {
     format!(" {} {} ", i + 1, tab.title())
 }
@@ -59,7 +82,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     draw_header(frame, Rect { x: 0, y: 0, width: area.width, height: 2 }, app);
     draw_tabs(frame, Rect { x: 0, y: TAB_ROW, width: area.width, height: 1 }, app);
-    let body = body_area((area.width, area.height));
+    let (body, pane) = tab_and_pane(app);
     match app.tab {
         Tab::Cluster => tabs::cluster::draw(frame, body, app),
         Tab::Keys => tabs::keys::draw(frame, body, app),
@@ -68,6 +91,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Tab::Metrics => tabs::metrics::draw(frame, body, app),
         Tab::Lessons => tabs::lessons::draw(frame, body, app),
         Tab::Backups => tabs::backups::draw(frame, body, app),
+    }
+    if let Some(pane) = pane {
+        tabs::lessons::draw_pane(frame, pane, app);
     }
     if let Some(out) = &app.output {
         draw_output(frame, body, app, out);
@@ -195,7 +221,8 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                     Tab::RaftLog => tabs::raft_log::footer(&app.log).to_string(),
                     Tab::Events => tabs::events::footer(&app.events),
                     Tab::Backups => tabs::backups::footer(&app.backups).to_string(),
-                    Tab::Metrics | Tab::Lessons => String::new(),
+                    Tab::Lessons => tabs::lessons::footer(&app.lessons).to_string(),
+                    Tab::Metrics => String::new(),
                 };
                 let out = if app.output.is_some() { "esc close output  " } else { "" };
                 // The way to the help always shows, at the right; the tab's keys get the rest.
@@ -273,6 +300,9 @@ pub const HELP: &[(&str, &str)] = &[
     (":member add  :member remove N  :tempo slow", "membership and timing"),
     (":load 200  :load off", "a load generator, puts per second"),
     (":theme dark|light|mono", "colours (NO_COLOR is honoured)"),
+    ("Lessons: enter, x", "start the chosen lesson on a fresh lab; leave the one under way"),
+    ("F2 F3 F4, F8", "while a lesson runs, on any tab: hint, play the solution, reset the step; hide the pane"),
+    (":lesson ID  :hint  :solution  :reset [lesson]", "the same from the command line"),
 ];
 
 fn draw_help(frame: &mut Frame, area: Rect, app: &App) {

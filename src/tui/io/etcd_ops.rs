@@ -77,6 +77,7 @@ pub fn run(io: &Arc<Io>, op: EtcdOp) {
                         ],
                     }),
                 }
+                super::lessons::poke(&io);
             });
         }
     }

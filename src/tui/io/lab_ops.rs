@@ -23,6 +23,8 @@ pub async fn run(io: &Io, op: LabOp) {
         }
         Err(e) => io.send(Action::Output { ok: false, title: format!("{what} failed"), lines: vec![format!("{e:#}")] }),
     }
+    // A lesson's step may be done now: judge it without waiting for the next second.
+    super::lessons::poke(io);
 }
 
 /// Signals wait for the process to change state: off the async threads.

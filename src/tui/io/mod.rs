@@ -9,6 +9,7 @@ mod etcd_ops;
 pub use etcd_ops::prefix_end;
 pub mod keys;
 mod lab_ops;
+mod lessons;
 mod load;
 mod watchers;
 
@@ -56,6 +57,7 @@ pub struct Io {
     load_task: Mutex<Option<JoinHandle<()>>>,
     /// The continuous backup started from the app, if any.
     backup: Mutex<Option<backups::Running>>,
+    coach: lessons::Coach,
 }
 
 impl Io {
@@ -75,6 +77,7 @@ impl Io {
             watch_task: Mutex::default(),
             load_task: Mutex::default(),
             backup: Mutex::default(),
+            coach: lessons::Coach::default(),
         })
     }
 
@@ -130,6 +133,17 @@ impl Io {
         }
         watchers::spawn_all(self);
         self.restart_keys(None);
+        lessons::start(self);
+    }
+
+    /// The lab was made anew under the app (a lesson's fresh lab): its members listen on
+    /// new ports, and the keys are others.
+    fn lab_replaced(self: &Arc<Self>) {
+        if let Ok(lab) = self.lab() {
+            self.forget_clients();
+            self.set_endpoints(lab.endpoints());
+        }
+        self.restart_keys(None);
     }
 
     async fn bring_up(self: Arc<Self>, home: PathBuf, name: String, shape: LabShape) {
@@ -159,6 +173,7 @@ impl Io {
             }
             Effect::Etcd(op) => etcd_ops::run(&io, op),
             Effect::Backup(op) => backups::run(&io, op),
+            Effect::Lesson(op) => lessons::run(&io, op),
             Effect::FetchKey { key, revision } => {
                 tokio::spawn(async move { keys::fetch_key(&io, key, revision).await });
             }
