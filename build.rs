@@ -28,11 +28,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The lessons that ship are data files under `lessons/`; the binary carries them, so it
-/// needs no source tree at run time. Adding a file there adds a lesson: no code lists them.
+/// The lessons and demos that ship are data files under `lessons/` and `lessons/demos/`;
+/// the binary carries them, so it needs no source tree at run time. Adding a file there adds
+/// a lesson or a demo: no code lists them.
 fn embed_lessons() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=lessons");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lessons");
+    embed("lessons", "lessons.rs")?;
+    embed("lessons/demos", "demos.rs")
+}
+
+fn embed(folder: &str, out_name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed={folder}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)?
         .flatten()
         .map(|e| e.path())
@@ -42,10 +48,10 @@ fn embed_lessons() -> Result<(), Box<dyn std::error::Error>> {
     let mut out = String::from("&[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let name = f.file_name().and_then(|n| n.to_str()).ok_or("a lesson file name that is not UTF-8")?;
+        let name = f.file_name().and_then(|n| n.to_str()).ok_or("a file name that is not UTF-8")?;
         out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", f.display().to_string()));
     }
     out.push_str("]\n");
-    std::fs::write(std::path::Path::new(&std::env::var("OUT_DIR")?).join("lessons.rs"), out)?;
+    std::fs::write(std::path::Path::new(&std::env::var("OUT_DIR")?).join(out_name), out)?;
     Ok(())
 }

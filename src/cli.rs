@@ -86,6 +86,24 @@ pub enum Command {
         #[arg(long, global = true)]
         lessons: Vec<PathBuf>,
     },
+    /// Workshop demos in the app's presentation mode, paced by the presenter: `raftty demo`
+    /// lists them, `raftty demo failover` makes its lab and presents it.
+    Demo {
+        /// The demo to present (none: list the demos).
+        name: Option<String>,
+        /// Replace the lab without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Play the named demos (or --all) through in scratch labs, going back to the last
+        /// checkpoint once, and report every step that did not show its outcome.
+        #[arg(long)]
+        verify: bool,
+        #[arg(long, requires = "verify")]
+        all: bool,
+        /// Also take demos from DIR/demos (as lessons come from DIR).
+        #[arg(long)]
+        lessons: Vec<PathBuf>,
+    },
     /// Create a lab from a backup (a snapshot file, raftty's or etcd's, or an etcd data dir)
     /// and start it: a new cluster with new ids and every revision, as etcd's restore does.
     Restore {
@@ -161,6 +179,8 @@ pub enum Command {
     Start { name: String },
     /// Split the members into groups that cannot exchange Raft messages, e.g. "n1,n2|n3".
     Partition { groups: String },
+    /// Cut one member off from all the others, both ways (the partition "NAME | the rest").
+    Isolate { name: String },
     /// Lose every message from one member to another (one direction only).
     Cut { from: String, to: String },
     /// Degrade a member's links: delay, jitter and loss on every message to or from it.

@@ -16,7 +16,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let theme = crate::tui::theme::ThemeName::from_env(cli.theme.as_deref());
     let Some(command) = cli.command else {
         let shape = lab::supervisor::LabShape { nodes: cli.nodes, tempo: cli.tempo, ..Default::default() };
-        return tokio::runtime::Runtime::new()?.block_on(open_app(&cli.lab, shape, theme));
+        return tokio::runtime::Runtime::new()?.block_on(open_app(&cli.lab, shape, theme, None));
     };
     anyhow::ensure!(
         cli.nodes.is_none() && cli.tempo.is_none(),
@@ -46,10 +46,67 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             target: crate::tui::app::Target::Attached { endpoints },
             shape: lab::supervisor::LabShape::default(),
             theme,
+            demo: None,
         };
         return runtime.block_on(crate::tui::run(options));
     }
+    if let Command::Demo { name, yes, verify, all, lessons } = command {
+        return runtime.block_on(demo(&cli.lab, name, yes, verify, all, &lessons, theme));
+    }
     runtime.block_on(run_lab_command(&cli.lab, command))
+}
+
+/// `raftty demo`: list the demos, verify them, or make one's lab and present it.
+async fn demo(
+    lab_name: &str,
+    name: Option<String>,
+    yes: bool,
+    verify: bool,
+    all: bool,
+    dirs: &[std::path::PathBuf],
+    theme: crate::tui::theme::ThemeName,
+) -> Result<ExitCode> {
+    use crate::course::demo;
+    let demos = demo::load_all(&crate::course::lesson::extra_dirs(dirs))?;
+    if verify {
+        let chosen: Vec<&demo::Demo> = match (&name, all) {
+            (_, true) => demos.iter().collect(),
+            (Some(id), false) => vec![demo::find(&demos, id)?],
+            (None, false) => anyhow::bail!("name the demo to verify, or give --all"),
+        };
+        let scratch = tempfile::Builder::new().prefix("raftty-verify-").tempdir()?;
+        let mut failed = false;
+        for d in chosen {
+            let problems = demo::verify(scratch.path(), d).await.unwrap_or_else(|e| vec![format!("{e:#}")]);
+            if problems.is_empty() {
+                println!("{}: ok ({} steps, and back to a checkpoint)", d.id, d.steps.len());
+            } else {
+                failed = true;
+                println!("{}: FAILED", d.id);
+                for p in problems {
+                    println!("  {p}");
+                }
+            }
+        }
+        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
+    let Some(id) = name else {
+        let width = demos.iter().map(|d| d.id.len()).max().unwrap_or(0);
+        for d in &demos {
+            println!("{:<width$}  {} steps  {}: {}", d.id, d.steps.len(), d.title, d.summary);
+        }
+        println!("\n`raftty demo NAME` presents one: space plays the next step, backspace goes back to a checkpoint.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let chosen = demo::find(&demos, &id)?.clone();
+    let home = lab::home()?;
+    if Lab::exists(&home, lab_name) && !yes && !crate::course::commands::confirm_replace(lab_name)? {
+        println!("nothing changed; `raftty demo {id} --lab NAME` presents it on a lab of its own");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("making the lab {lab_name:?} for the demo {id}: {} members…", chosen.lab.members);
+    crate::course::session::make_lab(&home, &chosen.lab, lab_name).await?;
+    open_app(lab_name, lab::supervisor::LabShape::default(), theme, Some(chosen)).await
 }
 
 /// `raftty`: the app on the lab, which it starts first when it is not running.
@@ -57,6 +114,7 @@ async fn open_app(
     lab_name: &str,
     shape: lab::supervisor::LabShape,
     theme: crate::tui::theme::ThemeName,
+    demo: Option<crate::course::demo::Demo>,
 ) -> Result<ExitCode> {
     let home = lab::home()?;
     let tempo = match Lab::open(&home, lab_name) {
@@ -68,6 +126,7 @@ async fn open_app(
         target: crate::tui::app::Target::Lab { name: lab_name.to_string(), tempo },
         shape,
         theme,
+        demo,
     };
     crate::tui::run(options).await
 }
@@ -259,6 +318,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             }
             print!("{exports}");
         }
+        Command::Demo { .. } => anyhow::bail!("`raftty demo` opens the app: it is not a lab command"),
         Command::Lesson { action, lessons } => {
             return crate::course::commands::run(&home, lab_name, action, &lessons).await;
         }
@@ -336,6 +396,10 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 Ok(())
             })
             .await?;
+            print_faults(&faults);
+        }
+        Command::Isolate { name } => {
+            let faults = lab::control::isolate(&Lab::open(&home, lab_name)?, &name).await?;
             print_faults(&faults);
         }
         Command::Cut { from, to } => {

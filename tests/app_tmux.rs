@@ -359,3 +359,30 @@ fn a_lesson_started_from_tab_6_passes_when_the_leader_is_killed() {
     t.keys(&["s"]);
     t.wait_for("the app to leave", |s| s.contains("APP-EXITED-0"));
 }
+
+/// A presenter's demo: presentation mode, space through the failover, backspace back to
+/// the first checkpoint on a fresh lab.
+#[test]
+fn a_demo_is_paced_by_space_and_goes_back_with_backspace() {
+    let t = Tmux::start("demo", &[], &["demo", "failover", "--yes"]);
+    t.wait_for("presentation mode on a healthy lab", |s| {
+        s.contains("FAILOVER") && s.contains("SPACE: A healthy cluster") && s.contains("★ LEADER")
+    });
+    t.keys(&["Space"]);
+    t.wait_for("the first step told", |s| s.contains("1. A healthy cluster") && s.contains("SPACE: A write"));
+    t.keys(&["Space"]);
+    t.wait_for("the write done", |s| s.contains("2. A write") && s.contains("SPACE: Kill the leader"));
+    t.keys(&["Space"]);
+    let screen = t.wait_for("the failover narrated with live numbers", |s| {
+        s.contains("3. Kill the leader") && s.contains("✗ KILLED") && s.contains("after the kill")
+    });
+    assert!(screen.contains("BACKSPACE: back to A healthy cluster"), "{screen}");
+    t.keys(&["BSpace"]);
+    t.wait_for("back at the first checkpoint, every member running again", |s| {
+        s.contains("1. A healthy cluster") && !s.contains("KILLED") && s.contains("SPACE: A write")
+    });
+    t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("leave it running"));
+    t.keys(&["s"]);
+    t.wait_for("the app to leave", |s| s.contains("APP-EXITED-0"));
+}

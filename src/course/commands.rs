@@ -218,10 +218,10 @@ pub async fn run(home: &Path, lab_name: &str, action: LessonCommand, dirs: &[Pat
     Ok(ExitCode::SUCCESS)
 }
 
-fn confirm_replace(lab_name: &str) -> Result<bool> {
+pub fn confirm_replace(lab_name: &str) -> Result<bool> {
     anyhow::ensure!(
         std::io::stdin().is_terminal(),
-        "the lab {lab_name:?} exists: give --yes to replace it with the lesson's, or --lab NAME for another"
+        "the lab {lab_name:?} exists: give --yes to replace it, or --lab NAME for another"
     );
     print!("the lab {lab_name:?} exists; replace it (its data is deleted)? [y/N] ");
     std::io::stdout().flush()?;

@@ -6,9 +6,13 @@
 //! (`check.rs`: the predicate library, timed checks, values captured at the step's start),
 //! keeps the learner's progress (`progress.rs`) and takes a lesson step by step, headless or
 //! for `raftty lesson verify` (`session.rs`).
+//!
+//! Workshop demos (`demo.rs`, data in `lessons/demos/`) reuse the same checks: each step
+//! waits for its outcome on the cluster before the presenter can go on.
 
 pub mod check;
 pub mod commands;
+pub mod demo;
 pub mod lesson;
 pub mod observe;
 pub mod progress;

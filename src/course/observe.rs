@@ -29,7 +29,7 @@ pub const PROBE_KEY: &str = "/raftty/lesson-probe";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Moment {
     pub unix_ms: i64,
-    /// The leader the answering members agree on.
+    /// The leader a majority of the members follow.
     pub leader: Option<String>,
     /// The highest term any member reports.
     pub term: u64,
@@ -97,7 +97,9 @@ pub async fn moment(lab: &Lab) -> Result<Moment> {
             db_size: n.db_size,
         })
         .collect();
-    let leader = status.agreed_leader().map(str::to_string);
+    // The leader a majority follows: during a partition the old leader, cut off, may still
+    // believe it leads.
+    let leader = status.majority_leader().map(str::to_string);
     let revision = match &leader {
         Some(l) => revision_on(lab, l).await,
         None => None,

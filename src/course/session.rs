@@ -13,6 +13,7 @@ use crate::course::check::Context as CheckContext;
 use crate::course::check::Memory;
 use crate::course::check::Verdict;
 use crate::course::check::fill;
+use crate::course::lesson::LabNeeds;
 use crate::course::lesson::Lesson;
 use crate::course::lesson::Setup;
 use crate::course::lesson::Step;
@@ -30,18 +31,7 @@ const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// Makes the lesson's lab `lab_name` afresh (stopping and deleting one of that name), runs
 /// its setup and begins step 1. Returns the progress of the lesson.
 pub async fn start(home: &Path, lesson: &Lesson, lab_name: &str) -> Result<LessonProgress> {
-    if Lab::exists(home, lab_name) {
-        crate::lab::supervisor::down(home, lab_name, true)
-            .with_context(|| format!("removing the lab {lab_name:?} to make the lesson's"))?;
-    }
-    let tempo = crate::lab::Tempo::parse(&lesson.lab.tempo).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let shape =
-        crate::lab::supervisor::LabShape { nodes: Some(lesson.lab.members), tempo: Some(tempo), ..Default::default() };
-    let (lab, _) = crate::lab::supervisor::up(home, lab_name, shape).await?;
-    let first = wait_for_leader(&lab, FIRST_LEADER).await?;
-    for setup in &lesson.lab.setup {
-        run_setup(home, &lab, &first, setup).await.with_context(|| format!("setting up {}", lesson.id))?;
-    }
+    let lab = make_lab(home, &lesson.lab, lab_name).await.with_context(|| format!("setting up {}", lesson.id))?;
     let progress =
         LessonProgress { lab: lab_name.to_string(), start: observe::moment(&lab).await?, ..Default::default() };
     let mut all = Progress::load(home)?;
@@ -49,6 +39,24 @@ pub async fn start(home: &Path, lesson: &Lesson, lab_name: &str) -> Result<Lesso
     all.lessons.insert(lesson.id.clone(), progress.clone());
     all.save(home)?;
     Ok(progress)
+}
+
+/// Makes the lab `lab_name` afresh as `needs` says (stopping and deleting one of that
+/// name), waits for its first leader and runs the setup: for lessons and demos alike.
+pub async fn make_lab(home: &Path, needs: &LabNeeds, lab_name: &str) -> Result<Lab> {
+    if Lab::exists(home, lab_name) {
+        crate::lab::supervisor::down(home, lab_name, true)
+            .with_context(|| format!("removing the lab {lab_name:?} to make it afresh"))?;
+    }
+    let tempo = crate::lab::Tempo::parse(&needs.tempo).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shape =
+        crate::lab::supervisor::LabShape { nodes: Some(needs.members), tempo: Some(tempo), ..Default::default() };
+    let (lab, _) = crate::lab::supervisor::up(home, lab_name, shape).await?;
+    let first = wait_for_leader(&lab, FIRST_LEADER).await?;
+    for setup in &needs.setup {
+        run_setup(home, &lab, &first, setup).await?;
+    }
+    Ok(lab)
 }
 
 async fn wait_for_leader(lab: &Lab, timeout: Duration) -> Result<Moment> {
@@ -204,14 +212,14 @@ pub struct LineOutcome {
     pub text: String,
 }
 
-struct Ran {
-    ok: bool,
-    text: String,
+pub(crate) struct Ran {
+    pub ok: bool,
+    pub text: String,
 }
 
 /// Runs one solution or setup line in a shell, with etcdctl and raftty pointed at the lab
 /// (and this raftty first on PATH).
-async fn run_line(home: &Path, lab: &Lab, line: &str) -> Result<Ran> {
+pub(crate) async fn run_line(home: &Path, lab: &Lab, line: &str) -> Result<Ran> {
     let exe = std::env::current_exe().context("finding raftty's own executable")?;
     let dir = exe.parent().context("raftty's executable has no folder")?;
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());

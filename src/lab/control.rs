@@ -120,6 +120,18 @@ fn wait_state(lab: &Lab, member: &str, want: ProcessState) -> Result<()> {
     Ok(())
 }
 
+/// Cuts `member` off from every other member, both ways: the partition "member | the rest".
+pub async fn isolate(lab: &Lab, member: &str) -> Result<LabFaults> {
+    lab.config.member(member)?;
+    let others: Vec<String> = lab.config.active_members().map(|x| x.name.clone()).filter(|x| x != member).collect();
+    anyhow::ensure!(!others.is_empty(), "{member} is the only member: there is nobody to cut it off from");
+    change_faults(lab, |f| {
+        f.partition(&[vec![member.to_string()], others]);
+        Ok(())
+    })
+    .await
+}
+
 /// Changes the lab's faults with `change`, saves them, and pushes the new table to every
 /// running member, so that when this returns the faults are in force everywhere they can
 /// be (a paused or stopped member picks them up from the file when it runs again).

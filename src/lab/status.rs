@@ -124,8 +124,29 @@ impl LabStatus {
         let mut leaders = self.nodes.iter().filter(|n| n.role == Some(Role::Leader));
         match (leaders.next(), leaders.next()) {
             (Some(only), None) => Some(only.name.as_str()),
+            // A leader cut off from the others may still believe it leads, in its old
+            // term; the one a majority follows is the one that can commit.
+            (Some(_), Some(_)) => self.majority_leader(),
             _ => None,
         }
+    }
+
+    /// The leader that a majority of the voters follow, itself included.
+    pub fn majority_leader(&self) -> Option<&str> {
+        let voters = self.nodes.iter().filter(|n| n.role != Some(Role::Learner)).count();
+        self.nodes
+            .iter()
+            .filter(|l| l.role == Some(Role::Leader) && l.state == ProcessState::Running)
+            .find(|l| {
+                let following = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state == ProcessState::Running)
+                    .filter(|n| n.name == l.name || n.leader.as_deref() == Some(l.name.as_str()))
+                    .count();
+                following * 2 > voters
+            })
+            .map(|l| l.name.as_str())
     }
 
     /// Whether writes can commit: voters that answer and reach the leader, against a majority.

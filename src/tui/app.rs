@@ -25,6 +25,9 @@ use crate::proto::rafttyadmin::RaftEvent;
 use crate::proto::rafttyadmin::ReadLogResponse;
 use crate::tui::command;
 use crate::tui::command::CommandLine;
+use crate::tui::presentation::DemoOp;
+use crate::tui::presentation::DemoUpdate;
+use crate::tui::presentation::Presentation;
 use crate::tui::tabs::backups::BackupOp;
 use crate::tui::tabs::backups::BackupsTab;
 use crate::tui::tabs::backups::KeyOutcome;
@@ -226,6 +229,7 @@ pub enum Effect {
     Etcd(command::EtcdOp),
     Backup(BackupOp),
     Lesson(LessonOp),
+    Demo(DemoOp),
     /// The value, metadata and lease of one key (at a revision, when travelling in time).
     FetchKey {
         key: String,
@@ -365,6 +369,8 @@ pub enum Action {
     BackupRunning(Option<String>),
     /// The lessons, or the one under way, as the coach sees them.
     Lesson(LessonUpdate),
+    /// The demo being presented moved on.
+    Demo(DemoUpdate),
 }
 
 /// What a command printed, shown over the bottom of the screen until esc.
@@ -398,6 +404,8 @@ pub struct App {
     pub metrics: MetricsTab,
     pub backups: BackupsTab,
     pub lessons: LessonsTab,
+    /// Presentation mode, for `raftty demo`.
+    pub demo: Option<Presentation>,
     pub command: CommandLine,
     pub output: Option<Output>,
     /// The last thing the app has to say, and when it said it.
@@ -432,6 +440,7 @@ impl App {
             metrics: MetricsTab::default(),
             backups: BackupsTab::default(),
             lessons: LessonsTab::default(),
+            demo: None,
             command: CommandLine::default(),
             output: None,
             message: None,
@@ -617,6 +626,12 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 || app.backups.running.is_none() != line.is_none();
             app.backups.running = line;
             if listed_anew { vec![Effect::Backup(BackupOp::Refresh)] } else { vec![] }
+        }
+        Action::Demo(update) => {
+            if let Some(demo) = &mut app.demo {
+                demo.update(update);
+            }
+            vec![]
         }
         Action::Lesson(update) => {
             let before = (app.lessons.current.clone(), app.lessons.catalog.clone());
@@ -856,6 +871,12 @@ fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
 }
 
 fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    if let Some(demo) = &mut app.demo
+        && app.output.is_none()
+        && let Some(effects) = demo.on_key(key)
+    {
+        return effects;
+    }
     if app.output.is_some() {
         let out = app.output.as_mut().expect("checked");
         match key.code {

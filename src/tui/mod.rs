@@ -16,6 +16,7 @@ pub mod app;
 pub mod command;
 pub mod io;
 pub mod keyspace;
+pub mod presentation;
 pub mod tabs;
 pub mod theme;
 pub mod view;
@@ -61,6 +62,8 @@ pub struct AppOptions {
     pub target: Target,
     pub shape: LabShape,
     pub theme: ThemeName,
+    /// `raftty demo`: present this demo.
+    pub demo: Option<crate::course::demo::Demo>,
 }
 
 /// Raw mode, the alternate screen and the mouse, undone on drop, on panic and on signals.
@@ -118,6 +121,11 @@ pub async fn run(options: AppOptions) -> Result<ExitCode> {
     let io = Io::new(options.source.clone(), tx);
     let mut app = App::new(options.target.clone(), options.theme, Instant::now());
     app.acting_as = acting_as(&options.source);
+    if let Some(demo) = options.demo {
+        let steps = demo.steps.iter().map(|s| (s.title.clone(), s.checkpoint)).collect();
+        app.demo = Some(presentation::Presentation::new(&demo.id, &demo.title, &demo.summary, steps));
+        io.present(demo);
+    }
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let size = terminal.size()?;

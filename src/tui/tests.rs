@@ -31,6 +31,9 @@ use crate::tui::app::Target;
 use crate::tui::app::update;
 use crate::tui::command::EtcdOp;
 use crate::tui::keyspace::KeyMeta;
+use crate::tui::presentation::DemoOp;
+use crate::tui::presentation::DemoUpdate;
+use crate::tui::presentation::Presentation;
 use crate::tui::tabs::keys::KeyDetail;
 use crate::tui::tabs::lessons::LessonEntry;
 use crate::tui::tabs::lessons::LessonOp;
@@ -513,6 +516,47 @@ fn lessons_need_a_lab() {
     assert!(!ok && said.contains("need a raftty lab"), "{said}");
 }
 
+fn presenting() -> App {
+    let mut app = app();
+    let steps = [("A healthy cluster", true), ("A write", false), ("Kill the leader", false), ("Nothing lost", false)];
+    let steps = steps.iter().map(|(t, c)| (t.to_string(), *c)).collect();
+    app.demo = Some(Presentation::new("failover", "Failover", "The leader dies; the others elect a new one.", steps));
+    app
+}
+
+#[test]
+fn a_demo_offers_the_next_step_only_once_the_last_one_showed_its_outcome() {
+    let mut app = presenting();
+    assert_eq!(update(&mut app, key(KeyCode::Char(' '))), vec![Effect::Demo(DemoOp::Play(0))]);
+    update(&mut app, Action::Demo(DemoUpdate::Doing { step: 0, what: "waiting for the cluster: a leader".into() }));
+    assert!(update(&mut app, key(KeyCode::Char(' '))).is_empty(), "no step while one is under way");
+    assert!(update(&mut app, key(KeyCode::Char('K'))).is_empty(), "presentation mode kills nothing by accident");
+    update(&mut app, Action::Demo(DemoUpdate::Done { step: 0, said: "healthy".into(), output: vec![] }));
+    assert_eq!(update(&mut app, key(KeyCode::Char(' '))), vec![Effect::Demo(DemoOp::Play(1))]);
+    update(&mut app, Action::Demo(DemoUpdate::Done { step: 1, said: "written".into(), output: vec![] }));
+    update(&mut app, key(KeyCode::Char(' ')));
+    update(&mut app, Action::Demo(DemoUpdate::Done { step: 2, said: "killed".into(), output: vec![] }));
+    assert_eq!(
+        update(&mut app, key(KeyCode::Backspace)),
+        vec![Effect::Demo(DemoOp::Back(0))],
+        "backspace returns to the last checkpoint"
+    );
+    update(&mut app, key(KeyCode::Char('v')));
+    assert_eq!(app.tab, Tab::Cluster);
+    update(&mut app, key(KeyCode::Char('2')));
+    assert_eq!(app.tab, Tab::Keys, "with the tabs shown, their keys work again");
+}
+
+#[test]
+fn a_demo_step_that_fails_says_why_and_can_be_tried_again() {
+    let mut app = presenting();
+    update(&mut app, key(KeyCode::Char(' ')));
+    update(&mut app, Action::Demo(DemoUpdate::Failed { step: 0, why: "no leader within 30s".into() }));
+    let failed = app.demo.as_ref().and_then(|d| d.failed.clone()).expect("the failure is kept");
+    assert!(failed.contains("step 1") && failed.contains("no leader"), "{failed}");
+    assert_eq!(update(&mut app, key(KeyCode::Char(' '))), vec![Effect::Demo(DemoOp::Play(0))]);
+}
+
 // ---- screens ----
 
 #[test]
@@ -536,6 +580,33 @@ fn screen_lessons_tab_with_progress() {
     update(&mut app, key(KeyCode::Char('6')));
     update(&mut app, key(KeyCode::Char('j')));
     insta::assert_snapshot!(render(&mut app, 100, 24));
+}
+
+#[test]
+fn screen_presentation_mode_after_the_leader_was_killed() {
+    let mut app = presenting();
+    let mut view = healthy();
+    view.members[1] = member("n2", None, Proc::Killed, 42);
+    view.members[0].role = Some(Role::Leader);
+    view.leader = Some("n1".into());
+    view.term = Some(4);
+    view.quorum = Quorum::Degraded { down: 1, voters: 3 };
+    update(&mut app, Action::Cluster(view));
+    for (step, said) in [
+        (0, "three members"),
+        (1, "a write"),
+        (2, "n2 is gone: SIGKILL. n1 won. Term 3 became 4, 1.3 s after the kill."),
+    ] {
+        update(
+            &mut app,
+            Action::Demo(DemoUpdate::Done {
+                step,
+                said: said.into(),
+                output: vec!["$ raftty kill n2".into(), "killed n2 (SIGKILL)".into()],
+            }),
+        );
+    }
+    insta::assert_snapshot!(render(&mut app, 100, 30));
 }
 
 #[test]

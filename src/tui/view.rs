@@ -80,6 +80,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).style(app.theme.warn), area);
         return;
     }
+    if app.demo.as_ref().is_some_and(|d| !d.hidden) {
+        crate::tui::presentation::draw(frame, area, app);
+        draw_popups(frame, area, app);
+        return;
+    }
     draw_header(frame, Rect { x: 0, y: 0, width: area.width, height: 2 }, app);
     draw_tabs(frame, Rect { x: 0, y: TAB_ROW, width: area.width, height: 1 }, app);
     let (body, pane) = tab_and_pane(app);
@@ -99,6 +104,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
         draw_output(frame, body, app, out);
     }
     draw_footer(frame, Rect { x: 0, y: area.height - 1, width: area.width, height: 1 }, app);
+    draw_popups(frame, area, app);
+}
+
+fn draw_popups(frame: &mut Frame, area: Rect, app: &App) {
     match &app.mode {
         Mode::Help => draw_help(frame, area, app),
         Mode::Confirm { question, .. } => {

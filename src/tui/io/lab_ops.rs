@@ -56,15 +56,7 @@ async fn carry_out(io: &Io, op: LabOp) -> Result<String> {
             Ok(format!("started {m}"))
         }
         LabOp::Isolate(m) => {
-            let lab = io.lab()?;
-            lab.config.member(&m)?;
-            let others: Vec<String> = lab.config.active_members().map(|x| x.name.clone()).filter(|x| x != &m).collect();
-            anyhow::ensure!(!others.is_empty(), "{m} is the only member: there is nobody to cut it off from");
-            control::change_faults(&lab, |f| {
-                f.partition(&[vec![m.clone()], others]);
-                Ok(())
-            })
-            .await?;
+            control::isolate(&io.lab()?, &m).await?;
             Ok(format!("isolated {m}"))
         }
         LabOp::Partition(groups) => {

@@ -7,6 +7,7 @@
 pub mod backups;
 mod etcd_ops;
 pub use etcd_ops::prefix_end;
+mod demo;
 pub mod keys;
 mod lab_ops;
 mod lessons;
@@ -58,6 +59,8 @@ pub struct Io {
     /// The continuous backup started from the app, if any.
     backup: Mutex<Option<backups::Running>>,
     coach: lessons::Coach,
+    /// The demo being presented, played one step at a time.
+    demo: tokio::sync::Mutex<Option<crate::course::demo::Player>>,
 }
 
 impl Io {
@@ -78,6 +81,7 @@ impl Io {
             load_task: Mutex::default(),
             backup: Mutex::default(),
             coach: lessons::Coach::default(),
+            demo: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -174,6 +178,7 @@ impl Io {
             Effect::Etcd(op) => etcd_ops::run(&io, op),
             Effect::Backup(op) => backups::run(&io, op),
             Effect::Lesson(op) => lessons::run(&io, op),
+            Effect::Demo(op) => demo::run(&io, op),
             Effect::FetchKey { key, revision } => {
                 tokio::spawn(async move { keys::fetch_key(&io, key, revision).await });
             }
