@@ -48,9 +48,11 @@
 //! - `tui/`: the terminal app, `raftty` with no arguments (and `raftty attach` for any etcd
 //!   cluster). It runs in the supervisor's process and drives the same `lab/` code: state
 //!   and a pure `update` in `app.rs`, one file per tab in `tabs/`, cluster I/O in `io/`.
-//! - `course/`: the guided lessons, run by the supervisor: lessons are data files under
-//!   `lessons/`; here they are read, their checks judged against the live cluster, and the
-//!   learner's progress kept.
+//! - `course/`: the guided lessons and workshop demos, run by the supervisor: both are data
+//!   files under `lessons/`; here they are read, their checks judged against the live
+//!   cluster (`check.rs`, `observe.rs`), a lesson taken step by step (`session.rs`) and the
+//!   learner's progress kept; `demo.rs` plays a demo one step at a time. The app shows them
+//!   in `tui/tabs/lessons.rs` and `tui/presentation.rs`.
 //! - `proving/`: what proves it. `check/` is a linearizability checker (Wing-Gong-Lowe, per
 //!   key), whole-history checks and a watch-guarantees checker; `torture/` is `raftty
 //!   torture`, clients and a nemesis whose history those checkers judge; `bench/` is
