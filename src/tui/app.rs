@@ -406,6 +406,8 @@ pub struct App {
     pub lessons: LessonsTab,
     /// Presentation mode, for `raftty demo`.
     pub demo: Option<Presentation>,
+    /// How far the help is scrolled.
+    pub help_scroll: u16,
     pub command: CommandLine,
     pub output: Option<Output>,
     /// The last thing the app has to say, and when it said it.
@@ -441,6 +443,7 @@ impl App {
             backups: BackupsTab::default(),
             lessons: LessonsTab::default(),
             demo: None,
+            help_scroll: 0,
             command: CommandLine::default(),
             output: None,
             message: None,
@@ -665,8 +668,17 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     }
     match app.mode.clone() {
         Mode::Help => {
-            if matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter) {
-                app.mode = Mode::Normal;
+            match key.code {
+                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter => {
+                    app.mode = Mode::Normal;
+                    app.help_scroll = 0;
+                }
+                // On a small terminal the help is taller than the screen.
+                KeyCode::Down | KeyCode::Char('j') => app.help_scroll = app.help_scroll.saturating_add(1),
+                KeyCode::Up | KeyCode::Char('k') => app.help_scroll = app.help_scroll.saturating_sub(1),
+                KeyCode::PageDown | KeyCode::Char(' ') => app.help_scroll = app.help_scroll.saturating_add(10),
+                KeyCode::PageUp => app.help_scroll = app.help_scroll.saturating_sub(10),
+                _ => {}
             }
             vec![]
         }

@@ -557,6 +557,22 @@ fn a_demo_step_that_fails_says_why_and_can_be_tried_again() {
     assert_eq!(update(&mut app, key(KeyCode::Char(' '))), vec![Effect::Demo(DemoOp::Play(0))]);
 }
 
+#[test]
+fn the_help_scrolls_on_a_small_terminal_down_to_its_last_line() {
+    let mut app = app();
+    update(&mut app, key(KeyCode::Char('?')));
+    let first = render(&mut app, 80, 24);
+    let last = crate::tui::view::HELP.last().expect("help lines").0;
+    assert!(!first.contains(last) && first.contains("j/k scroll"), "the help does not fit and says so:\n{first}");
+    for _ in 0..40 {
+        update(&mut app, key(KeyCode::Char('j')));
+    }
+    let scrolled = render(&mut app, 80, 24);
+    assert!(scrolled.contains(last), "scrolled to the end:\n{scrolled}");
+    update(&mut app, key(KeyCode::Esc));
+    assert_eq!(app.mode, Mode::Normal);
+}
+
 // ---- screens ----
 
 #[test]

@@ -316,15 +316,18 @@ pub const HELP: &[(&str, &str)] = &[
 
 fn draw_help(frame: &mut Frame, area: Rect, app: &App) {
     let width = area.width.saturating_sub(4).min(110);
-    let popup = centered(area, width, (HELP.len() as u16 + 4).min(area.height));
+    let popup = centered(area, width, (HELP.len() as u16 + 3).min(area.height));
     frame.render_widget(Clear, popup);
     let key_width = HELP.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(10);
-    let mut lines: Vec<Line> = HELP
+    let lines: Vec<Line> = HELP
         .iter()
         .map(|(k, what)| {
             Line::from(vec![Span::styled(format!(" {k:<key_width$}  "), app.theme.accent), Span::raw(what.to_string())])
         })
         .collect();
-    lines.push(Line::styled(" esc or ? closes this help", app.theme.dim));
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Help ")), popup);
+    let room = popup.height.saturating_sub(2);
+    let scroll = app.help_scroll.min((lines.len() as u16).saturating_sub(room));
+    let hint = if lines.len() as u16 > room { " j/k scroll · esc or ? closes " } else { " esc or ? closes " };
+    let block = Block::bordered().title(" Help ").title_bottom(Line::styled(hint, app.theme.dim));
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)).block(block), popup);
 }
