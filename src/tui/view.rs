@@ -316,7 +316,7 @@ pub const HELP: &[(&str, &str)] = &[
 
 fn draw_help(frame: &mut Frame, area: Rect, app: &App) {
     let width = area.width.saturating_sub(4).min(110);
-    let popup = centered(area, width, (HELP.len() as u16 + 3).min(area.height));
+    let popup = centered(area, width, (HELP.len() as u16 + 2).min(area.height));
     frame.render_widget(Clear, popup);
     let key_width = HELP.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(10);
     let lines: Vec<Line> = HELP
