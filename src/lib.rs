@@ -50,7 +50,8 @@
 //!   and a pure `update` in `app.rs`, one file per tab in `tabs/`, cluster I/O in `io/`.
 //! - `course/`: the guided lessons, run by the supervisor: lessons are data files under
 //!   `lessons/`; here they are read, their checks judged against the live cluster, and the
-//!   learner's progress kept.
+//!   learner's progress kept. `drill/` runs scored disaster-recovery drills: a workload and
+//!   a continuous backup, a strike at a random moment, and a score of the learner's recovery.
 //! - `proving/`: what proves it. `check/` is a linearizability checker (Wing-Gong-Lowe, per
 //!   key), whole-history checks and a watch-guarantees checker; `torture/` is `raftty
 //!   torture`, clients and a nemesis whose history those checkers judge; `bench/` is

@@ -6,9 +6,14 @@
 //! (`check.rs`: the predicate library, timed checks, values captured at the step's start),
 //! keeps the learner's progress (`progress.rs`) and takes a lesson step by step, headless or
 //! for `raftty lesson verify` (`session.rs`).
+//!
+//! `drill/` is the other half of the course: scored disaster-recovery drills (total loss,
+//! quorum loss, a lost member disk, NOSPACE) struck on a busy, backed-up lab and recovered
+//! with the real commands.
 
 pub mod check;
 pub mod commands;
+pub mod drill;
 pub mod lesson;
 pub mod observe;
 pub mod progress;
