@@ -95,7 +95,7 @@ impl Drill {
         let kept = std::fs::read_to_string(self.lab.home.path().join("drills/scores.jsonl")).expect("scores kept");
         assert_eq!(kept.lines().count(), 1, "one attempt kept: {kept}");
         let text = self.lab.raftty_ok(&["drill", "list"]);
-        assert!(text.contains("1 attempts, best"), "drill list shows the best time:\n{text}");
+        assert!(text.contains("1 attempt, best"), "drill list shows the best time:\n{text}");
     }
 
     /// A score taken right after the strike: it does not pass, and says why.
@@ -212,4 +212,27 @@ fn bad_drill_commands_say_what_is_wrong() {
     assert!(lab.etcdctl(&["put", "k", "v"]).status.success(), "and it still serves");
     let listed: Value = serde_json::from_str(&lab.raftty_ok(&["drill", "list", "--json"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
+}
+
+#[test]
+fn a_new_start_and_stop_end_the_last_drill_and_keep_it_as_stopped() {
+    let mut drill = Drill::start("member-disk-loss");
+    // The learner gives up and starts over: the lab is the drill's own, so --yes replaces it.
+    let again = drill.lab.raftty_ok(&["drill", "start", "nospace", "--yes"]);
+    assert!(again.contains("DISASTER (nospace)"), "{again}");
+    assert!(!drill.helpers_run(), "the first drill's workload and backup were stopped: {}", drill.state);
+    let first = std::mem::take(&mut drill.state);
+    drill.state = serde_json::from_str(&drill.lab.raftty_ok(&["drill", "status", "--json"])).unwrap();
+    assert!(drill.helpers_run(), "the new drill's helpers run: {}", drill.state);
+
+    let said = drill.lab.raftty_ok(&["drill", "stop"]);
+    assert!(said.contains("kept as stopped"), "{said}");
+    assert!(!drill.helpers_run(), "drill stop ends the helpers: {}", drill.state);
+    let (score, ok) = drill.score();
+    assert!(!ok && score["stopped"] == true, "{score:#}");
+    assert_ne!(first["started_unix_ms"], drill.state["started_unix_ms"], "a new drill began");
+    let kinds: Vec<&str> = score["earlier"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["member-disk-loss"], "the given-up attempt is kept: {score:#}");
+    let text = drill.lab.raftty_ok(&["drill", "list"]);
+    assert!(text.contains("1 attempt, none passed yet"), "{text}");
 }

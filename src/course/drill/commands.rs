@@ -95,7 +95,8 @@ fn list(home: &Path, json: bool) -> Result<()> {
         println!("{:<17} look at: {}", "", k.where_to_look());
         if attempts > 0 {
             let fastest = fastest.map_or("none passed yet".to_string(), |s| format!("best {s:.1} s"));
-            println!("{:<17} {attempts} attempts, {fastest}", "");
+            let plural = if attempts == 1 { "" } else { "s" };
+            println!("{:<17} {attempts} attempt{plural}, {fastest}", "");
         }
         println!();
     }
@@ -176,36 +177,8 @@ async fn start(home: &Path, lab_name: &str, kind: Kind, yes: bool, backup_dir: O
         finished: None,
     };
     state.save(home)?;
-    crate::backup::catalog::remember(home, lab_name, &backup_dir)?;
-    crate::pki::create_private_dir(&backup_dir)?;
-    state.backup_pid = Some(helpers::spawn(
-        home,
-        &helpers::backup_args(lab_name, &backup_dir),
-        &dir.join(crate::course::drill::BACKUP_LOG),
-    )?);
-    state.save(home)?;
-    state.workload_pid = Some(helpers::spawn(
-        home,
-        &helpers::workload_args(lab_name, &dir),
-        &dir.join(crate::course::drill::WORKLOAD_LOG),
-    )?);
-    state.save(home)?;
-    println!("continuous backup (as an operator runs it, off the members' disks): {}", backup_dir.display());
-    println!(
-        "workload: a new key under /drill/writes/ every few tens of ms, each acknowledged one kept in {}",
-        dir.join(crate::course::drill::ACKS_FILE).display()
-    );
-    println!("waiting for writes and a backup, then the disaster strikes at a random moment...");
-
-    let strike = async {
-        wait_ready(&lab, &state, &dir).await?;
-        let delay = rand::rng().random_range(0..STRIKE_WINDOW_MS);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        let lab = Lab::open(home, lab_name)?;
-        kind.strike(&lab, &backup_dir).await
-    };
     let struck = tokio::select! {
-        s = strike => s,
+        s = prepare_and_strike(home, &lab, &mut state) => s,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted before the strike")),
     };
     match struck {
@@ -218,10 +191,35 @@ async fn start(home: &Path, lab_name: &str, kind: Kind, yes: bool, backup_dir: O
         Err(e) => {
             // No attempt to keep: stop the helpers and leave no drill behind.
             stop_helpers(&state, &dir);
-            let _ = std::fs::remove_file(dir.join("drill.json"));
+            let _ = std::fs::remove_file(dir.join(crate::course::drill::STATE_FILE));
             Err(e.context(format!("the {} drill could not start", kind.name())))
         }
     }
+}
+
+/// Starts the helpers (their pids go into `state` as they start, so a failure can stop
+/// them), waits for writes and a backup, and strikes at a random moment.
+async fn prepare_and_strike(home: &Path, lab: &Lab, state: &mut DrillState) -> Result<crate::course::drill::Strike> {
+    let dir = folder(home, &state.lab);
+    let backup_dir = state.backup_dir.clone();
+    crate::backup::catalog::remember(home, &state.lab, &backup_dir)?;
+    crate::pki::create_private_dir(&backup_dir)?;
+    let backup = helpers::backup_args(&state.lab, &backup_dir);
+    state.backup_pid = Some(helpers::spawn(home, &backup, &dir.join(crate::course::drill::BACKUP_LOG))?);
+    state.save(home)?;
+    let workload = helpers::workload_args(&state.lab, &dir);
+    state.workload_pid = Some(helpers::spawn(home, &workload, &dir.join(crate::course::drill::WORKLOAD_LOG))?);
+    state.save(home)?;
+    println!("continuous backup (as an operator runs it, off the members' disks): {}", backup_dir.display());
+    println!(
+        "workload: a new key under /drill/writes/ every few tens of ms, each acknowledged one kept in {}",
+        dir.join(crate::course::drill::ACKS_FILE).display()
+    );
+    println!("waiting for writes and a backup, then the disaster strikes at a random moment...");
+    wait_ready(lab, state, &dir).await?;
+    let delay = rand::rng().random_range(0..STRIKE_WINDOW_MS);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    state.kind.strike(&Lab::open(home, &state.lab)?, &backup_dir).await
 }
 
 /// Waits until the workload has had writes acknowledged and the backup has copied them.

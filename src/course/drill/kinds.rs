@@ -159,6 +159,7 @@ impl Kind {
             kept_up_to_revision: None,
             quota_bytes: None,
             told: String::new(),
+            ended_unix_ms: 0,
         };
         match self {
             Kind::TotalLoss => {
@@ -215,6 +216,7 @@ impl Kind {
                 );
             }
         }
+        strike.ended_unix_ms = now_ms();
         Ok(strike)
     }
 }
@@ -224,10 +226,18 @@ fn mebibytes(bytes: i64) -> String {
     if bytes > 0 && bytes % (1 << 20) == 0 { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
 }
 
-/// Kills the members and deletes their data folders: their disks are gone.
+/// Kills the members and deletes their data folders: their disks are gone. Every SIGKILL
+/// goes out before any wait, so the disaster takes them together rather than one by one.
 fn destroy(lab: &Lab, members: &[String]) -> Result<()> {
     for m in members {
-        crate::lab::control::kill(lab, m).with_context(|| format!("killing {m}"))?;
+        anyhow::ensure!(
+            lab.signal_member(m, nix::sys::signal::Signal::SIGKILL).with_context(|| format!("killing {m}"))?,
+            "{m} was not running"
+        );
+        lab.mark_killed(m)?;
+    }
+    for m in members {
+        anyhow::ensure!(lab.wait_exit(m, Duration::from_secs(10)), "{m} did not die after SIGKILL");
     }
     for m in members {
         let dir = lab.member_data_dir(m);

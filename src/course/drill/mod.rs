@@ -37,7 +37,7 @@ use serde::Serialize;
 
 pub use kinds::Kind;
 
-const STATE_FILE: &str = "drill.json";
+pub const STATE_FILE: &str = "drill.json";
 pub const ACKS_FILE: &str = "acked.jsonl";
 pub const HEALTH_FILE: &str = "health.jsonl";
 pub const WORKLOAD_LOG: &str = "workload.log";
@@ -91,6 +91,10 @@ pub struct Strike {
     pub quota_bytes: Option<i64>,
     /// What the learner is told happened.
     pub told: String,
+    /// When the strike was over (the members it killed were gone, what survived settled):
+    /// a write acknowledged before then may still have been lost with them.
+    #[serde(default)]
+    pub ended_unix_ms: i64,
 }
 
 impl DrillState {

@@ -98,14 +98,14 @@ pub fn keep(home: &Path, score: &Score) -> Result<()> {
     Ok(())
 }
 
-/// What the drill allows to lose: the acknowledged writes made before the strike above the
-/// revision the backup (or the survivor) had reached; and that rule in words.
+/// What the drill allows to lose: the writes acknowledged until the strike was over, above
+/// the revision the backup (or the survivor) had reached; and that rule in words.
 fn allowance(state: &DrillState, strike: &Strike, acks: &[Ack]) -> (HashSet<u64>, String) {
     let Some(kept) = strike.kept_up_to_revision else {
         return (HashSet::new(), state.kind.allowance_in_general().to_string());
     };
-    let allowed: HashSet<u64> =
-        acks.iter().filter(|a| a.at_ms < strike.at_unix_ms && a.revision > kept).map(|a| a.seq).collect();
+    let until = strike.ended_unix_ms.max(strike.at_unix_ms);
+    let allowed: HashSet<u64> = acks.iter().filter(|a| a.at_ms <= until && a.revision > kept).map(|a| a.seq).collect();
     let who = match (&state.kind, &strike.survivor) {
         (Kind::QuorumLoss, Some(s)) => format!("{s} had not applied"),
         _ => "the continuous backup had not copied".to_string(),
@@ -394,7 +394,7 @@ mod tests {
     #[test]
     fn the_allowance_is_what_was_acknowledged_past_the_kept_revision_before_the_strike() {
         let ack = |seq: u64, revision, at_ms| Ack { seq, key: format!("k{seq}"), value: "v".into(), revision, at_ms };
-        let acks = [ack(1, 10, 100), ack(2, 11, 110), ack(3, 12, 120), ack(4, 13, 300)];
+        let acks = [ack(1, 10, 100), ack(2, 11, 110), ack(3, 12, 240), ack(4, 13, 300)];
         let strike = Strike {
             at_unix_ms: 200,
             destroyed: vec!["n1".into()],
@@ -402,6 +402,7 @@ mod tests {
             kept_up_to_revision: Some(10),
             quota_bytes: None,
             told: String::new(),
+            ended_unix_ms: 250,
         };
         let state = DrillState {
             lab: "default".into(),
@@ -416,7 +417,7 @@ mod tests {
             finished: None,
         };
         let (allowed, text) = allowance(&state, &strike, &acks);
-        assert_eq!(allowed, HashSet::from([2, 3]), "write 4 came after the strike: it must be kept");
+        assert_eq!(allowed, HashSet::from([2, 3]), "write 4 came after the strike was over: it must be kept");
         assert!(text.contains("up to 2") && text.contains("n2 had not applied"), "{text}");
         let none = Strike { kept_up_to_revision: None, ..strike };
         let (allowed, text) = allowance(&DrillState { kind: Kind::MemberDiskLoss, ..state }, &none, &acks);
