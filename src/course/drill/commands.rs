@@ -125,6 +125,13 @@ async fn start(home: &Path, lab_name: &str, kind: Kind, yes: bool, backup_dir: O
         "a lab name may hold only letters, digits, '-' and '_' (got {lab_name:?})"
     );
     if let Some(dir) = &backup_dir {
+        let absolute = std::path::absolute(dir).with_context(|| format!("finding {}", dir.display()))?;
+        anyhow::ensure!(
+            !absolute.starts_with(Lab::dir_for(home, lab_name)),
+            "{} is inside the lab's folder, on the members' disks: a backup there goes down with them",
+            dir.display()
+        );
+        anyhow::ensure!(!dir.exists() || dir.is_dir(), "{} is a file, not a folder", dir.display());
         let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true);
         anyhow::ensure!(empty, "{} is not empty: a drill's backup starts in an empty folder", dir.display());
     }
@@ -383,17 +390,22 @@ fn briefing(home: &Path, state: &DrillState) -> String {
     }
     out.push_str(&format!("  where to look     {}\n", state.kind.where_to_look()));
     out.push_str(&format!("  what may be lost  {}\n", state.kind.allowance_in_general()));
+    let (recording, writing) = if state.finished.is_none() {
+        (" (still recording, as an operator's would)", "still writing; ")
+    } else {
+        ("", "")
+    };
+    out.push_str(&format!("  the backup        {}{recording}\n", state.backup_dir.display()));
     out.push_str(&format!(
-        "  the backup        {} (still recording, as an operator's would)\n",
-        state.backup_dir.display()
-    ));
-    out.push_str(&format!(
-        "  the workload      still writing; what it saw acknowledged: {}, what it saw fail: {}\n",
+        "  the workload      {writing}what it saw acknowledged: {}, what it saw fail: {}\n",
         dir.join(crate::course::drill::ACKS_FILE).display(),
         dir.join(crate::course::drill::WORKLOAD_LOG).display()
     ));
-    out.push_str(&format!(
-        "\n`raftty drill hint{lab_flag}` for a hint; `raftty drill score{lab_flag}` when you think the cluster is back.\n"
-    ));
+    if state.finished.is_none() {
+        out.push_str(&format!(
+            "\n`raftty drill hint{lab_flag}` for a hint; `raftty drill score{lab_flag}` when you think the cluster is \
+             back.\n"
+        ));
+    }
     out
 }
