@@ -10,7 +10,7 @@
 //! The watcher looks at the cluster twice a second and notes each change of its health in
 //! `health.jsonl`: the score's clock stops at the last time it became healthy. It also ends
 //! the drill's processes when the drill itself is gone (its folder deleted, or another drill
-//! started), so nothing is left running behind a vanished drill.
+//! started), or after four hours, so nothing is left running behind a forgotten drill.
 
 use std::io::BufRead;
 use std::io::Write;
@@ -45,6 +45,8 @@ const WRITE_GAP: Duration = Duration::from_millis(40);
 const RETRY_GAP: Duration = Duration::from_millis(200);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// A drill nobody scored or stopped ends here, so its helpers never run on for days.
+const LONGEST_DRILL: Duration = Duration::from_secs(4 * 3600);
 
 /// One acknowledged write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +253,11 @@ async fn look(
                 helpers::stop(backup.0, &helpers::backup_args(&state.lab, &backup.1), Duration::from_secs(10));
                 return Ok(());
             }
+        }
+        if now_ms() - state.started_unix_ms > LONGEST_DRILL.as_millis() as i64 {
+            eprintln!("{}  the drill has run for {LONGEST_DRILL:?}: stopping it and its backup", clock(now_ms()));
+            helpers::stop(backup.0, &helpers::backup_args(&state.lab, &backup.1), Duration::from_secs(10));
+            return Ok(());
         }
         let at_ms = now_ms();
         let mut problems = match Lab::open_dir(&lab_dir) {
