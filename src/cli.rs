@@ -353,8 +353,9 @@ pub enum DrillCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make the drill's lab (the lab `default` unless --lab says otherwise, replacing what is
-    /// there), start a workload and a continuous backup, and strike at a random moment.
+    /// Make the drill's lab (the lab `default` unless --lab says otherwise; an existing one is
+    /// replaced once you agree, or with --yes), start a workload and a continuous backup, and
+    /// strike at a random moment.
     Start {
         /// total-loss, quorum-loss, member-disk-loss or nospace.
         #[arg(value_parser = crate::course::drill::Kind::parse)]

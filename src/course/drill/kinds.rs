@@ -279,21 +279,35 @@ async fn applied_revision(lab: &Lab, url: &str) -> Result<i64> {
 /// The runaway client: rewrites one key with big values until the quota refuses it.
 /// Returns how many writes it took.
 async fn fill_up(lab: &Lab) -> Result<usize> {
-    let status = crate::lab::status::gather(lab, Duration::from_secs(2)).await?;
-    let leader = status.leader().context("no member leads: nowhere to send the runaway writes")?;
-    let url = lab.config.member(leader)?.client_url();
-    let mut c = EtcdClient::connect(&url, &lab.root_cert(), Duration::from_secs(10)).await?;
     let value = bytes::Bytes::from(vec![b'x'; JUNK_VALUE_BYTES]);
     let most = (lab.config.quota_backend_bytes.max(NOSPACE_QUOTA_BYTES) as usize / JUNK_VALUE_BYTES) * 4;
-    for puts in 0..most {
-        let put = PutRequest { key: JUNK_KEY.into(), value: value.clone(), ..Default::default() };
-        match c.kv.put(put).await {
-            Ok(_) => {}
-            Err(s) if s.code() == tonic::Code::ResourceExhausted => return Ok(puts),
-            Err(s) => anyhow::bail!("the runaway client's write failed: {}", s.message()),
+    let mut puts = 0;
+    let mut failures = 0;
+    'connections: loop {
+        // Through the leader, found afresh after a failure: an election must not stop it.
+        let status = crate::lab::status::gather(lab, Duration::from_secs(2)).await?;
+        let leader = status.leader().map(str::to_string);
+        let url = match &leader {
+            Some(l) => lab.config.member(l)?.client_url(),
+            None => lab.endpoints().first().cloned().context("the lab has no members")?,
+        };
+        let mut c = EtcdClient::connect(&url, &lab.root_cert(), Duration::from_secs(10)).await?;
+        while puts < most {
+            let put = PutRequest { key: JUNK_KEY.into(), value: value.clone(), ..Default::default() };
+            match c.kv.put(put).await {
+                Ok(_) => puts += 1,
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => return Ok(puts),
+                Err(s) if failures < 5 => {
+                    failures += 1;
+                    tracing::debug!("the runaway client's write failed ({}); trying again", s.message());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'connections;
+                }
+                Err(s) => anyhow::bail!("the runaway client's writes keep failing: {}", s.message()),
+            }
         }
+        anyhow::bail!("{most} writes of {JUNK_VALUE_BYTES} bytes did not exhaust the quota")
     }
-    anyhow::bail!("{most} writes of {JUNK_VALUE_BYTES} bytes did not exhaust the quota")
 }
 
 #[cfg(test)]

@@ -428,6 +428,53 @@ mod tests {
     }
 
     #[test]
+    fn a_score_says_what_it_found_and_why_it_did_not_pass() {
+        let mut score = Score {
+            lab: "default".into(),
+            kind: Kind::TotalLoss,
+            started_unix_ms: 1_796_196_299_438,
+            struck_unix_ms: Some(1_796_196_302_417),
+            scored_unix_ms: 1_796_196_312_282,
+            passed: false,
+            stopped: false,
+            healthy: false,
+            seconds_to_restore: None,
+            keys_acknowledged: 42,
+            keys_lost: None,
+            keys_lost_allowed: 2,
+            allowance: "up to 2: the writes acknowledged after revision 43".into(),
+            hashes_agree: None,
+            hints_used: 1,
+            reasons: vec!["not healthy: n1 is not running".into()],
+        };
+        let text = score.render();
+        for said in ["restored          not yet", "42 acknowledged, not read back yet", "up to 2", "compared once"] {
+            assert!(text.contains(said), "{said:?} in:\n{text}");
+        }
+        assert!(text.contains("NOT YET:\n  - not healthy: n1 is not running"), "{text}");
+        score = Score {
+            passed: true,
+            healthy: true,
+            seconds_to_restore: Some(8.17),
+            keys_lost: Some(1),
+            hashes_agree: Some(true),
+            reasons: vec![],
+            ..score
+        };
+        let text = score.render();
+        assert!(
+            text.contains("8.2 s after the strike") && text.contains("1 lost") && text.ends_with("PASSED\n"),
+            "{text}"
+        );
+        let line = score.one_line();
+        assert!(
+            line.contains("total-loss") && line.contains("8.2 s") && line.contains("lost 1 of 42 (allowed 2)"),
+            "{line}"
+        );
+        assert!(line.ends_with("passed"), "{line}");
+    }
+
+    #[test]
     fn a_prefix_ends_after_its_last_byte() {
         assert_eq!(prefix_end(b"/drill/writes/"), b"/drill/writes0".to_vec());
         assert_eq!(prefix_end(&[b'a', 0xff]), b"b".to_vec());
