@@ -266,3 +266,22 @@ fn a_new_start_and_stop_end_the_last_drill_and_keep_it_as_stopped() {
     let text = drill.lab.raftty_ok(&["drill", "list"]);
     assert!(text.contains("1 attempt, none passed yet"), "{text}");
 }
+
+#[test]
+fn a_wiped_member_restarted_under_its_old_identity_does_not_pass() {
+    let drill = Drill::start("member-disk-loss");
+    let victim = drill.destroyed().pop().expect("a victim");
+    let started = drill.lab.raftty(&["start", &victim]);
+    if !started.status.success() {
+        // A member that refuses to start on an empty disk in a running cluster is right too.
+        return;
+    }
+    let mut last = Value::Null;
+    let said = poll_until(Duration::from_secs(30), || {
+        let (score, ok) = drill.score();
+        assert!(!ok, "an empty-disk member back under its old identity passed: {score:#}");
+        last = score;
+        reasons_contain(&last, &format!("{victim} is back under its old identity with an empty disk"))
+    });
+    assert!(said, "the score should say why the member cannot come back as it was: {last:#}");
+}
