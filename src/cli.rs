@@ -104,6 +104,13 @@ pub enum Command {
         #[arg(long)]
         lessons: Vec<PathBuf>,
     },
+    /// Disaster-recovery drills, scored: a disaster strikes a busy, backed-up lab at a random
+    /// moment; recover it with the real commands; the score says how long it took, what was
+    /// lost and whether the members agree.
+    Drill {
+        #[command(subcommand)]
+        action: DrillCommand,
+    },
     /// Create a lab from a backup (a snapshot file, raftty's or etcd's, or an etcd data dir)
     /// and start it: a new cluster with new ids and every revision, as etcd's restore does.
     Restore {
@@ -357,6 +364,49 @@ pub enum LessonCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// The kinds of drill: what each destroys, what a good recovery may lose, where to look.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the drill's lab (the lab `default` unless --lab says otherwise; an existing one is
+    /// replaced once you agree, or with --yes), start a workload and a continuous backup, and
+    /// strike at a random moment.
+    Start {
+        /// total-loss, quorum-loss, member-disk-loss or nospace.
+        #[arg(value_parser = crate::course::drill::Kind::parse)]
+        kind: crate::course::drill::Kind,
+        /// Replace an existing lab without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Where the continuous backup goes (an empty or new folder); by default
+        /// `$RAFTTY_HOME/backups/LAB/drill`.
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
+    },
+    /// What the drill under way struck, and where to look.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reveal the next hint (the score counts them).
+    Hint,
+    /// Judge the recovery now: time from the strike to a healthy cluster, acknowledged writes
+    /// lost, HashKV agreement; exits non-zero, saying why, until it passes. A pass ends the
+    /// drill and is kept with the earlier attempts.
+    Score {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give up: stop the drill's workload and backup (the attempt is kept as stopped).
+    Stop,
+    /// The drill's workload and health watcher (started by `drill start`).
+    #[command(hide = true)]
+    Workload { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

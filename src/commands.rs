@@ -322,6 +322,9 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
         Command::Lesson { action, lessons } => {
             return crate::course::commands::run(&home, lab_name, action, &lessons).await;
         }
+        Command::Drill { action } => {
+            return crate::course::drill::commands::run(&home, lab_name, action).await;
+        }
         Command::Cert(crate::cli::CertCommand::Issue { name, valid_for, expired, server_only, no_common_name }) => {
             use crate::pki::UserShape;
             let lab = Lab::open(&home, lab_name)?;

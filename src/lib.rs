@@ -52,7 +52,9 @@
 //!   files under `lessons/`; here they are read, their checks judged against the live
 //!   cluster (`check.rs`, `observe.rs`), a lesson taken step by step (`session.rs`) and the
 //!   learner's progress kept; `demo.rs` plays a demo one step at a time. The app shows them
-//!   in `tui/tabs/lessons.rs` and `tui/presentation.rs`.
+//!   in `tui/tabs/lessons.rs` and `tui/presentation.rs`. `drill/` runs scored
+//!   disaster-recovery drills: a workload and a continuous backup, a strike at a random
+//!   moment, and a score of the learner's recovery.
 //! - `proving/`: what proves it. `check/` is a linearizability checker (Wing-Gong-Lowe, per
 //!   key), whole-history checks and a watch-guarantees checker; `torture/` is `raftty
 //!   torture`, clients and a nemesis whose history those checkers judge; `bench/` is

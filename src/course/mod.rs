@@ -9,10 +9,15 @@
 //!
 //! Workshop demos (`demo.rs`, data in `lessons/demos/`) reuse the same checks: each step
 //! waits for its outcome on the cluster before the presenter can go on.
+//!
+//! `drill/` is the other half of the course: scored disaster-recovery drills (total loss,
+//! quorum loss, a lost member disk, NOSPACE) struck on a busy, backed-up lab and recovered
+//! with the real commands.
 
 pub mod check;
 pub mod commands;
 pub mod demo;
+pub mod drill;
 pub mod lesson;
 pub mod observe;
 pub mod progress;

@@ -117,6 +117,13 @@ async fn hash_at(url: &str, cert: &crate::pki::CertFiles, revision: i64, catch_u
                 Err(e) if e.message() == EtcdError::FutureRevision.to_string() => {
                     last = format!("has not applied revision {revision} yet");
                 }
+                // Waiting cannot help: etcd hashes only revisions above the compaction floor.
+                Err(e) if e.message() == EtcdError::Compacted.to_string() => {
+                    return Err(format!(
+                        "revision {revision} is its compaction floor, and HashKV needs a revision above it (as in \
+                         etcd): check again after the next write"
+                    ));
+                }
                 Err(e) => last = e.message().to_string(),
             },
             Err(e) => last = format!("{e:#}"),

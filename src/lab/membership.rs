@@ -66,10 +66,13 @@ pub async fn add(lab: &mut Lab, learner_only: bool, mut progress: impl FnMut(&Ca
     lab.spawn_member(&new.name)?;
     control::wait_answering(lab, &new.name, Duration::from_secs(30)).await?;
     wait_caught_up(lab, &new.name, id, &mut progress).await?;
+    // Publishing its name is a membership change of the member's own: made while a promotion
+    // is between its two steps (joint, then final configuration), it makes the second step
+    // fail ("last membership log id mismatch"). So the member publishes first.
+    wait_published(lab, &new.name, id).await?;
     if !learner_only {
         promote(lab, &new.name).await?;
     }
-    wait_published(lab, &new.name, id).await?;
     Ok(new.name)
 }
 

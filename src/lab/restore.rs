@@ -172,12 +172,8 @@ pub async fn restore(
 
     progress(Progress::step(format!("starting lab {} ({} members)", options.lab, options.nodes)));
     let (lab, _) = crate::lab::supervisor::up(home, &options.lab, crate::lab::supervisor::LabShape::default()).await?;
-    let (revision, live_keys) = verify(&lab).await?;
-    anyhow::ensure!(
-        revision == backend.revision(),
-        "the restored lab is at revision {revision}, the backup at {}",
-        backend.revision()
-    );
+    let live_keys = verify(&lab, backend.revision()).await?;
+    let revision = backend.revision();
     Ok(RestoreReport { lab, revision, live_keys, leases: backend.leases.len(), detached, replaced })
 }
 
@@ -243,8 +239,10 @@ fn copy_pki(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The lab's revision and number of live keys, read through the leader.
-async fn verify(lab: &Lab) -> Result<(i64, usize)> {
+/// The number of live keys at the backup's revision, read through the leader. Clients may
+/// write as soon as the restored lab answers (an application reconnecting), so the lab may
+/// be past that revision already; it must not be short of it.
+async fn verify(lab: &Lab, revision: i64) -> Result<usize> {
     let status = crate::lab::status::gather(lab, Duration::from_secs(2)).await?;
     let leader = status.leader().context("the restored lab has no leader")?;
     let url = lab.config.member(leader)?.client_url();
@@ -253,10 +251,13 @@ async fn verify(lab: &Lab) -> Result<(i64, usize)> {
         key: bytes::Bytes::from_static(b"\0"),
         range_end: bytes::Bytes::from_static(b"\0"),
         count_only: true,
+        revision,
         ..Default::default()
     };
-    let answer = client.kv.range(everything).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
-    Ok((answer.header.map_or(0, |h| h.revision), answer.count as usize))
+    let answer = client.kv.range(everything).await.map_err(|s| {
+        anyhow::anyhow!("the restored lab cannot be read at the backup's revision {revision}: {}", s.message())
+    })?;
+    Ok(answer.into_inner().count as usize)
 }
 
 pub(crate) fn unix_seconds() -> u64 {
