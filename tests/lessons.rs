@@ -30,6 +30,36 @@ impl Home {
         assert!(out.status.success(), "raftty {args:?}: {}", describe(&out));
         stdout(&out)
     }
+
+    /// Runs etcdctl against `lab` as a learner does, after `eval "$(raftty env)"`.
+    fn etcdctl(&self, lab: &str, args: &[&str]) -> Output {
+        let env = self.ok(&["--lab", lab, "env"]);
+        let vars: Vec<(String, String)> = env
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        etcdctl_with_env(&vars, args)
+    }
+
+    /// Starts lesson `id` on `lab` and plays the solutions of the steps before `step`, as a
+    /// learner who asked for each one would.
+    fn at_step(&self, lab: &str, id: &str, step: usize) {
+        self.ok(&["--lab", lab, "lesson", "start", id, "--yes"]);
+        for done in 1..step {
+            self.ok(&["lesson", "solution", "--play"]);
+            wait_for(Duration::from_secs(30), &format!("step {done} of {id} to pass after its solution"), || {
+                self.raftty(&["lesson", "check"]).status.success()
+            });
+        }
+    }
+
+    /// `lesson check` must fail, saying `missing`.
+    fn check_refuses(&self, why: &str, missing: &str) {
+        let out = self.raftty(&["lesson", "check"]);
+        assert!(!out.status.success(), "{why}: the check passed: {}", describe(&out));
+        assert!(stdout(&out).contains(missing), "{why}: the check must say {missing:?}: {}", describe(&out));
+    }
 }
 
 impl Drop for Home {
@@ -152,4 +182,31 @@ fn an_instructor_scaffolds_a_lesson_that_is_valid_and_refused_when_broken() {
     assert!(!out.status.success(), "a broken lesson is refused: {}", describe(&out));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("broken.toml is not a valid lesson"), "the error names the file: {said}");
+}
+
+#[test]
+fn wrong_moves_do_not_pass_the_steps_they_look_like() {
+    let home = Home::new();
+
+    // A 3|1 split leaves a majority: it is not the stalemate of an even split.
+    home.at_step("split", "even-split", 1);
+    home.ok(&["--lab", "split", "partition", "n1,n2,n3|n4"]);
+    home.check_refuses("a 3|1 split", "still leads");
+    home.ok(&["--lab", "split", "down", "--purge"]);
+
+    // Two blind puts reach the value, but not an update guarded by the revision it read.
+    home.at_step("txn", "mvcc-txn", 2);
+    for _ in 0..2 {
+        let out = home.etcdctl("txn", &["put", "/registry/deployments/default/web", "replicas=3"]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    home.check_refuses("two blind puts", "/registry/deployments/default/web is at version 3, not 2");
+    home.ok(&["--lab", "txn", "down", "--purge"]);
+
+    // Deleting a leased key by hand leaves its lease alive: nothing expired.
+    home.at_step("leases", "leases", 3);
+    let out = home.etcdctl("leases", &["del", "/locks/report"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    home.check_refuses("a key deleted by hand", "lease(s) alive when the step began are all still alive");
+    home.ok(&["--lab", "leases", "down", "--purge"]);
 }

@@ -54,7 +54,8 @@ pub enum Check {
     /// A majority of the voters runs and answers (`present = true`), or not.
     Quorum { present: bool },
     /// Member `name` (or `{start.leader}`...) is in `state` (running, paused, killed, exited,
-    /// down = any but running) and/or has `role` (leader, follower, candidate, learner).
+    /// down = any but running, removed = no longer in the cluster) and/or has `role` (leader,
+    /// follower, candidate, learner).
     Member { name: String, state: Option<String>, role: Option<String> },
     /// How many members the cluster has.
     MemberCount { equals: Option<usize>, at_least: Option<usize> },
@@ -72,6 +73,8 @@ pub enum Check {
         via: Option<String>,
         #[serde(default)]
         serializable: bool,
+        /// The key's own count of changes since it was created.
+        version: Option<i64>,
     },
     /// The revision is at least `revision`, or has grown by at least `grown_by` since the
     /// step began.
@@ -91,6 +94,53 @@ pub enum Check {
     CertificateRefused { cn: Option<String> },
     /// Since the step began, a member refused a request of `user` (any user if not given).
     PermissionDenied { user: Option<String> },
+    /// Since the step began, a change happened that a watch of `key`, or of `prefix` (the
+    /// whole keyspace if neither), reports: a put or a delete (`event`), with `value`. The
+    /// checker opens that watch itself, from the step's first revision.
+    WatchSaw { key: Option<String>, prefix: Option<String>, event: Option<String>, value: Option<String> },
+    /// A lease is alive (`alive = true`): attached to `key`, or any lease. Or not (`false`):
+    /// `key` is held by no live lease (it is gone, or its lease is), or without `key`, a
+    /// lease alive when the step began has expired or was revoked.
+    Lease { alive: bool, key: Option<String> },
+    /// Every running member's database file (or `via`'s) is smaller than when the step
+    /// began, as after a compaction and a defragmentation.
+    DbShrank { via: Option<String> },
+    /// Every running member holds the same data: their HashKV agree at the leader's revision.
+    HashKvEqual {},
+    /// A whole snapshot file (its SHA-256 trailer checks) is at `path` (relative: in the
+    /// lab's backup folder `{backups}`), at revision `revision_at_least` or later, holding
+    /// the live key `key` if given.
+    SnapshotFile { path: String, revision_at_least: Option<Num>, key: Option<String> },
+    /// The store was compacted: its history starts at `at_least` or later (any compaction
+    /// if not given).
+    Compacted { at_least: Option<Num> },
+    /// The continuous backup (`raftty backup`) in `path` (relative: in `{backups}`) can
+    /// restore `revision`: it has recorded everything up to it.
+    BackupCovers { path: String, revision: Num },
+    /// Auth is on (`enabled = true`) or off.
+    Auth { enabled: bool },
+    /// The user exists and holds the role.
+    UserRole { user: String, role: String },
+}
+
+/// A number in a check, written as one (`5`) or as a placeholder (`"{start.revision}"`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Num {
+    Int(i64),
+    Text(String),
+}
+
+impl Num {
+    fn value(&self, start: &Moment, now: &Moment) -> Result<i64, String> {
+        match self {
+            Num::Int(n) => Ok(*n),
+            Num::Text(t) => {
+                let filled = fill(t, start, now);
+                filled.trim().parse().map_err(|_| format!("{t:?} is {filled:?}, not a number yet"))
+            }
+        }
+    }
 }
 
 /// The outcome of a check: whether it holds, and if not what is missing.
@@ -256,6 +306,11 @@ impl Check {
             }),
             Check::Member { name, state, role } => {
                 let name = fill(name, start, now);
+                if state.as_deref() == Some("removed") {
+                    return Verdict::when(now.member(&name).is_none(), || {
+                        format!("{name} is still a member of the cluster")
+                    });
+                }
                 let Some(m) = now.member(&name) else { return Verdict::fail(format!("there is no member {name}")) };
                 let state_ok = match state.as_deref() {
                     None => true,
@@ -303,20 +358,13 @@ impl Check {
                     "no member is a learner".into()
                 })
             }
-            Check::Key { key, value, absent, via, serializable } => {
+            Check::Key { key, value, absent, via, serializable, version } => {
                 let via = via.as_deref().map(|v| fill(v, start, now));
-                match observe::read(cx.lab, now, key, via.as_deref(), *serializable).await {
-                    Err(e) => Verdict::fail(format!("could not read {key}: {e:#}")),
-                    Ok(found) if *absent => Verdict::when(found.is_none(), || {
-                        format!("{key} still exists ({:?})", found.unwrap_or_default())
-                    }),
-                    Ok(found) => match (found, value) {
-                        (Some(f), Some(v)) if &f == v => Verdict::pass(),
-                        (Some(_), None) => Verdict::pass(),
-                        (Some(f), Some(v)) => Verdict::fail(format!("{key} is {f:?}, not {v:?}")),
-                        (None, _) => Verdict::fail(format!("{key} does not exist")),
-                    },
-                }
+                let seen = match observe::read(cx.lab, now, key, via.as_deref(), *serializable).await {
+                    Err(e) => return Verdict::fail(format!("could not read {key}: {e:#}")),
+                    Ok(found) => found.map(|kv| (String::from_utf8_lossy(&kv.value).into_owned(), kv.version)),
+                };
+                key_verdict(key, seen, value.as_deref(), *absent, *version)
             }
             Check::Revision { at_least, grown_by } => {
                 let Some(rev) = now.revision else { return Verdict::fail("the revision cannot be read: no leader") };
@@ -366,6 +414,91 @@ impl Check {
                     None => "no request has been refused since the step began".into(),
                 })
             }
+            Check::WatchSaw { key, prefix, event, value } => {
+                let (from, to) = watch_range(key.as_deref(), prefix.as_deref());
+                let since = start.revision.unwrap_or(0) + 1;
+                match observe::watch_history(cx.lab, now, &from, &to, since).await {
+                    Err(e) => Verdict::fail(format!("no watch could be opened: {e:#}")),
+                    Ok(events) => {
+                        let want = WatchWant { event: event.as_deref(), value: value.as_deref() };
+                        Verdict::when(events.iter().any(|e| want.matches(e)), || {
+                            format!(
+                                "a watch of {} from revision {since} has seen no {} yet",
+                                watched(key.as_deref(), prefix.as_deref()),
+                                want.describe()
+                            )
+                        })
+                    }
+                }
+            }
+            Check::Lease { alive, key: Some(key) } => {
+                let held = match observe::read(cx.lab, now, key, None, false).await {
+                    Err(e) => return Verdict::fail(format!("could not read {key}: {e:#}")),
+                    Ok(None) => None,
+                    Ok(Some(kv)) if kv.lease == 0 => Some(None),
+                    Ok(Some(kv)) => match observe::lease_ttl(cx.lab, now, kv.lease).await {
+                        Err(e) => return Verdict::fail(format!("{e:#}")),
+                        Ok(ttl) => Some(ttl.map(|t| (kv.lease, t))),
+                    },
+                };
+                lease_on_key_verdict(key, *alive, held)
+            }
+            Check::Lease { alive, key: None } => lease_verdict(*alive, start, now),
+            Check::DbShrank { via } => {
+                let via = via.as_deref().map(|v| fill(v, start, now));
+                db_shrank_verdict(via.as_deref(), start, now)
+            }
+            Check::HashKvEqual {} => match observe::hashes_agree(cx.lab).await {
+                Ok(Ok(n)) if n >= now.running() && n > 0 => Verdict::pass(),
+                Ok(Ok(n)) => {
+                    Verdict::fail(format!("only {n} of the {} running members could be compared", now.running()))
+                }
+                Ok(Err(why)) => Verdict::fail(format!("the members do not hold the same data {why}")),
+                Err(e) => Verdict::fail(format!("the members' hashes cannot be compared: {e:#}")),
+            },
+            Check::SnapshotFile { path, revision_at_least, key } => {
+                let floor = match revision_at_least.as_ref().map(|n| n.value(start, now)).transpose() {
+                    Ok(f) => f,
+                    Err(e) => return Verdict::fail(e),
+                };
+                let path = resolve(&fill(path, start, now), now);
+                snapshot_verdict(&path, floor, key.as_deref())
+            }
+            Check::Compacted { at_least } => {
+                let floor = match at_least.as_ref().map(|n| n.value(start, now)).transpose() {
+                    Ok(f) => f.unwrap_or(1),
+                    Err(e) => return Verdict::fail(e),
+                };
+                match observe::compact_revision(cx.lab, now).await {
+                    Err(e) => Verdict::fail(format!("the compaction floor cannot be read: {e:#}")),
+                    Ok(0) => Verdict::fail("the store was never compacted: every revision is still there"),
+                    Ok(c) => Verdict::when(c >= floor, || {
+                        format!("the history starts at revision {c}; it must be compacted up to at least {floor}")
+                    }),
+                }
+            }
+            Check::BackupCovers { path, revision } => {
+                let target = match revision.value(start, now) {
+                    Ok(r) => r,
+                    Err(e) => return Verdict::fail(e),
+                };
+                let dir = resolve(&fill(path, start, now), now);
+                backup_verdict(&dir, target)
+            }
+            Check::Auth { enabled } => match observe::auth_enabled(cx.lab, now).await {
+                Err(e) => Verdict::fail(format!("cannot tell whether auth is on: {e:#}")),
+                Ok(on) => Verdict::when(on == *enabled, || {
+                    if *enabled { "auth is not enabled yet".into() } else { "auth is still enabled".into() }
+                }),
+            },
+            Check::UserRole { user, role } => match observe::user_roles(cx.lab, now, user).await {
+                Err(e) => Verdict::fail(format!("cannot read user {user}: {e:#}")),
+                Ok(None) => Verdict::fail(format!("there is no user {user}")),
+                Ok(Some(roles)) => Verdict::when(roles.contains(role), || match roles.len() {
+                    0 => format!("{user} has no role; it needs {role}"),
+                    _ => format!("{user} has the roles {}, not {role}", roles.join(", ")),
+                }),
+            },
             Check::All(_) | Check::Any(_) | Check::Not(_) | Check::Eventually { .. } | Check::HoldsFor { .. } => {
                 unreachable!("combinators are evaluated by evaluate_at")
             }
@@ -403,7 +536,215 @@ impl Check {
             Check::Alarm { present: false } => "no alarm".into(),
             Check::CertificateRefused { .. } => "a refused certificate".into(),
             Check::PermissionDenied { .. } => "a refused request".into(),
+            Check::WatchSaw { key, prefix, event, value } => format!(
+                "a {} seen by a watch of {}",
+                WatchWant { event: event.as_deref(), value: value.as_deref() }.describe(),
+                watched(key.as_deref(), prefix.as_deref())
+            ),
+            Check::Lease { alive: true, key: Some(k) } => format!("{k} on a live lease"),
+            Check::Lease { alive: true, key: None } => "a live lease".into(),
+            Check::Lease { alive: false, key: Some(k) } => format!("{k} on no live lease"),
+            Check::Lease { alive: false, key: None } => "a lease expired".into(),
+            Check::DbShrank { .. } => "a smaller database file".into(),
+            Check::HashKvEqual {} => "every member holding the same data".into(),
+            Check::SnapshotFile { path, .. } => format!("a snapshot at {path}"),
+            Check::Compacted { .. } => "a compacted history".into(),
+            Check::BackupCovers { path, .. } => format!("a continuous backup in {path}"),
+            Check::Auth { enabled: true } => "auth enabled".into(),
+            Check::Auth { enabled: false } => "auth disabled".into(),
+            Check::UserRole { user, role } => format!("{user} with the role {role}"),
         }
+    }
+}
+
+fn key_verdict(
+    key: &str,
+    seen: Option<(String, i64)>,
+    value: Option<&str>,
+    absent: bool,
+    version: Option<i64>,
+) -> Verdict {
+    match seen {
+        Some((found, _)) if absent => Verdict::fail(format!("{key} still exists ({found:?})")),
+        None if absent => Verdict::pass(),
+        None => Verdict::fail(format!("{key} does not exist")),
+        Some((found, _)) if value.is_some_and(|v| v != found) => {
+            Verdict::fail(format!("{key} is {found:?}, not {:?}", value.unwrap_or_default()))
+        }
+        Some((_, v)) if version.is_some_and(|want| want != v) => {
+            Verdict::fail(format!("{key} is at version {v}, not {}", version.unwrap_or_default()))
+        }
+        Some(_) => Verdict::pass(),
+    }
+}
+
+/// The key range a watch of `key` or `prefix` covers, as etcd names ranges (a prefix ends
+/// where the next prefix begins; "\0" to "\0" is everything).
+fn watch_range(key: Option<&str>, prefix: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    match (key, prefix) {
+        (Some(k), _) => (k.as_bytes().to_vec(), Vec::new()),
+        (None, Some(p)) => (p.as_bytes().to_vec(), prefix_end(p.as_bytes())),
+        (None, None) => (vec![0], vec![0]),
+    }
+}
+
+/// etcd's range end of a prefix: the prefix with its last byte below 0xff increased.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn watched(key: Option<&str>, prefix: Option<&str>) -> String {
+    match (key, prefix) {
+        (Some(k), _) => k.to_string(),
+        (None, Some(p)) => format!("the prefix {p}"),
+        (None, None) => "every key".into(),
+    }
+}
+
+/// Which watch events a `watch_saw` wants.
+struct WatchWant<'a> {
+    event: Option<&'a str>,
+    value: Option<&'a str>,
+}
+
+impl WatchWant<'_> {
+    fn matches(&self, e: &crate::proto::mvccpb::Event) -> bool {
+        let delete = e.r#type == crate::proto::mvccpb::event::EventType::Delete as i32;
+        let kind_ok = match self.event {
+            Some("delete") => delete,
+            Some(_) => !delete,
+            None => true,
+        };
+        let value_ok = self.value.is_none_or(|v| e.kv.as_ref().is_some_and(|kv| kv.value == v.as_bytes()));
+        kind_ok && value_ok
+    }
+
+    fn describe(&self) -> String {
+        let what = match self.event {
+            Some("delete") => "delete",
+            Some(_) => "put",
+            None => "change",
+        };
+        match self.value {
+            Some(v) => format!("{what} of the value {v:?}"),
+            None => what.to_string(),
+        }
+    }
+}
+
+/// `held`: None when the key is gone, Some(None) when it is on no live lease, else the
+/// lease and its seconds left.
+fn lease_on_key_verdict(key: &str, alive: bool, held: Option<Option<(i64, i64)>>) -> Verdict {
+    match (alive, held) {
+        (true, Some(Some(_))) | (false, None | Some(None)) => Verdict::pass(),
+        (true, None) => Verdict::fail(format!("{key} does not exist (a lease that expires deletes its keys)")),
+        (true, Some(None)) => Verdict::fail(format!("{key} is attached to no live lease")),
+        (false, Some(Some((id, ttl)))) => {
+            Verdict::fail(format!("{key} is still held by lease {id:x}, alive for {ttl} s more"))
+        }
+    }
+}
+
+fn lease_verdict(alive: bool, start: &Moment, now: &Moment) -> Verdict {
+    if alive {
+        return Verdict::when(!now.leases.is_empty(), || "no lease is alive".into());
+    }
+    let gone: Vec<&i64> = start.leases.iter().filter(|id| !now.leases.contains(id)).collect();
+    Verdict::when(!gone.is_empty(), || match start.leases.len() {
+        0 => "no lease was alive when the step began, so none can expire".into(),
+        n => format!("the {n} lease(s) alive when the step began are all still alive"),
+    })
+}
+
+fn db_shrank_verdict(via: Option<&str>, start: &Moment, now: &Moment) -> Verdict {
+    let sizes = now.members.iter().filter(|m| m.state == "running" && via.is_none_or(|v| m.name == v)).map(|m| {
+        let before = start.member(&m.name).and_then(|s| s.db_size);
+        (m.name.as_str(), before, m.db_size)
+    });
+    let mut missing = Vec::new();
+    let mut compared = 0;
+    for (name, before, after) in sizes {
+        let (Some(before), Some(after)) = (before, after) else { continue };
+        compared += 1;
+        if after >= before {
+            missing.push(format!("{name}'s database is {after} bytes (it was {before} when the step began)"));
+        }
+    }
+    if compared == 0 {
+        return Verdict::fail(match via {
+            Some(v) => format!("the size of {v}'s database cannot be read"),
+            None => "no member's database size can be read".into(),
+        });
+    }
+    Verdict::when(missing.is_empty(), || missing.join("; "))
+}
+
+/// A snapshot path as a check names it: relative ones are in the lab's backup folder.
+fn resolve(path: &str, now: &Moment) -> std::path::PathBuf {
+    let path = std::path::Path::new(path);
+    if path.is_absolute() || now.backups.is_empty() {
+        path.to_path_buf()
+    } else {
+        std::path::Path::new(&now.backups).join(path)
+    }
+}
+
+fn snapshot_verdict(path: &std::path::Path, floor: Option<i64>, key: Option<&str>) -> Verdict {
+    let shown = path.display();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Verdict::fail(format!("there is no snapshot at {shown}"));
+        }
+        Err(e) => return Verdict::fail(format!("{shown} cannot be read: {e}")),
+    };
+    let checked = crate::backup::snapshot_file::db_of(&bytes, false)
+        .and_then(|_| crate::backup::snapshot_file::status(&bytes))
+        .map_err(|e| format!("{shown} is not a whole snapshot: {e:#}"));
+    let status = match checked {
+        Ok(s) => s,
+        Err(e) => return Verdict::fail(e),
+    };
+    if let Some(floor) = floor.filter(|f| status.revision < *f) {
+        return Verdict::fail(format!(
+            "the snapshot {shown} is at revision {}; it must hold revision {floor}",
+            status.revision
+        ));
+    }
+    let Some(key) = key else { return Verdict::pass() };
+    let backend = crate::backup::snapshot_file::db_of(&bytes, false)
+        .and_then(crate::backup::etcd_db::Backend::from_bolt)
+        .map_err(|e| format!("{shown} cannot be read: {e:#}"));
+    match backend {
+        Err(e) => Verdict::fail(e),
+        Ok(b) => {
+            let alive = b.changes.iter().rev().find(|c| c.kv.key == key.as_bytes()).is_some_and(|c| !c.tombstone);
+            Verdict::when(alive, || format!("the snapshot {shown} does not hold {key}"))
+        }
+    }
+}
+
+fn backup_verdict(dir: &std::path::Path, target: i64) -> Verdict {
+    let shown = dir.display();
+    if !crate::backup::continuous::is_backup_dir(dir) {
+        return Verdict::fail(format!("there is no continuous backup in {shown} yet (no full snapshot there)"));
+    }
+    match crate::backup::continuous::span(dir) {
+        Err(e) => Verdict::fail(format!("the backup in {shown} cannot be read: {e:#}")),
+        Ok((first, last)) => Verdict::when((first..=last).contains(&target), || {
+            if target > last {
+                format!("the backup in {shown} has recorded up to revision {last}; it must reach {target}")
+            } else {
+                format!("the backup in {shown} starts at revision {first}, after {target}")
+            }
+        }),
     }
 }
 
@@ -421,9 +762,17 @@ pub fn fill(text: &str, start: &Moment, now: &Moment) -> String {
             ("leader", m.leader.clone().unwrap_or_else(|| "nobody".into())),
             ("term", m.term.to_string()),
             ("revision", m.revision.map(|r| r.to_string()).unwrap_or_else(|| "?".into())),
+            ("next_revision", m.revision.map(|r| (r + 1).to_string()).unwrap_or_else(|| "?".into())),
             ("members", m.running().to_string()),
+            ("followers", m.followers()),
             ("follower", m.follower().unwrap_or("no follower").to_string()),
             ("down", m.down().unwrap_or("nobody").to_string()),
+            ("running", m.running_member().unwrap_or("nobody").to_string()),
+            ("learner", m.learner().unwrap_or("no learner").to_string()),
+            ("outsider", m.outsider().unwrap_or("nobody").to_string()),
+            ("newest", m.newest().unwrap_or("nobody").to_string()),
+            ("lab_dir", m.lab_dir.clone()),
+            ("backups", m.backups.clone()),
         ];
         for (name, value) in values {
             out = out.replace(&format!("{{{prefix}{name}}}"), &value);
@@ -447,6 +796,7 @@ mod tests {
                 role: running.contains(n).then(|| if Some(*n) == leader { "leader" } else { "follower" }.to_string()),
                 term: Some(term),
                 db_size: None,
+                follows: running.contains(n).then(|| leader.map(str::to_string)).flatten(),
             })
             .collect();
         Moment {
@@ -457,6 +807,7 @@ mod tests {
             quorum: running.len() >= 2,
             members,
             alarms: vec![],
+            ..Default::default()
         }
     }
 
@@ -533,5 +884,196 @@ mod tests {
             fill("{start.leader} to {leader} in {seconds} s; {down} is down", &start, &now),
             "n1 to n2 in 1.0 s; n1 is down"
         );
+    }
+
+    fn kv(key: &str, value: &str, main: i64, tombstone: bool) -> crate::backup::etcd_db::Change {
+        let kv = crate::proto::mvccpb::KeyValue {
+            key: key.as_bytes().to_vec().into(),
+            value: value.as_bytes().to_vec().into(),
+            create_revision: main,
+            mod_revision: main,
+            version: 1,
+            ..Default::default()
+        };
+        crate::backup::etcd_db::Change { main, sub: 0, tombstone, kv }
+    }
+
+    /// A snapshot file as `etcdctl snapshot save` writes it: the bbolt file, then its SHA-256.
+    fn snapshot_bytes(changes: Vec<crate::backup::etcd_db::Change>) -> Vec<u8> {
+        let backend = crate::backup::etcd_db::Backend { changes, ..Default::default() };
+        let mut file = backend.to_bolt();
+        let sum = crate::backup::snapshot_file::sha256(&file);
+        file.extend_from_slice(&sum);
+        file
+    }
+
+    #[test]
+    fn every_new_check_reads_from_toml_with_placeholders_for_numbers() {
+        for text in [
+            r#"{ watch_saw = { prefix = "/orders/", event = "delete" } }"#,
+            r#"{ watch_saw = { key = "/a", value = "v" } }"#,
+            r#"{ lease = { alive = true, key = "/locks/job" } }"#,
+            r#"{ lease = { alive = false } }"#,
+            r#"{ db_shrank = { via = "{leader}" } }"#,
+            r#"{ hash_kv_equal = {} }"#,
+            r#"{ snapshot_file = { path = "full.db", revision_at_least = "{start.revision}", key = "/k" } }"#,
+            r#"{ compacted = { at_least = 7 } }"#,
+            r#"{ backup_covers = { path = "continuous", revision = "{revision}" } }"#,
+            r#"{ auth = { enabled = true } }"#,
+            r#"{ user_role = { user = "alice", role = "reader" } }"#,
+            r#"{ key = { key = "/k", version = 2 } }"#,
+            r#"{ member = { name = "n3", state = "removed" } }"#,
+        ] {
+            check(text);
+        }
+        let start = moment(0, Some("n1"), 2, &["n1", "n2", "n3"]);
+        let mut now = start.clone();
+        now.revision = Some(12);
+        assert_eq!(Num::Text("{revision}".into()).value(&start, &now), Ok(12));
+        assert_eq!(Num::Int(3).value(&start, &now), Ok(3));
+        now.revision = None;
+        assert!(Num::Text("{revision}".into()).value(&start, &now).unwrap_err().contains("not a number yet"));
+    }
+
+    #[test]
+    fn a_watch_range_covers_a_key_a_prefix_or_everything_and_events_match_by_kind_and_value() {
+        assert_eq!(watch_range(Some("/a"), None), (b"/a".to_vec(), vec![]));
+        assert_eq!(watch_range(None, Some("/orders/")), (b"/orders/".to_vec(), b"/orders0".to_vec()));
+        assert_eq!(watch_range(None, None), (vec![0], vec![0]));
+        assert_eq!(prefix_end(&[b'a', 0xff]), vec![b'b']);
+        use crate::proto::mvccpb::Event;
+        use crate::proto::mvccpb::event::EventType;
+        let put = Event { r#type: EventType::Put as i32, kv: Some(kv("/a", "shipped", 3, false).kv), prev_kv: None };
+        let del = Event { r#type: EventType::Delete as i32, kv: Some(kv("/a", "", 4, true).kv), prev_kv: None };
+        let want = |event, value| WatchWant { event, value };
+        assert!(want(Some("put"), Some("shipped")).matches(&put));
+        assert!(!want(Some("put"), Some("new")).matches(&put), "another value is not the change asked for");
+        assert!(!want(Some("delete"), None).matches(&put));
+        assert!(want(Some("delete"), None).matches(&del) && want(None, None).matches(&del));
+        assert_eq!(want(Some("put"), Some("v")).describe(), "put of the value \"v\"");
+    }
+
+    #[test]
+    fn a_key_check_can_ask_for_its_version() {
+        let seen = |v: &str, version| Some((v.to_string(), version));
+        assert!(key_verdict("/k", seen("x", 2), Some("x"), false, Some(2)).passed);
+        assert_eq!(key_verdict("/k", seen("x", 3), Some("x"), false, Some(2)).missing, "/k is at version 3, not 2");
+        assert_eq!(key_verdict("/k", seen("y", 2), Some("x"), false, None).missing, "/k is \"y\", not \"x\"");
+        assert_eq!(key_verdict("/k", None, None, false, None).missing, "/k does not exist");
+        assert!(key_verdict("/k", None, None, true, None).passed);
+    }
+
+    #[test]
+    fn leases_alive_or_gone_are_judged_against_the_step_start() {
+        let mut start = moment(0, Some("n1"), 2, &["n1", "n2", "n3"]);
+        start.leases = vec![7, 9];
+        let mut now = start.clone();
+        assert!(lease_verdict(true, &start, &now).passed);
+        assert_eq!(
+            lease_verdict(false, &start, &now).missing,
+            "the 2 lease(s) alive when the step began are all still alive"
+        );
+        now.leases = vec![9, 11];
+        assert!(lease_verdict(false, &start, &now).passed, "lease 7 expired, whatever else was granted since");
+        now.leases.clear();
+        assert_eq!(lease_verdict(true, &start, &now).missing, "no lease is alive");
+
+        assert!(lease_on_key_verdict("/l", true, Some(Some((7, 20)))).passed);
+        let deleted_by_hand = lease_on_key_verdict("/l", false, Some(Some((7, 20))));
+        assert_eq!(deleted_by_hand.missing, "/l is still held by lease 7, alive for 20 s more");
+        assert!(lease_on_key_verdict("/l", false, None).passed);
+        assert!(lease_on_key_verdict("/l", true, None).missing.contains("does not exist"));
+        assert_eq!(lease_on_key_verdict("/l", true, Some(None)).missing, "/l is attached to no live lease");
+    }
+
+    #[test]
+    fn a_database_shrank_only_if_every_running_member_is_smaller_than_at_the_start() {
+        let sized = |sizes: [u64; 3]| {
+            let mut m = moment(0, Some("n1"), 2, &["n1", "n2", "n3"]);
+            for (member, size) in m.members.iter_mut().zip(sizes) {
+                member.db_size = Some(size);
+            }
+            m
+        };
+        let start = sized([4000, 4000, 4000]);
+        assert!(db_shrank_verdict(None, &start, &sized([1000, 1000, 1000])).passed);
+        let one_left = db_shrank_verdict(None, &start, &sized([1000, 1000, 4100]));
+        assert_eq!(one_left.missing, "n3's database is 4100 bytes (it was 4000 when the step began)");
+        assert!(db_shrank_verdict(Some("n1"), &start, &sized([1000, 4000, 4000])).passed, "one member asked for");
+        let unknown = moment(0, Some("n1"), 2, &["n1", "n2", "n3"]);
+        assert_eq!(db_shrank_verdict(None, &unknown, &unknown).missing, "no member's database size can be read");
+    }
+
+    #[test]
+    fn a_snapshot_file_must_be_whole_recent_enough_and_hold_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.db");
+        assert!(snapshot_verdict(&path, None, None).missing.starts_with("there is no snapshot at"));
+        let file = snapshot_bytes(vec![
+            kv("/app/config", "v1", 2, false),
+            kv("/gone", "x", 3, false),
+            kv("/gone", "", 4, true),
+        ]);
+        std::fs::write(&path, &file).unwrap();
+        assert!(snapshot_verdict(&path, Some(4), Some("/app/config")).passed);
+        assert!(snapshot_verdict(&path, Some(5), None).missing.contains("is at revision 4; it must hold revision 5"));
+        assert!(snapshot_verdict(&path, None, Some("/gone")).missing.contains("does not hold /gone"), "a deleted key");
+        std::fs::write(&path, &file[..file.len() - 100]).unwrap();
+        assert!(snapshot_verdict(&path, None, None).missing.contains("is not a whole snapshot"), "a save cut short");
+
+        let mut now = moment(0, Some("n1"), 2, &["n1"]);
+        now.backups = "/b".into();
+        assert_eq!(resolve("full.db", &now), std::path::PathBuf::from("/b/full.db"));
+        assert_eq!(resolve("/elsewhere/x.db", &now), std::path::PathBuf::from("/elsewhere/x.db"));
+    }
+
+    #[test]
+    fn a_continuous_backup_covers_the_revisions_from_its_full_snapshot_on() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(backup_verdict(dir.path(), 3).missing.contains("no continuous backup"));
+        let file = snapshot_bytes(vec![kv("/a", "1", 2, false), kv("/b", "2", 3, false)]);
+        std::fs::write(dir.path().join("full-3.db"), file).unwrap();
+        assert!(backup_verdict(dir.path(), 3).passed);
+        assert!(backup_verdict(dir.path(), 2).passed, "the full snapshot's history reaches back");
+        let ahead = backup_verdict(dir.path(), 9);
+        assert!(ahead.missing.contains("has recorded up to revision 3; it must reach 9"), "{ahead:?}");
+    }
+
+    #[test]
+    fn the_leader_is_the_one_a_majority_of_voters_follows_and_removed_members_are_gone() {
+        let vote = |name: &str, leader: Option<&str>, voter| (name.to_string(), leader.map(str::to_string), voter);
+        // n1 is cut off and still names itself; n2 and n3 follow n2.
+        let cut = [vote("n1", Some("n1"), true), vote("n2", Some("n2"), true), vote("n3", Some("n2"), true)];
+        assert_eq!(observe::majority_leader(&cut).as_deref(), Some("n2"));
+        let split = [
+            vote("n1", Some("n1"), true),
+            vote("n2", Some("n1"), true),
+            vote("n3", Some("n3"), true),
+            vote("n4", Some("n3"), true),
+        ];
+        assert_eq!(observe::majority_leader(&split), None, "two of four is no majority");
+        let with_learner = [vote("n1", Some("n1"), true), vote("n2", Some("n1"), false)];
+        assert_eq!(observe::majority_leader(&with_learner).as_deref(), Some("n1"), "a learner does not count");
+        let claimed = [vote("n1", Some("n2"), true), vote("n3", Some("n2"), true)];
+        assert_eq!(observe::majority_leader(&claimed), None, "a leader must say so itself");
+
+        let start = moment(0, Some("n1"), 2, &["n1", "n2", "n3"]);
+        let mut now = start.clone();
+        now.members.retain(|m| m.name != "n3");
+        let removed = check(r#"{ member = { name = "n3", state = "removed" } }"#);
+        assert!(!run(&removed, &start, std::slice::from_ref(&start))[0].passed);
+        assert!(run(&removed, &start, &[now])[0].passed);
+    }
+
+    #[test]
+    fn placeholders_name_followers_outsiders_learners_and_the_lab_folders() {
+        let mut now = moment(0, Some("n1"), 2, &["n1", "n2", "n3"]);
+        now.members[2].follows = Some("n3".into());
+        now.members[1].follows = Some("n1".into());
+        now.members[2].role = Some("candidate".into());
+        now.lab_dir = "/home/labs/x".into();
+        now.backups = "/home/backups/x".into();
+        let text = "{followers} {outsider} {learner} {newest} {running} {lab_dir} {backups} {next_revision}";
+        assert_eq!(fill(text, &now, &now), "n2 n3 no learner n3 n1 /home/labs/x /home/backups/x 6");
     }
 }

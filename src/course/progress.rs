@@ -92,6 +92,7 @@ mod tests {
             quorum: true,
             members: vec![MemberMoment { name: "n1".into(), state: "running".into(), ..Default::default() }],
             alarms: vec![],
+            ..Default::default()
         };
         p.lessons.insert(
             "quorum".into(),

@@ -220,6 +220,10 @@ pub(crate) struct Ran {
 /// Runs one solution or setup line in a shell, with etcdctl and raftty pointed at the lab
 /// (and this raftty first on PATH).
 pub(crate) async fn run_line(home: &Path, lab: &Lab, line: &str) -> Result<Ran> {
+    // An earlier line may have added members or replaced the lab (a restore): point at the
+    // members it has now.
+    let reopened = Lab::open_dir(&lab.dir).ok();
+    let lab = reopened.as_ref().unwrap_or(lab);
     let exe = std::env::current_exe().context("finding raftty's own executable")?;
     let dir = exe.parent().context("raftty's executable has no folder")?;
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
