@@ -125,3 +125,17 @@ pub fn never_sent(status: &tonic::Status) -> bool {
     }
     false
 }
+
+/// The end of the range of keys starting with `prefix`, as etcdctl computes it (etcd's
+/// `GetPrefixRangeEnd`): the prefix with its last byte below 0xff increased; "\0" (every key
+/// from the prefix on) when all its bytes are 0xff.
+pub fn prefix_end(prefix: &[u8]) -> bytes::Bytes {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return bytes::Bytes::from(end);
+        }
+    }
+    bytes::Bytes::from_static(b"\0")
+}

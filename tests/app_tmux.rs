@@ -319,14 +319,24 @@ fn a_lesson_started_from_tab_6_passes_when_the_leader_is_killed() {
     t.wait_for("a healthy lab with a leader", |s| s.contains("healthy") && header_leader(s).is_some());
     t.keys(&["6"]);
     t.wait_for("the lessons listed", |s| s.contains("leader-election"));
-    // Down the list until leader-election is the one chosen (its steps show at the right).
+    // Down the list until leader-election is the one chosen (its steps show at the right),
+    // one move at a time: each waits for the chosen lesson shown to change.
+    let chosen = |screen: &str| -> Option<String> {
+        let line = screen.lines().find(|l| l.contains("A fresh lab of") || l.starts_with("┌ Lessons"))?;
+        let rest = &line[line.find("┐┌ ")? + "┐┌ ".len()..];
+        Some(rest.split(' ').next()?.to_string())
+    };
+    let mut shown = chosen(&t.wait_for("a lesson chosen", |s| chosen(s).is_some())).expect("a lesson");
     for _ in 0..30 {
-        if t.screen().contains("┌ leader-election ─") {
+        if shown == "leader-election" {
             break;
         }
         t.keys(&["j"]);
-        t.wait_for("the selection to move", |s| s.contains("A fresh lab of"));
+        let before = shown.clone();
+        shown = chosen(&t.wait_for("the next lesson chosen", |s| chosen(s).is_some_and(|c| c != before)))
+            .expect("a lesson");
     }
+    assert_eq!(shown, "leader-election", "leader-election is in the list");
     t.keys(&["Enter"]);
     t.wait_for("the question before the lab is made anew", |s| s.contains("start leader-election on a fresh lab?"));
     t.keys(&["y"]);

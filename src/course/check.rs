@@ -583,21 +583,9 @@ fn key_verdict(
 fn watch_range(key: Option<&str>, prefix: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     match (key, prefix) {
         (Some(k), _) => (k.as_bytes().to_vec(), Vec::new()),
-        (None, Some(p)) => (p.as_bytes().to_vec(), prefix_end(p.as_bytes())),
+        (None, Some(p)) => (p.as_bytes().to_vec(), crate::client::prefix_end(p.as_bytes()).to_vec()),
         (None, None) => (vec![0], vec![0]),
     }
-}
-
-/// etcd's range end of a prefix: the prefix with its last byte below 0xff increased.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 fn watched(key: Option<&str>, prefix: Option<&str>) -> String {

@@ -275,7 +275,7 @@ async fn read_writes(lab: &Lab) -> Result<HashMap<String, String>> {
 
 async fn read_writes_from(lab: &Lab, url: &str) -> Result<HashMap<String, String>> {
     let mut c = EtcdClient::connect(url, &lab.root_cert(), Duration::from_secs(5)).await?;
-    let end = prefix_end(WRITES_PREFIX.as_bytes());
+    let end = crate::client::prefix_end(WRITES_PREFIX.as_bytes()).to_vec();
     let mut from = WRITES_PREFIX.as_bytes().to_vec();
     let mut revision = 0;
     let mut found = HashMap::new();
@@ -304,17 +304,6 @@ async fn read_writes_from(lab: &Lab, url: &str) -> Result<HashMap<String, String
             _ => return Ok(found),
         }
     }
-}
-
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 impl Score {
@@ -472,11 +461,5 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("passed"), "{line}");
-    }
-
-    #[test]
-    fn a_prefix_ends_after_its_last_byte() {
-        assert_eq!(prefix_end(b"/drill/writes/"), b"/drill/writes0".to_vec());
-        assert_eq!(prefix_end(&[b'a', 0xff]), b"b".to_vec());
     }
 }

@@ -103,18 +103,7 @@ impl WatchSpec {
     }
 }
 
-/// The end of the range of keys starting with `prefix` (etcd's `GetPrefixRangeEnd`).
-pub fn prefix_end(prefix: &[u8]) -> Bytes {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Bytes::from(end);
-        }
-    }
-    // every byte was 0xff: everything from the prefix on
-    Bytes::from_static(b"\0")
-}
+pub use crate::client::prefix_end;
 
 /// One connection's worth of a watch: where it started and everything it received, in order.
 /// A watch that was resumed after a disconnection is several segments.

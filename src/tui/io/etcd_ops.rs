@@ -28,17 +28,7 @@ use crate::tui::command::Txn;
 use crate::tui::command::TxnOp;
 use crate::tui::io::Io;
 
-/// The range end that makes `key` a prefix, as etcdctl computes it.
-pub fn prefix_end(key: &[u8]) -> Bytes {
-    let mut end = key.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Bytes::from(end);
-        }
-    }
-    Bytes::from_static(b"\0")
-}
+pub use crate::client::prefix_end;
 
 fn bytes(s: &str) -> Bytes {
     Bytes::from(s.as_bytes().to_vec())
