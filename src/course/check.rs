@@ -928,7 +928,6 @@ mod tests {
         assert_eq!(watch_range(Some("/a"), None), (b"/a".to_vec(), vec![]));
         assert_eq!(watch_range(None, Some("/orders/")), (b"/orders/".to_vec(), b"/orders0".to_vec()));
         assert_eq!(watch_range(None, None), (vec![0], vec![0]));
-        assert_eq!(prefix_end(&[b'a', 0xff]), vec![b'b']);
         use crate::proto::mvccpb::Event;
         use crate::proto::mvccpb::event::EventType;
         let put = Event { r#type: EventType::Put as i32, kv: Some(kv("/a", "shipped", 3, false).kv), prev_kv: None };
