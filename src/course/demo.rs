@@ -120,11 +120,11 @@ pub fn load_all(extra: &[PathBuf]) -> Result<Vec<Demo>> {
     }
     for dir in extra {
         let dir = dir.join("demos");
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        let mut files: Vec<PathBuf> =
-            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
-        files.sort();
-        for f in files {
+        // An instructor's folder of lessons need not hold demos.
+        if !dir.is_dir() {
+            continue;
+        }
+        for f in crate::course::lesson::toml_files(&dir)? {
             let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
             let demo = Demo::parse(&text, &f.display().to_string())?;
             demos.retain(|d| d.id != demo.id);

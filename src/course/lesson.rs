@@ -144,17 +144,22 @@ pub fn load_all(extra: &[PathBuf]) -> Result<Vec<Lesson>> {
 }
 
 pub fn load_dir(dir: &Path) -> Result<Vec<Lesson>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading the lessons folder {}", dir.display()))?;
-    let mut files: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
-    files.sort();
-    files
+    toml_files(dir)?
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             Lesson::parse(&text, &f.display().to_string())
         })
         .collect()
+}
+
+/// The `*.toml` files of a folder, sorted: lessons' and demos' folders alike.
+pub fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading the folder {}", dir.display()))?;
+    let mut files: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    files.sort();
+    Ok(files)
 }
 
 /// The lesson folders to add: `--lessons` first, then `$RAFTTY_LESSONS` (colon-separated).
