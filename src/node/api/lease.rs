@@ -140,6 +140,9 @@ impl Lease for LeaseService {
     }
 
     async fn lease_leases(&self, _req: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
+        // A follower may not have applied a grant its client just heard about: read after
+        // everything committed so far, so `lease list` shows the lease `lease grant` made.
+        self.member.linearizable_barrier().await?;
         let leases = self.member.state_machine.mvcc().lease_ids().into_iter().map(|id| LeaseStatus { id }).collect();
         Ok(Response::new(LeaseLeasesResponse { header: Some(self.current_header()), leases }))
     }
