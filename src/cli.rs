@@ -229,6 +229,9 @@ pub enum Command {
     /// Grow or shrink the cluster.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Step mode: hold every Raft message until you deliver or drop it, one at a time.
+    #[command(subcommand)]
+    Step(StepCommand),
     /// Change the Raft timing of a running lab: `etcd`, `slow` or HEARTBEAT_MS/ELECTION_MS.
     Tempo {
         #[arg(value_parser = crate::lab::Tempo::parse)]
@@ -474,6 +477,58 @@ pub enum MemberCommand {
     Promote { name: String },
     /// Remove a member from the cluster and stop its process.
     Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StepCommand {
+    /// Hold every Raft message each member would send, and every answer, until delivered.
+    /// Timers go on running. Run again to change --auto-heartbeats.
+    On {
+        /// Let heartbeats (appends without entries) and their answers flow, so a leader
+        /// stays in place while you study what else happens.
+        #[arg(long)]
+        auto_heartbeats: bool,
+    },
+    /// Deliver everything held and return to normal flow.
+    Off,
+    /// The messages waiting, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver held messages: by id (n1-17), all of them, or those on one link.
+    Deliver(StepSelection),
+    /// Lose held messages, as a network would: their senders hear nothing until they time out.
+    Drop(StepSelection),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StepSelection {
+    /// Message ids, as `raftty step list` shows them (n1-17).
+    #[arg(required_unless_present_any = ["all", "from", "to"], conflicts_with_all = ["all", "from", "to"])]
+    pub ids: Vec<String>,
+    /// Every held message.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub all: bool,
+    /// Only messages sent by this member.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only messages sent to this member.
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+impl StepSelection {
+    pub fn selection(self) -> crate::lab::step::Selection {
+        use crate::lab::step::Selection;
+        if self.all {
+            Selection::All
+        } else if self.from.is_some() || self.to.is_some() {
+            Selection::Link { from: self.from, to: self.to }
+        } else {
+            Selection::Ids(self.ids)
+        }
+    }
 }
 
 /// A byte count as people write it: `4194304`, `4MiB`, `512KiB`, `2GiB` (also KB, MB, GB,

@@ -507,6 +507,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             lab::membership::remove(&mut lab, &name).await?;
             println!("removed {name}");
         }
+        Command::Step(step) => step_command(&Lab::open(&home, lab_name)?, step).await?,
         Command::Tempo { tempo } => {
             let mut lab = Lab::open(&home, lab_name)?;
             lab::supervisor::set_tempo(&mut lab, tempo, |m| eprintln!("restarting {m} with the new timing")).await?;
@@ -563,6 +564,44 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
         Command::Node { .. } | Command::Attach { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn step_command(lab: &Lab, step: crate::cli::StepCommand) -> Result<()> {
+    use crate::cli::StepCommand;
+    match step {
+        StepCommand::On { auto_heartbeats } => {
+            lab::step::set(lab, Some(crate::lab::faults::StepSettings { auto_heartbeats })).await?;
+            println!(
+                "step mode on: every Raft message waits until `raftty step deliver`{}",
+                if auto_heartbeats { " (heartbeats flow by themselves)" } else { "" }
+            );
+        }
+        StepCommand::Off => {
+            lab::step::set(lab, None).await?;
+            println!("step mode off: what was held is delivered, and messages flow again");
+        }
+        StepCommand::List { json } => {
+            let held = lab::step::held(lab).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&held)?);
+            } else {
+                let faults = crate::lab::faults::LabFaults::load(&lab.dir)?;
+                if faults.step.is_none() {
+                    println!("step mode is off (`raftty step on` holds every Raft message)");
+                }
+                println!("{}", lab::step::table(&held));
+            }
+        }
+        StepCommand::Deliver(selection) => {
+            let n = lab::step::release(lab, &selection.selection(), false).await?;
+            println!("delivered {n} message{}", if n == 1 { "" } else { "s" });
+        }
+        StepCommand::Drop(selection) => {
+            let n = lab::step::release(lab, &selection.selection(), true).await?;
+            println!("dropped {n} message{}", if n == 1 { "" } else { "s" });
+        }
+    }
+    Ok(())
 }
 
 fn print_faults(faults: &crate::lab::faults::LabFaults) {

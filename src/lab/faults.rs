@@ -38,6 +38,23 @@ pub struct LabFaults {
     /// Directed (from, to) pairs whose messages are lost.
     pub cuts: BTreeSet<(String, String)>,
     pub slow: BTreeMap<String, Slowness>,
+    /// Step mode: every Raft message waits until it is delivered or dropped by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepSettings>,
+}
+
+/// How step mode holds messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSettings {
+    /// Appends without entries (heartbeats), and their answers, flow without waiting.
+    #[serde(default)]
+    pub auto_heartbeats: bool,
+}
+
+impl StepSettings {
+    pub fn in_words(&self) -> String {
+        if self.auto_heartbeats { "step mode (heartbeats flow)".to_string() } else { "step mode".to_string() }
+    }
 }
 
 impl LabFaults {
@@ -94,7 +111,7 @@ impl LabFaults {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cuts.is_empty() && self.slow.is_empty()
+        self.cuts.is_empty() && self.slow.is_empty() && self.step.is_none()
     }
 
     /// One line per fault, for people: `n1 -> n3 cut`, `n2 slow: 200ms ±50ms, 10% loss`.
@@ -114,6 +131,9 @@ impl LabFaults {
         }
         for (m, s) in &self.slow {
             lines.push(format!("{m} slow: {}ms ±{}ms, {}% loss", s.delay_ms, s.jitter_ms, s.loss_percent));
+        }
+        if let Some(step) = &self.step {
+            lines.push(step.in_words());
         }
         lines
     }
@@ -157,6 +177,9 @@ impl LabFaults {
                 w.push_str(&format!(" {}% loss", s.loss_percent));
             }
             words.push(w);
+        }
+        if let Some(step) = &self.step {
+            words.push(step.in_words());
         }
         words
     }
@@ -224,6 +247,7 @@ impl LabFaults {
                     ))
                 })
                 .collect(),
+            step: self.step.map(|s| pb::StepMode { auto_heartbeats: s.auto_heartbeats }),
         }
     }
 }

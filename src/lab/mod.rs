@@ -22,6 +22,7 @@ pub mod recover;
 pub mod restore;
 pub mod scrape;
 pub mod status;
+pub mod step;
 pub mod supervisor;
 pub mod timeline;
 

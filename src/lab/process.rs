@@ -9,6 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::Command;
 use std::process::Stdio;
@@ -83,7 +84,8 @@ impl Lab {
             return exited;
         }
         match proc_state(pid) {
-            Some('Z') | Some('X') | None => exited,
+            Some('Z') | Some('X') | None if !has_live_thread(pid) => exited,
+            Some('Z') | Some('X') | None => MemberProcess { pid: Some(pid), state: ProcessState::Running },
             Some('T') | Some('t') => MemberProcess { pid: Some(pid), state: ProcessState::Paused },
             Some(_) => MemberProcess { pid: Some(pid), state: ProcessState::Running },
         }
@@ -232,7 +234,17 @@ fn is_exiting(pid: i32) -> bool {
     let cmdline_gone = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty());
     // Kernel threads have no command line either; their parent is kthreadd (pid 2).
     let kernel_thread = pid == 2 || parent_pid(pid) == Some(2);
-    cmdline_gone && !kernel_thread && !matches!(proc_state(pid), Some('Z') | Some('X') | None)
+    cmdline_gone && !kernel_thread && has_live_thread(pid)
+}
+
+/// Whether any thread of `pid` has yet to finish exiting. When a multi-threaded process is
+/// killed its main thread can be a zombie while the others still hold its files (and so its
+/// ports): the process is gone only once every thread is.
+fn has_live_thread(pid: i32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| !matches!(stat_state(&task.path().join("stat")), Some('Z') | Some('X') | None))
 }
 
 fn parent_pid(pid: i32) -> Option<i32> {
@@ -241,7 +253,11 @@ fn parent_pid(pid: i32) -> Option<i32> {
 }
 
 fn proc_state(pid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_state(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+fn stat_state(stat_file: &Path) -> Option<char> {
+    let stat = fs::read_to_string(stat_file).ok()?;
     // The command name is in parentheses and may contain spaces; the state follows it.
     let after = &stat[stat.rfind(')')? + 1..];
     after.trim_start().chars().next()

@@ -16,9 +16,10 @@ use tonic::Status;
 use crate::node::events;
 use crate::node::member::Member;
 use crate::node::raft::log_store::LogReader;
-use crate::node::raft::types::EntryPayload;
 use crate::node::raft::types::NodeId;
 use crate::node::raft::types::RaftMetrics;
+use crate::node::raft::types::entry_summary;
+use crate::node::step::Release;
 use crate::pki::PeerIdentity;
 use crate::proto::rafttyadmin::admin_server::Admin;
 use crate::proto::rafttyadmin::*;
@@ -139,6 +140,20 @@ impl Admin for AdminService {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn held(&self, req: Request<HeldRequest>) -> Result<Response<HeldMessages>, Status> {
+        require_admin(&req)?;
+        let messages = self.member.peers.faults().step().list();
+        Ok(Response::new(HeldMessages { member: self.member.name.clone(), messages }))
+    }
+
+    async fn release(&self, req: Request<ReleaseRequest>) -> Result<Response<ReleaseAck>, Status> {
+        require_admin(&req)?;
+        let req = req.into_inner();
+        let how = if req.drop { Release::Drop } else { Release::Deliver };
+        let released = self.member.peers.faults().step().release(&req.ids, req.all, how);
+        Ok(Response::new(ReleaseAck { released }))
+    }
+
     async fn read_log(&self, req: Request<ReadLogRequest>) -> Result<Response<ReadLogResponse>, Status> {
         require_admin(&req)?;
         let req = req.into_inner();
@@ -175,34 +190,7 @@ impl Admin for AdminService {
         let entries = entries
             .into_iter()
             .map(|e| {
-                let (kind, summary) = match &e.payload {
-                    EntryPayload::Blank => ("blank", "new leader's first entry".to_string()),
-                    EntryPayload::Normal(cmd) => ("normal", cmd.to_string()),
-                    EntryPayload::Membership(m) => {
-                        let name = |id: &u64| {
-                            m.get_node(id)
-                                .map(|n| n.name.clone())
-                                .filter(|n| !n.is_empty())
-                                .unwrap_or(format!("{id:x}"))
-                        };
-                        let configs: Vec<String> = m
-                            .get_joint_config()
-                            .iter()
-                            .map(|c| {
-                                let mut names: Vec<String> = c.iter().map(name).collect();
-                                names.sort();
-                                names.join(",")
-                            })
-                            .collect();
-                        let mut learners: Vec<String> = m.learner_ids().map(|id| name(&id)).collect();
-                        learners.sort();
-                        let mut summary = format!("membership: voters {}", configs.join(" + "));
-                        if !learners.is_empty() {
-                            summary.push_str(&format!(", learners {}", learners.join(",")));
-                        }
-                        ("membership", summary)
-                    }
-                };
+                let (kind, summary) = entry_summary(&e.payload);
                 LogEntryView { index: e.log_id.index, term: e.log_id.leader_id.term, kind: kind.to_string(), summary }
             })
             .collect();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::node::raft::types::NodeId;
+use crate::node::step::StepQueue;
 use crate::proto::rafttyadmin as pb;
 
 /// What the network does to one message and its answer.
@@ -24,11 +25,19 @@ pub struct Verdict {
 pub struct FaultState {
     self_id: NodeId,
     table: RwLock<pb::FaultTable>,
+    step: StepQueue,
 }
 
 impl FaultState {
     pub fn new(self_id: NodeId, table: pb::FaultTable) -> FaultState {
-        FaultState { self_id, table: RwLock::new(table) }
+        let step = StepQueue::default();
+        step.set_mode(table.step);
+        FaultState { self_id, table: RwLock::new(table), step }
+    }
+
+    /// The messages held by step mode.
+    pub fn step(&self) -> &StepQueue {
+        &self.step
     }
 
     pub fn generation(&self) -> u64 {
@@ -39,6 +48,7 @@ impl FaultState {
     pub fn update(&self, table: pb::FaultTable) -> u64 {
         let mut current = self.table.write().unwrap_or_else(|e| e.into_inner());
         if table.generation > current.generation {
+            self.step.set_mode(table.step);
             *current = table;
         }
         current.generation

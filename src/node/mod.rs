@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod quota;
 pub mod raft;
+pub mod step;
 pub mod tls;
 pub mod watch;
 
@@ -177,7 +178,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     events::init(me.id, name);
     let faults = Arc::new(FaultState::new(me.id, LabFaults::load(lab_dir)?.to_table(&lab.config)));
     tokio::spawn(follow_fault_file(lab_dir.to_path_buf(), faults.clone()));
-    let channels = PeerChannels::new(me.id, cert.clone(), faults);
+    let channels = PeerChannels::new(me.id, me.name.clone(), cert.clone(), faults);
     let member_metrics = metrics::MemberMetrics::new(
         me.id,
         metrics::families::StorageSources {

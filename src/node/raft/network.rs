@@ -28,6 +28,8 @@ use crate::node::metrics::histogram::Histogram;
 use crate::node::metrics::peers::PeerRoundTrips;
 use crate::node::raft::codec;
 use crate::node::raft::types::*;
+use crate::node::step;
+use crate::node::step::Release;
 use crate::pki::CertFiles;
 use crate::proto::rafttypb as pb;
 use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
@@ -43,6 +45,7 @@ const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub struct PeerChannels {
     self_id: NodeId,
+    self_name: String,
     cert: CertFiles,
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
     faults: Arc<FaultState>,
@@ -50,8 +53,8 @@ pub struct PeerChannels {
 }
 
 impl PeerChannels {
-    pub fn new(self_id: NodeId, cert: CertFiles, faults: Arc<FaultState>) -> PeerChannels {
-        PeerChannels { self_id, cert, channels: Arc::default(), faults, round_trips: Arc::default() }
+    pub fn new(self_id: NodeId, self_name: String, cert: CertFiles, faults: Arc<FaultState>) -> PeerChannels {
+        PeerChannels { self_id, self_name, cert, channels: Arc::default(), faults, round_trips: Arc::default() }
     }
 
     /// Round-trip times to each peer, for `etcd_network_peer_round_trip_time_seconds`.
@@ -98,6 +101,36 @@ impl PeerChannels {
             tokio::time::sleep(verdict.response_delay).await;
         }
         answer
+    }
+
+    /// Sends one Raft call to `target` as [`Self::deliver`] does, and through step mode: the
+    /// request may wait in the step queue before it leaves, and its answer once it is back.
+    /// A dropped message looks to the caller like one lost by the network.
+    pub async fn deliver_raft<T, F>(
+        &self,
+        target: NodeId,
+        timeout: Duration,
+        request: impl FnOnce() -> step::Message,
+        call: F,
+        answer: impl FnOnce(&T) -> step::Message,
+    ) -> Result<T, tonic::Status>
+    where
+        F: Future<Output = Result<T, tonic::Status>>,
+    {
+        let step = self.faults.step();
+        let started = tokio::time::Instant::now();
+        let lost = || async move {
+            tokio::time::sleep_until(started + timeout).await;
+            tonic::Status::deadline_exceeded("no answer before the timeout")
+        };
+        if step.pass(request).await == Release::Drop {
+            return Err(lost().await);
+        }
+        let answered = self.deliver(target, timeout, call).await?;
+        if step.pass(|| answer(&answered)).await == Release::Drop {
+            return Err(lost().await);
+        }
+        Ok(answered)
     }
 
     /// A client for the peer port of `target` at `peer_url`; connects lazily.
@@ -196,6 +229,28 @@ fn decode_error(e: codec::DecodeError) -> RPCError {
 }
 
 impl PeerConnection {
+    /// A message from this member to the peer, for the step queue.
+    fn outgoing(&self, kind: &'static str, term: u64) -> step::Message {
+        step::Message {
+            from: self.channels.self_name.clone(),
+            to: self.target_name.clone(),
+            kind,
+            term,
+            ..Default::default()
+        }
+    }
+
+    /// The peer's answer to a message of ours, for the step queue.
+    fn incoming(&self, kind: &'static str, term: u64) -> step::Message {
+        step::Message {
+            from: self.target_name.clone(),
+            to: self.channels.self_name.clone(),
+            kind,
+            term,
+            ..Default::default()
+        }
+    }
+
     fn vote_requested(&self, rpc: &VoteRequest, pre_vote: bool) {
         let kind = if pre_vote { "prevote_requested" } else { "vote_requested" };
         events::emit(kind, &[("peer", self.target_name.clone()), ("last_log", display_log_id(&rpc.last_log_id))]);
@@ -204,27 +259,116 @@ impl PeerConnection {
     /// Reports a vote's outcome, with why a refusal happened as Raft sees it.
     fn vote_answered(&self, rpc: &VoteRequest, resp: &VoteResponse, pre_vote: bool) {
         let prefix = if pre_vote { "prevote" } else { "vote" };
-        if resp.vote_granted {
-            events::emit(&format!("{prefix}_granted"), &[("peer", self.target_name.clone())]);
-            return;
+        match refusal(rpc, resp, pre_vote) {
+            None => events::emit(&format!("{prefix}_granted"), &[("peer", self.target_name.clone())]),
+            Some(why) => {
+                events::emit(&format!("{prefix}_refused"), &[("peer", self.target_name.clone()), ("why", why)])
+            }
         }
-        let ours = rpc.vote.leader_id.term;
-        let theirs = resp.vote.leader_id.term;
-        let why = if theirs > ours {
-            format!("it is already in term {theirs}")
-        } else if resp.last_log_id > rpc.last_log_id {
-            format!(
-                "its log is ahead of ours ({} vs {})",
-                display_log_id(&resp.last_log_id),
-                display_log_id(&rpc.last_log_id)
-            )
-        } else if pre_vote {
-            "it still hears from a leader".to_string()
-        } else {
-            format!("it already voted for {:x} in term {theirs}", resp.vote.leader_id.voted_for)
-        };
-        events::emit(&format!("{prefix}_refused"), &[("peer", self.target_name.clone()), ("why", why)]);
     }
+
+    fn vote_message(&self, rpc: &VoteRequest, pre_vote: bool) -> step::Message {
+        let mut m = self.outgoing(if pre_vote { "prevote" } else { "vote" }, rpc.vote.leader_id.term);
+        m.summary = format!(
+            "{} {} for term {}, its last entry {}",
+            self.channels.self_name,
+            if pre_vote { "asks whether it could win" } else { "asks for a vote" },
+            rpc.vote.leader_id.term,
+            display_log_id(&rpc.last_log_id)
+        );
+        m
+    }
+
+    fn vote_answer_message(&self, rpc: &VoteRequest, resp: &pb::VoteResponse, pre_vote: bool) -> step::Message {
+        let kind = if pre_vote { "prevote-response" } else { "vote-response" };
+        match codec::vote_response_from_pb(resp) {
+            Ok(resp) => {
+                let mut m = self.incoming(kind, resp.vote.leader_id.term);
+                m.summary = match refusal(rpc, &resp, pre_vote) {
+                    None => "granted".to_string(),
+                    Some(why) => format!("refused: {why}"),
+                };
+                m
+            }
+            Err(e) => {
+                let mut m = self.incoming(kind, 0);
+                m.summary = format!("unreadable: {e}");
+                m
+            }
+        }
+    }
+
+    fn append_message(&self, rpc: &AppendEntriesRequest) -> step::Message {
+        let mut m = self.outgoing("append", rpc.vote.leader_id.term);
+        m.entries = rpc.entries.len() as u32;
+        m.heartbeat = rpc.entries.is_empty();
+        let commit = rpc.leader_commit.map(|l| l.index).unwrap_or(0);
+        m.summary = match (rpc.entries.first(), rpc.entries.last()) {
+            (Some(first), Some(last)) => {
+                m.first_index = first.log_id.index;
+                m.last_index = last.log_id.index;
+                let what: Vec<String> = rpc.entries.iter().take(3).map(|e| entry_summary(&e.payload).1).collect();
+                let more = rpc.entries.len().saturating_sub(what.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                let range = if first.log_id.index == last.log_id.index {
+                    format!("entry {}", first.log_id.index)
+                } else {
+                    format!("entries {}..{}", first.log_id.index, last.log_id.index)
+                };
+                format!("{range}: {}{more}; commit {commit}", what.join(", "))
+            }
+            _ => format!("heartbeat; commit {commit}"),
+        };
+        m
+    }
+
+    fn append_answer_message(&self, rpc: &AppendEntriesRequest, resp: &pb::AppendEntriesResponse) -> step::Message {
+        let mut m = self.incoming("append-response", rpc.vote.leader_id.term);
+        m.heartbeat = rpc.entries.is_empty();
+        m.summary = match codec::append_response_from_pb(resp) {
+            Ok(AppendEntriesResponse::Success) => match (rpc.entries.first(), rpc.entries.last()) {
+                (Some(first), Some(last)) => {
+                    (m.first_index, m.last_index) = (first.log_id.index, last.log_id.index);
+                    format!("success: it holds entries up to {}", last.log_id.index)
+                }
+                _ => "success".to_string(),
+            },
+            Ok(AppendEntriesResponse::PartialSuccess(upto)) => {
+                format!("partial success: it holds entries up to {}", display_log_id(&upto))
+            }
+            Ok(AppendEntriesResponse::Conflict) => {
+                format!("conflict: its log does not hold our entry {}", display_log_id(&rpc.prev_log_id))
+            }
+            Ok(AppendEntriesResponse::HigherVote(v)) => {
+                m.term = v.leader_id.term;
+                format!("refused: it is in term {}", v.leader_id.term)
+            }
+            Err(e) => format!("unreadable: {e}"),
+        };
+        m
+    }
+}
+
+/// Why a peer refused a vote, as Raft sees it; None when it granted it.
+fn refusal(rpc: &VoteRequest, resp: &VoteResponse, pre_vote: bool) -> Option<String> {
+    if resp.vote_granted {
+        return None;
+    }
+    let ours = rpc.vote.leader_id.term;
+    let theirs = resp.vote.leader_id.term;
+    Some(if theirs > ours {
+        format!("it is already in term {theirs}")
+    } else if resp.last_log_id > rpc.last_log_id {
+        format!(
+            "its log is ahead of ours ({} vs {})",
+            display_log_id(&resp.last_log_id),
+            display_log_id(&rpc.last_log_id)
+        )
+    } else if pre_vote {
+        "it still hears from a leader".to_string()
+    } else {
+        format!("it already voted for {:x} in term {theirs}", resp.vote.leader_id.voted_for)
+    })
 }
 
 /// A log id as people read it: `term/index`, or `none`.
@@ -247,8 +391,17 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         }
         let sent = Instant::now();
         let call = client.append_entries(request(codec::append_request_to_pb(&rpc), &option));
-        let resp =
-            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = self
+            .channels
+            .deliver_raft(
+                self.target,
+                option.soft_ttl(),
+                || self.append_message(&rpc),
+                call,
+                |resp| self.append_answer_message(&rpc, resp.get_ref()),
+            )
+            .await
+            .map_err(|s| rpc_error(self.target, s))?;
         if range.is_none() {
             // Heartbeats are answered without touching the disk: their round trip is the
             // network's (including any delay the lab injects).
@@ -275,8 +428,17 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let mut client = self.client()?;
         self.vote_requested(&rpc, false);
         let call = client.vote(request(codec::vote_request_to_pb(&rpc), &option));
-        let resp =
-            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = self
+            .channels
+            .deliver_raft(
+                self.target,
+                option.soft_ttl(),
+                || self.vote_message(&rpc, false),
+                call,
+                |resp| self.vote_answer_message(&rpc, resp.get_ref(), false),
+            )
+            .await
+            .map_err(|s| rpc_error(self.target, s))?;
         let resp = codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)?;
         self.vote_answered(&rpc, &resp, false);
         Ok(resp)
@@ -287,8 +449,17 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         self.vote_requested(&rpc, true);
         let sent = Instant::now();
         let call = client.pre_vote(request(codec::vote_request_to_pb(&rpc), &option));
-        let resp =
-            self.channels.deliver(self.target, option.soft_ttl(), call).await.map_err(|s| rpc_error(self.target, s))?;
+        let resp = self
+            .channels
+            .deliver_raft(
+                self.target,
+                option.soft_ttl(),
+                || self.vote_message(&rpc, true),
+                call,
+                |resp| self.vote_answer_message(&rpc, resp.get_ref(), true),
+            )
+            .await
+            .map_err(|s| rpc_error(self.target, s))?;
         self.round_trip.observe(sent.elapsed().as_secs_f64());
         let resp = codec::vote_response_from_pb(resp.get_ref()).map_err(decode_error)?;
         self.vote_answered(&rpc, &resp, true);
@@ -334,9 +505,14 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let target = self.target;
         let channels = self.channels.clone();
         let index = snapshot.meta.last_log_id.map(|l| l.index).unwrap_or(0);
+        let mut held = self.outgoing("snapshot", vote.leader_id.term);
+        held.last_index = index;
+        held.summary = format!("snapshot of everything up to entry {index}");
+        let mut answer = self.incoming("snapshot-response", vote.leader_id.term);
+        answer.summary = format!("installed the snapshot up to entry {index}");
         let send = async move {
             channels
-                .deliver(target, option.soft_ttl(), client.install_snapshot(req))
+                .deliver_raft(target, option.soft_ttl(), || held, client.install_snapshot(req), |_| answer)
                 .await
                 .map_err(|s| StreamingError::from(rpc_error(target, s)))
         };

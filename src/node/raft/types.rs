@@ -101,6 +101,36 @@ impl fmt::Display for Command {
     }
 }
 
+/// An entry as the log reader shows it: its kind (`normal`, `blank`, `membership`) and one
+/// line saying what it does.
+pub fn entry_summary(payload: &EntryPayload) -> (&'static str, String) {
+    match payload {
+        EntryPayload::Blank => ("blank", "new leader's first entry".to_string()),
+        EntryPayload::Normal(cmd) => ("normal", cmd.to_string()),
+        EntryPayload::Membership(m) => {
+            let name = |id: &u64| {
+                m.get_node(id).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or(format!("{id:x}"))
+            };
+            let configs: Vec<String> = m
+                .get_joint_config()
+                .iter()
+                .map(|c| {
+                    let mut names: Vec<String> = c.iter().map(name).collect();
+                    names.sort();
+                    names.join(",")
+                })
+                .collect();
+            let mut learners: Vec<String> = m.learner_ids().map(|id| name(&id)).collect();
+            learners.sort();
+            let mut summary = format!("membership: voters {}", configs.join(" + "));
+            if !learners.is_empty() {
+                summary.push_str(&format!(", learners {}", learners.join(",")));
+            }
+            ("membership", summary)
+        }
+    }
+}
+
 /// Whose data a store holds. Both redb files record it when created and refuse to open for
 /// anyone else, so a data directory copied from another member or another lab is never
 /// silently adopted.
