@@ -505,10 +505,10 @@ pub enum StepCommand {
 #[derive(clap::Args, Debug)]
 pub struct StepSelection {
     /// Message ids, as `raftty step list` shows them (n1-17).
-    #[arg(required_unless_present_any = ["all", "from", "to"], conflicts_with_all = ["all", "from", "to"])]
+    #[arg(required_unless_present_any = ["all", "from", "to", "kind"], conflicts_with_all = ["all", "from", "to", "kind"])]
     pub ids: Vec<String>,
     /// Every held message.
-    #[arg(long, conflicts_with_all = ["from", "to"])]
+    #[arg(long, conflicts_with_all = ["from", "to", "kind"])]
     pub all: bool,
     /// Only messages sent by this member.
     #[arg(long)]
@@ -516,6 +516,15 @@ pub struct StepSelection {
     /// Only messages sent to this member.
     #[arg(long)]
     pub to: Option<String>,
+    /// Only messages of these kinds, comma-separated: append, append-response, vote,
+    /// vote-response, prevote, prevote-response, snapshot, snapshot-response; `votes` for
+    /// the four kinds of vote.
+    #[arg(long, value_parser = kinds_of_message)]
+    pub kind: Option<String>,
+}
+
+fn kinds_of_message(list: &str) -> Result<String, String> {
+    crate::lab::step::parse_kinds(list).map(|_| list.to_string()).map_err(|e| e.to_string())
 }
 
 impl StepSelection {
@@ -523,8 +532,9 @@ impl StepSelection {
         use crate::lab::step::Selection;
         if self.all {
             Selection::All
-        } else if self.from.is_some() || self.to.is_some() {
-            Selection::Link { from: self.from, to: self.to }
+        } else if self.from.is_some() || self.to.is_some() || self.kind.is_some() {
+            let kinds = self.kind.as_deref().map(crate::lab::step::parse_kinds).and_then(Result::ok);
+            Selection::Matching { from: self.from, to: self.to, kinds: kinds.unwrap_or_default() }
         } else {
             Selection::Ids(self.ids)
         }

@@ -30,15 +30,16 @@
 //!     watch responses, with etcd's guarantees. `lease/`: the leader's lease clocks: expiry,
 //!     keep-alives forwarded from followers, the TTL extension a new leader grants.
 //!   - `faults.rs`: the network faults as the member applies them to every message it
-//!     sends; `events.rs`: the member's event bus; `admin.rs`: the admin surface (state,
-//!     log, events, faults) the supervisor uses.
+//!     sends; `step.rs`: step mode's queue, where those messages and their answers wait to
+//!     be delivered by hand; `events.rs`: the member's event bus; `admin.rs`: the admin
+//!     surface (state, log, events, faults, held messages) the supervisor uses.
 //!   - `metrics/`: Prometheus metrics with etcd's names and `/health`, on the member's
 //!     metrics port (HTTPS, mTLS).
 //! - `lab/`: the supervisor. A lab is a folder holding a cluster's config, certificates,
 //!   member data, pids, logs and network faults. `supervisor.rs` brings it up and down (and
 //!   changes its tempo), `process.rs` starts and finds member processes, `control.rs` kills,
 //!   pauses and starts them and puts faults in force, `faults.rs` is the lab's fault table
-//!   by member name, `membership.rs` grows and shrinks the cluster, `status.rs`,
+//!   by member name, `step.rs` lists and releases what step mode holds, `membership.rs` grows and shrinks the cluster, `status.rs`,
 //!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside;
 //!   `restore.rs` makes a lab from a backup, `recover.rs` rebuilds one that lost its quorum;
 //!   `certs.rs` issues per-user certificates and explains any certificate.

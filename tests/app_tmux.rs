@@ -396,3 +396,29 @@ fn a_demo_is_paced_by_space_and_goes_back_with_backspace() {
     t.keys(&["s"]);
     t.wait_for("the app to leave", |s| s.contains("APP-EXITED-0"));
 }
+
+#[test]
+fn step_mode_in_the_app_holds_a_put_until_its_messages_are_delivered() {
+    let t = Tmux::start("step", &[], &["--tempo", "slow"]);
+    t.wait_for("a healthy lab with a leader", |s| s.contains("healthy") && header_leader(s).is_some());
+    t.keys(&["8"]);
+    t.wait_for("the messages tab with step mode off", |s| s.contains("step mode is off"));
+    t.keys(&["s"]);
+    t.wait_for("step mode on, heartbeats flowing", |s| s.contains("step mode on, heartbeats flow by themselves"));
+
+    t.command("put /tmux/stepped yes");
+    let screen = t.wait_for("the put's appends held on both links", |s| {
+        s.matches("put /tmux/stepped").count() >= 2 && s.contains("1 append")
+    });
+    assert!(!screen.contains("OK (revision"), "the put was acknowledged while its appends waited:\n{screen}");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("a follower's answer waiting on its way back", |s| s.contains("append-response"));
+    assert!(!screen.contains("OK (revision"), "the put was acknowledged before its answer was delivered:\n{screen}");
+
+    t.command("step deliver --kind append-response");
+    t.wait_for("the put acknowledged once the answer reached the leader", |s| s.contains("OK (revision"));
+    t.keys(&["s"]);
+    t.wait_for("step mode off again", |s| s.contains("step mode is off"));
+    let listed = t.raftty(&["step", "list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "[]", "nothing is held once step mode is off");
+}

@@ -121,6 +121,21 @@ pub enum Check {
     Auth { enabled: bool },
     /// The user exists and holds the role.
     UserRole { user: String, role: String },
+    /// Step mode is on (`on = true`, with heartbeats flowing if `auto_heartbeats` says so)
+    /// or off.
+    StepMode { on: bool, auto_heartbeats: Option<bool> },
+    /// Step mode holds at least `at_least` (default 1), or at most `at_most`, messages of
+    /// `kind` (append, append-response, vote, prevote, ...; any if not given) from `from` to
+    /// `to`; with `entries = true` only appends carrying entries and their answers count.
+    Held {
+        kind: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+        #[serde(default)]
+        entries: bool,
+        at_least: Option<usize>,
+        at_most: Option<usize>,
+    },
 }
 
 /// A number in a check, written as one (`5`) or as a placeholder (`"{start.revision}"`).
@@ -491,6 +506,47 @@ impl Check {
                     if *enabled { "auth is not enabled yet".into() } else { "auth is still enabled".into() }
                 }),
             },
+            Check::StepMode { on, auto_heartbeats } => {
+                let step = crate::lab::faults::LabFaults::load(&cx.lab.dir).ok().and_then(|f| f.step);
+                match (step, on) {
+                    (None, true) => Verdict::fail("step mode is off (`raftty step on`)"),
+                    (Some(_), false) => Verdict::fail("step mode is still on (`raftty step off`)"),
+                    (Some(s), true) if auto_heartbeats.is_some_and(|want| want != s.auto_heartbeats) => {
+                        Verdict::fail(if s.auto_heartbeats {
+                            "heartbeats flow by themselves; they must wait too (`raftty step on`)"
+                        } else {
+                            "heartbeats wait; they must flow by themselves (`raftty step on --auto-heartbeats`)"
+                        })
+                    }
+                    _ => Verdict::pass(),
+                }
+            }
+            Check::Held { kind, from, to, entries, at_least, at_most } => {
+                let (from, to) = (from.as_ref().map(|f| fill(f, start, now)), to.as_ref().map(|t| fill(t, start, now)));
+                let held = match crate::lab::step::held(cx.lab).await {
+                    Ok(h) => h,
+                    Err(e) => return Verdict::fail(format!("cannot see the held messages: {e:#}")),
+                };
+                let count = held
+                    .iter()
+                    .filter(|m| kind.as_ref().is_none_or(|k| *k == m.kind))
+                    .filter(|m| from.as_ref().is_none_or(|f| *f == m.from))
+                    .filter(|m| to.as_ref().is_none_or(|t| *t == m.to))
+                    .filter(|m| !entries || m.last_index > 0)
+                    .count();
+                let what = held_words(kind.as_deref(), from.as_deref(), to.as_deref(), *entries);
+                match (at_least, at_most) {
+                    (_, Some(most)) if count > *most => Verdict::fail(format!(
+                        "{count} {what} still wait{}",
+                        if *most == 0 { "" } else { " (too many)" }
+                    )),
+                    (Some(least), _) if count < *least => {
+                        Verdict::fail(format!("{count} {what} wait, not {least} yet"))
+                    }
+                    (None, None) if count == 0 => Verdict::fail(format!("no {what} waits")),
+                    _ => Verdict::pass(),
+                }
+            }
             Check::UserRole { user, role } => match observe::user_roles(cx.lab, now, user).await {
                 Err(e) => Verdict::fail(format!("cannot read user {user}: {e:#}")),
                 Ok(None) => Verdict::fail(format!("there is no user {user}")),
@@ -553,8 +609,28 @@ impl Check {
             Check::Auth { enabled: true } => "auth enabled".into(),
             Check::Auth { enabled: false } => "auth disabled".into(),
             Check::UserRole { user, role } => format!("{user} with the role {role}"),
+            Check::StepMode { on: true, .. } => "step mode on".into(),
+            Check::StepMode { on: false, .. } => "step mode off".into(),
+            Check::Held { kind, from, to, entries, .. } => {
+                format!("{} held", held_words(kind.as_deref(), from.as_deref(), to.as_deref(), *entries))
+            }
         }
     }
+}
+
+/// Held messages as the learner would name them: `append with entries from n1 to n2`.
+fn held_words(kind: Option<&str>, from: Option<&str>, to: Option<&str>, entries: bool) -> String {
+    let mut words = kind.unwrap_or("message").to_string();
+    if entries {
+        words.push_str(" with entries");
+    }
+    if let Some(f) = from {
+        words.push_str(&format!(" from {f}"));
+    }
+    if let Some(t) = to {
+        words.push_str(&format!(" to {t}"));
+    }
+    words
 }
 
 fn key_verdict(
@@ -754,6 +830,7 @@ pub fn fill(text: &str, start: &Moment, now: &Moment) -> String {
             ("members", m.running().to_string()),
             ("followers", m.followers()),
             ("follower", m.follower().unwrap_or("no follower").to_string()),
+            ("other_follower", m.other_follower().unwrap_or("no other follower").to_string()),
             ("down", m.down().unwrap_or("nobody").to_string()),
             ("running", m.running_member().unwrap_or("nobody").to_string()),
             ("learner", m.learner().unwrap_or("no learner").to_string()),

@@ -88,6 +88,15 @@ impl Moment {
             .map(|m| m.name.as_str())
     }
 
+    /// A second running follower, the one `follower` is not: "the other follower".
+    pub fn other_follower(&self) -> Option<&str> {
+        self.members
+            .iter()
+            .filter(|m| m.state == "running" && m.role.as_deref() == Some("follower"))
+            .nth(1)
+            .map(|m| m.name.as_str())
+    }
+
     /// The first member that is not running, for "bring back the one you killed".
     pub fn down(&self) -> Option<&str> {
         self.members.iter().find(|m| m.state != "running").map(|m| m.name.as_str())

@@ -35,17 +35,14 @@ pub struct HeldMessage {
     pub entries: u32,
     pub summary: String,
     pub age_ms: u64,
-    /// The index range of the entries carried; 0 when none.
+    /// The index range of the entries carried (or acknowledged, by an answer); 0 when none.
     pub first_index: u64,
     pub last_index: u64,
+    /// An append without entries (a heartbeat), or the answer to one.
+    pub heartbeat: bool,
 }
 
 impl HeldMessage {
-    /// A heartbeat (an append without entries) or the answer to one.
-    pub fn is_heartbeat(&self) -> bool {
-        self.entries == 0 && (self.kind == "append" || self.kind == "append-response")
-    }
-
     /// An answer (travelling back to the member that asked).
     pub fn is_answer(&self) -> bool {
         self.kind.ends_with("-response")
@@ -57,11 +54,44 @@ impl HeldMessage {
 pub enum Selection {
     Ids(Vec<String>),
     All,
-    /// Every message on the links matching `from` and `to` (either may be open).
-    Link {
+    /// Every message from `from` to `to` of one of `kinds` (any, where open or empty).
+    Matching {
         from: Option<String>,
         to: Option<String>,
+        kinds: Vec<String>,
     },
+}
+
+/// Every kind of message step mode holds.
+pub const KINDS: [&str; 8] = [
+    "append",
+    "append-response",
+    "vote",
+    "vote-response",
+    "prevote",
+    "prevote-response",
+    "snapshot",
+    "snapshot-response",
+];
+
+/// The kinds named in `list` (comma-separated; `votes` stands for votes, pre-votes and their
+/// answers), each checked.
+pub fn parse_kinds(list: &str) -> Result<Vec<String>> {
+    let mut kinds = Vec::new();
+    for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if word == "votes" {
+            kinds.extend(["vote", "vote-response", "prevote", "prevote-response"].map(String::from));
+        } else {
+            anyhow::ensure!(
+                KINDS.contains(&word),
+                "{word:?} is not a kind of message: {} (or votes, for all four kinds of vote)",
+                KINDS.join(", ")
+            );
+            kinds.push(word.to_string());
+        }
+    }
+    anyhow::ensure!(!kinds.is_empty(), "name at least one kind of message: {}", KINDS.join(", "));
+    Ok(kinds)
 }
 
 /// Turns step mode on (`Some`, also to change its settings) or off. Off delivers everything
@@ -100,6 +130,7 @@ pub async fn held(lab: &Lab) -> Result<Vec<HeldMessage>> {
             age_ms: h.age_ms,
             first_index: h.first_index,
             last_index: h.last_index,
+            heartbeat: h.heartbeat,
         }));
     }
     all.sort_by(|a, b| b.age_ms.cmp(&a.age_ms).then_with(|| a.id.cmp(&b.id)));
@@ -133,12 +164,15 @@ pub async fn release(lab: &Lab, selection: &Selection, drop: bool) -> Result<u32
                 by_holder.insert(m.name.clone(), None);
             }
         }
-        Selection::Link { from, to } => {
+        Selection::Matching { from, to, kinds } => {
             for name in [from, to].into_iter().flatten() {
                 lab.config.member(name)?;
             }
             for h in held(lab).await? {
-                if from.as_ref().is_none_or(|f| *f == h.from) && to.as_ref().is_none_or(|t| *t == h.to) {
+                if from.as_ref().is_none_or(|f| *f == h.from)
+                    && to.as_ref().is_none_or(|t| *t == h.to)
+                    && (kinds.is_empty() || kinds.contains(&h.kind))
+                {
                     let (holder, number) = parse_id(lab, &h.id)?;
                     by_holder.entry(holder).or_insert_with(|| Some(vec![])).get_or_insert_default().push(number);
                 }
@@ -172,7 +206,7 @@ pub async fn release(lab: &Lab, selection: &Selection, drop: bool) -> Result<u32
             released += ack.get_ref().released;
         }
     }
-    // On a link, a message that went meanwhile (its sender gave up) is no surprise.
+    // Among matching messages, one that went meanwhile (its sender gave up) is no surprise.
     if !missing.is_empty() && matches!(selection, Selection::Ids(_)) {
         anyhow::bail!(
             "{} no longer held (delivered, dropped, or given up on by its sender): {}",
@@ -215,17 +249,23 @@ mod tests {
             age_ms: 1250,
             first_index: 0,
             last_index: 0,
+            heartbeat: entries == 0,
         }
     }
 
     #[test]
-    fn heartbeats_and_answers_are_told_apart() {
-        assert!(message("append", 0).is_heartbeat());
-        assert!(message("append-response", 0).is_heartbeat());
-        assert!(!message("append", 2).is_heartbeat());
-        assert!(!message("vote", 0).is_heartbeat());
+    fn answers_are_told_apart() {
         assert!(message("vote-response", 0).is_answer());
         assert!(!message("prevote", 0).is_answer());
+    }
+
+    #[test]
+    fn kinds_are_checked_and_votes_stands_for_four() {
+        assert_eq!(parse_kinds("append, snapshot").unwrap(), vec!["append", "snapshot"]);
+        assert_eq!(parse_kinds("votes").unwrap().len(), 4);
+        let err = parse_kinds("heartbeat").unwrap_err().to_string();
+        assert!(err.contains("not a kind of message") && err.contains("append-response"), "{err}");
+        assert!(parse_kinds(",").is_err());
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! the caller hears nothing until its own timeout.
 //!
 //! Timers keep running. openraft gives up on a heartbeat after one heartbeat interval and on
-//! a vote after the election timeout; a held message whose caller gave up leaves the queue,
-//! as the retry that follows takes its place. Clients' requests, and the forwarding of them
+//! a vote after its shortest election timeout (see `node::raft_config`); a held message
+//! whose caller gave up leaves the queue, as the retry that follows takes its place. Clients' requests, and the forwarding of them
 //! between members, are never held: they wait only as long as Raft makes them wait.
 
 use std::collections::BTreeMap;
@@ -129,6 +129,7 @@ impl StepQueue {
                     age_ms: h.since.elapsed().as_millis() as u64,
                     first_index: m.first_index,
                     last_index: m.last_index,
+                    heartbeat: m.heartbeat,
                 }
             })
             .collect()

@@ -19,8 +19,11 @@ use crossterm::event::MouseEventKind;
 use crate::lab::Tempo;
 use crate::lab::faults::LabFaults;
 use crate::lab::faults::Slowness;
+use crate::lab::faults::StepSettings;
 use crate::lab::status::Quorum;
 use crate::lab::status::Role;
+use crate::lab::step::HeldMessage;
+use crate::lab::step::Selection;
 use crate::proto::rafttyadmin::RaftEvent;
 use crate::proto::rafttyadmin::ReadLogResponse;
 use crate::tui::command;
@@ -40,6 +43,7 @@ use crate::tui::tabs::keys::KeysTab;
 use crate::tui::tabs::lessons::LessonOp;
 use crate::tui::tabs::lessons::LessonUpdate;
 use crate::tui::tabs::lessons::LessonsTab;
+use crate::tui::tabs::messages::MessagesTab;
 use crate::tui::tabs::metrics::MetricSample;
 use crate::tui::tabs::metrics::MetricsTab;
 use crate::tui::tabs::raft_log::RaftLogTab;
@@ -55,11 +59,12 @@ pub enum Tab {
     Metrics,
     Lessons,
     Backups,
+    Messages,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 7] =
-        [Tab::Cluster, Tab::Keys, Tab::RaftLog, Tab::Events, Tab::Metrics, Tab::Lessons, Tab::Backups];
+    pub const ALL: [Tab; 8] =
+        [Tab::Cluster, Tab::Keys, Tab::RaftLog, Tab::Events, Tab::Metrics, Tab::Lessons, Tab::Backups, Tab::Messages];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -70,6 +75,7 @@ impl Tab {
             Tab::Metrics => "Metrics",
             Tab::Lessons => "Lessons",
             Tab::Backups => "Backups",
+            Tab::Messages => "Messages",
         }
     }
 
@@ -268,6 +274,10 @@ pub enum LabOp {
     MemberAdd,
     MemberRemove(String),
     Tempo(Tempo),
+    /// Step mode on (with its settings) or off.
+    Step(Option<StepSettings>),
+    Deliver(Selection),
+    DropMessages(Selection),
 }
 
 impl LabOp {
@@ -288,6 +298,31 @@ impl LabOp {
             LabOp::MemberAdd => "member add".into(),
             LabOp::MemberRemove(m) => format!("member remove {m}"),
             LabOp::Tempo(t) => format!("tempo {}ms/{}ms", t.heartbeat_ms, t.election_timeout_ms),
+            LabOp::Step(None) => "step off".into(),
+            LabOp::Step(Some(s)) if s.auto_heartbeats => "step on --auto-heartbeats".into(),
+            LabOp::Step(Some(_)) => "step on".into(),
+            LabOp::Deliver(s) => format!("step deliver {}", describe_selection(s)),
+            LabOp::DropMessages(s) => format!("step drop {}", describe_selection(s)),
+        }
+    }
+}
+
+fn describe_selection(s: &Selection) -> String {
+    match s {
+        Selection::Ids(ids) => ids.join(" "),
+        Selection::All => "--all".into(),
+        Selection::Matching { from, to, kinds } => {
+            let mut words = Vec::new();
+            if let Some(f) = from {
+                words.push(format!("--from {f}"));
+            }
+            if let Some(t) = to {
+                words.push(format!("--to {t}"));
+            }
+            if !kinds.is_empty() {
+                words.push(format!("--kind {}", kinds.join(",")));
+            }
+            words.join(" ")
         }
     }
 }
@@ -371,6 +406,8 @@ pub enum Action {
     Lesson(LessonUpdate),
     /// The demo being presented moved on.
     Demo(DemoUpdate),
+    /// The messages step mode holds, oldest first.
+    Held(Vec<HeldMessage>),
 }
 
 /// What a command printed, shown over the bottom of the screen until esc.
@@ -404,6 +441,7 @@ pub struct App {
     pub metrics: MetricsTab,
     pub backups: BackupsTab,
     pub lessons: LessonsTab,
+    pub messages: MessagesTab,
     /// Presentation mode, for `raftty demo`.
     pub demo: Option<Presentation>,
     /// How far the help is scrolled.
@@ -442,6 +480,7 @@ impl App {
             metrics: MetricsTab::default(),
             backups: BackupsTab::default(),
             lessons: LessonsTab::default(),
+            messages: MessagesTab::default(),
             demo: None,
             help_scroll: 0,
             command: CommandLine::default(),
@@ -629,6 +668,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 || app.backups.running.is_none() != line.is_none();
             app.backups.running = line;
             if listed_anew { vec![Effect::Backup(BackupOp::Refresh)] } else { vec![] }
+        }
+        Action::Held(held) => {
+            if app.messages.held == held {
+                app.dirty = false;
+                return vec![];
+            }
+            app.messages.update(held);
+            vec![]
         }
         Action::Demo(update) => {
             if let Some(demo) = &mut app.demo {
@@ -930,7 +977,7 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.command.clear();
             return vec![];
         }
-        KeyCode::Char(c @ '1'..='7') => {
+        KeyCode::Char(c @ '1'..='8') => {
             let tab = Tab::ALL[(c as usize) - ('1' as usize)];
             return switch_tab(app, tab);
         }
@@ -996,6 +1043,10 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             crate::tui::tabs::lessons::KeyOutcome::Effect(e) => vec![e],
         },
         Tab::Metrics => vec![],
+        Tab::Messages => {
+            let step = app.cluster.as_ref().and_then(|c| c.faults.step);
+            app.messages.on_key(key, step)
+        }
     };
     effects.into_iter().flat_map(|e| guard(app, e)).collect()
 }

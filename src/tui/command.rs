@@ -153,6 +153,10 @@ pub const COMMANDS: &[&str] = &[
     "slow",
     "heal",
     "tempo",
+    "step on",
+    "step off",
+    "step deliver",
+    "step drop",
     "load",
     "theme",
     "lesson",
@@ -398,6 +402,7 @@ pub fn parse(line: &str) -> Result<Parsed> {
             lab(LabOp::Slow(name, slowness))
         }
         "heal" => lab(LabOp::Heal),
+        "step" => parse_step(&args),
         "tempo" => lab(LabOp::Tempo(Tempo::parse(&one(&args, "tempo etcd|slow|HEARTBEAT/ELECTION")?)?)),
         "load" => match args.first().map(String::as_str) {
             Some("off") | Some("0") => Ok(Parsed::Effect(Effect::Load(None))),
@@ -432,8 +437,54 @@ pub fn parse(line: &str) -> Result<Parsed> {
         "events" => Ok(Parsed::Tab(Tab::Events)),
         "metrics" => Ok(Parsed::Tab(Tab::Metrics)),
         "lessons" => Ok(Parsed::Tab(Tab::Lessons)),
+        "messages" => Ok(Parsed::Tab(Tab::Messages)),
         "etcdctl" => parse(&args.join(" ")),
         other => anyhow::bail!("unknown command {other:?}; `help` lists them"),
+    }
+}
+
+/// `step on [--auto-heartbeats]`, `step off`, `step deliver|drop ID... | --all | --from A --to B`.
+fn parse_step(args: &[String]) -> Result<Parsed> {
+    use crate::lab::faults::StepSettings;
+    use crate::lab::step::Selection;
+    let usage =
+        "usage: step on [--auto-heartbeats] | step off | step deliver|drop ID... | --all | --from A --to B --kind K";
+    let lab = |op| Ok(Parsed::Effect(Effect::Lab(op)));
+    let Some((what, rest)) = args.split_first() else { anyhow::bail!(usage) };
+    let selection = |rest: &[String]| -> Result<Selection> {
+        let (mut from, mut to, mut ids, mut all, mut kinds) = (None, None, Vec::new(), false, None);
+        let mut words = rest.iter();
+        while let Some(w) = words.next() {
+            match w.as_str() {
+                "--all" => all = true,
+                "--from" => from = Some(words.next().context("--from takes a member's name")?.clone()),
+                "--to" => to = Some(words.next().context("--to takes a member's name")?.clone()),
+                "--kind" => {
+                    kinds = Some(crate::lab::step::parse_kinds(words.next().context("--kind takes kinds of message")?)?)
+                }
+                id if !id.starts_with("--") => ids.push(id.to_string()),
+                other => anyhow::bail!("unknown option {other:?}; {usage}"),
+            }
+        }
+        let matching = from.is_some() || to.is_some() || kinds.is_some();
+        Ok(match (all, matching, ids.is_empty()) {
+            (true, false, true) => Selection::All,
+            (false, true, true) => Selection::Matching { from, to, kinds: kinds.unwrap_or_default() },
+            (false, false, false) => Selection::Ids(ids),
+            _ => anyhow::bail!("name message ids, or --all, or --from/--to; {usage}"),
+        })
+    };
+    match what.as_str() {
+        "on" => match rest {
+            [] => lab(LabOp::Step(Some(StepSettings { auto_heartbeats: false }))),
+            [flag] if flag == "--auto-heartbeats" => lab(LabOp::Step(Some(StepSettings { auto_heartbeats: true }))),
+            _ => anyhow::bail!(usage),
+        },
+        "off" => lab(LabOp::Step(None)),
+        "deliver" => lab(LabOp::Deliver(selection(rest)?)),
+        "drop" => lab(LabOp::DropMessages(selection(rest)?)),
+        "list" => Ok(Parsed::Tab(Tab::Messages)),
+        _ => anyhow::bail!(usage),
     }
 }
 

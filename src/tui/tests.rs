@@ -196,9 +196,11 @@ fn tabs_switch_with_digits_tab_and_shift_tab() {
     update(&mut app, key(KeyCode::BackTab));
     assert_eq!(app.tab, Tab::Cluster);
     update(&mut app, key(KeyCode::BackTab));
-    assert_eq!(app.tab, Tab::Backups);
+    assert_eq!(app.tab, Tab::Messages);
     update(&mut app, key(KeyCode::BackTab));
-    assert_eq!(app.tab, Tab::Lessons);
+    assert_eq!(app.tab, Tab::Backups);
+    update(&mut app, key(KeyCode::Char('8')));
+    assert_eq!(app.tab, Tab::Messages);
 }
 
 fn backups() -> Vec<crate::backup::catalog::Entry> {
@@ -688,6 +690,41 @@ fn screen_partition_applied() {
     view.quorum = Quorum::Degraded { down: 1, voters: 3 };
     view.members[0].lag = Some(5);
     update(&mut app, Action::Cluster(view));
+    insta::assert_snapshot!(render(&mut app, 100, 26));
+}
+
+#[test]
+fn screen_messages_held_in_step_mode() {
+    let mut app = app();
+    let mut view = healthy();
+    view.faults.step = Some(crate::lab::faults::StepSettings { auto_heartbeats: true });
+    view.faults_in_words = view.faults.in_words(&["n1".into(), "n2".into(), "n3".into()]);
+    update(&mut app, Action::Cluster(view));
+    update(&mut app, key(KeyCode::Char('8')));
+    let held = |id: &str, from: &str, to: &str, kind: &str, range: (u64, u64), summary: &str, age_ms| {
+        crate::lab::step::HeldMessage {
+            id: id.into(),
+            holder: if kind.ends_with("-response") { to.into() } else { from.into() },
+            from: from.into(),
+            to: to.into(),
+            kind: kind.into(),
+            term: 2,
+            entries: if kind == "append" && range.1 > 0 { (range.1 - range.0 + 1) as u32 } else { 0 },
+            summary: summary.into(),
+            age_ms,
+            first_index: range.0,
+            last_index: range.1,
+            heartbeat: false,
+        }
+    };
+    update(
+        &mut app,
+        Action::Held(vec![
+            held("n1-7", "n1", "n3", "append", (5, 5), "entry 5: put /stepped (3 bytes); commit 4", 4200),
+            held("n1-9", "n2", "n1", "append-response", (5, 5), "success: it holds entries up to 5", 1300),
+        ]),
+    );
+    update(&mut app, key(KeyCode::Char('j')));
     insta::assert_snapshot!(render(&mut app, 100, 26));
 }
 

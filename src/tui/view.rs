@@ -53,15 +53,22 @@ pub fn tab_and_pane(app: &App) -> (Rect, Option<Rect>) {
     }
 }
 
-fn tab_label(i: usize, tab: Tab) -> String {
-    format!(" {} {} ", i + 1, tab.title())
+/// A tab's label in the tab bar: padded when the whole bar fits in `width` so, tight when not.
+fn tab_label(i: usize, tab: Tab, width: u16) -> String {
+    let padded_width: usize =
+        Tab::ALL.iter().enumerate().map(|(i, t)| format!(" {} {} ", i + 1, t.title()).len() + 1).sum();
+    if padded_width <= width as usize + 1 {
+        format!(" {} {} ", i + 1, tab.title())
+    } else {
+        format!("{} {}", i + 1, tab.title())
+    }
 }
 
 /// The tab under column `x` of the tab bar.
-pub fn tab_at(x: u16, _width: u16) -> Option<Tab> {
+pub fn tab_at(x: u16, width: u16) -> Option<Tab> {
     let mut start = 0u16;
     for (i, tab) in Tab::ALL.iter().enumerate() {
-        let len = tab_label(i, *tab).chars().count() as u16;
+        let len = tab_label(i, *tab, width).chars().count() as u16;
         if x >= start && x < start + len {
             return Some(*tab);
         }
@@ -96,6 +103,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Tab::Metrics => tabs::metrics::draw(frame, body, app),
         Tab::Lessons => tabs::lessons::draw(frame, body, app),
         Tab::Backups => tabs::backups::draw(frame, body, app),
+        Tab::Messages => tabs::messages::draw(frame, body, app),
     }
     if let Some(pane) = pane {
         tabs::lessons::draw_pane(frame, pane, app);
@@ -202,7 +210,7 @@ fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
     let mut spans = Vec::new();
     for (i, tab) in Tab::ALL.iter().enumerate() {
         let style = if *tab == app.tab { t.tab_active } else { t.dim };
-        spans.push(Span::styled(tab_label(i, *tab), style));
+        spans.push(Span::styled(tab_label(i, *tab, area.width), style));
         spans.push(Span::raw(" "));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -231,6 +239,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                     Tab::Events => tabs::events::footer(&app.events),
                     Tab::Backups => tabs::backups::footer(&app.backups).to_string(),
                     Tab::Lessons => tabs::lessons::footer(&app.lessons).to_string(),
+                    Tab::Messages => {
+                        tabs::messages::footer(&app.messages, app.cluster.as_ref().and_then(|c| c.faults.step))
+                            .to_string()
+                    }
                     Tab::Metrics => String::new(),
                 };
                 let out = if app.output.is_some() { "esc close output  " } else { "" };
@@ -283,7 +295,7 @@ fn draw_popup(frame: &mut Frame, area: Rect, app: &App, title: &str, lines: &[St
 
 /// Every key and command, grouped the way k9s and lazygit group theirs.
 pub const HELP: &[(&str, &str)] = &[
-    ("1-7, tab, shift-tab", "switch tabs (or click them)"),
+    ("1-8, tab, shift-tab", "switch tabs (or click them)"),
     (":", "command line: etcdctl commands and the lab's (tab completes, up recalls)"),
     ("/", "filter keys (Keys) or events (Events)"),
     ("?", "this help"),
@@ -312,6 +324,9 @@ pub const HELP: &[(&str, &str)] = &[
     ("Lessons: enter, x", "start the chosen lesson on a fresh lab; leave the one under way"),
     ("F2 F3 F4, F8", "while a lesson runs, on any tab: hint, play the solution, reset the step; hide the pane"),
     (":lesson ID  :hint  :solution  :reset [lesson]", "the same from the command line"),
+    ("Messages: s h", "step mode on/off: hold every Raft message; let heartbeats flow or wait"),
+    ("Messages: enter d l a", "deliver the selected message, drop it, deliver its link, deliver all"),
+    (":step on [--auto-heartbeats]  :step deliver|drop ID  :step off", "the same from the command line"),
 ];
 
 fn draw_help(frame: &mut Frame, area: Rect, app: &App) {

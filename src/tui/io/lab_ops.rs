@@ -111,6 +111,22 @@ async fn carry_out(io: &Io, op: LabOp) -> Result<String> {
             io.set_endpoints(lab.endpoints());
             Ok(format!("removed {m}"))
         }
+        LabOp::Step(settings) => {
+            crate::lab::step::set(&io.lab()?, settings).await?;
+            Ok(match settings {
+                None => "step mode off: what was held is delivered".into(),
+                Some(s) if s.auto_heartbeats => "step mode on: messages wait, heartbeats flow".into(),
+                Some(_) => "step mode on: every message waits (tab 8)".into(),
+            })
+        }
+        LabOp::Deliver(selection) => {
+            let n = crate::lab::step::release(&io.lab()?, &selection, false).await?;
+            Ok(format!("delivered {n} message{}", if n == 1 { "" } else { "s" }))
+        }
+        LabOp::DropMessages(selection) => {
+            let n = crate::lab::step::release(&io.lab()?, &selection, true).await?;
+            Ok(format!("dropped {n} message{}", if n == 1 { "" } else { "s" }))
+        }
         LabOp::Tempo(t) => {
             let mut lab = io.lab()?;
             crate::lab::supervisor::set_tempo(&mut lab, t, |_| {}).await?;

@@ -30,6 +30,8 @@ use crate::tui::tabs::metrics::MetricSample;
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 const LOG_EVERY: Duration = Duration::from_millis(500);
 const METRICS_EVERY: Duration = Duration::from_secs(2);
+/// Step mode's queues change with every delivery: a person should see the answer arrive.
+const HELD_EVERY: Duration = Duration::from_millis(250);
 /// Entries read from each member's log tail.
 const LOG_TAIL: u32 = 200;
 
@@ -40,6 +42,33 @@ pub fn spawn_all(io: &Arc<Io>) {
     tokio::spawn(async move { log_loop(logs).await });
     let metrics = io.clone();
     tokio::spawn(async move { metrics_loop(metrics).await });
+    if matches!(io.source, Source::Lab { .. }) {
+        let held = io.clone();
+        tokio::spawn(async move { held_loop(held).await });
+    }
+}
+
+/// While step mode is on, what every member holds; an empty queue once it is off.
+async fn held_loop(io: Arc<Io>) {
+    let mut shown_any = false;
+    loop {
+        if io.tx.is_closed() {
+            return;
+        }
+        if let Ok(lab) = io.lab() {
+            let on = LabFaults::load(&lab.dir).is_ok_and(|f| f.step.is_some());
+            if on {
+                if let Ok(held) = crate::lab::step::held(&lab).await {
+                    shown_any = !held.is_empty();
+                    io.send(Action::Held(held));
+                }
+            } else if shown_any {
+                shown_any = false;
+                io.send(Action::Held(vec![]));
+            }
+        }
+        tokio::time::sleep(HELD_EVERY).await;
+    }
 }
 
 async fn status_loop(io: Arc<Io>) {

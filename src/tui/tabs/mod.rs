@@ -5,5 +5,6 @@ pub mod cluster;
 pub mod events;
 pub mod keys;
 pub mod lessons;
+pub mod messages;
 pub mod metrics;
 pub mod raft_log;
