@@ -229,6 +229,26 @@ pub enum Command {
     /// Grow or shrink the cluster.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Replay what the lab recorded, in the app and read-only: ← and → step from one recorded
+    /// moment to the next, shift-← and shift-→ jump by 5 s.
+    Replay {
+        /// A recording exported with --export, to replay instead of the lab's own.
+        file: Option<PathBuf>,
+        /// Open at this moment: a time such as 2026-12-02T11:03:53Z, or an offset such as +12s
+        /// from the recording's start (default: its start).
+        #[arg(long)]
+        from: Option<String>,
+        /// Print the cluster as it was at this moment, as `raftty status` printed it then,
+        /// instead of opening the app.
+        #[arg(long, conflicts_with_all = ["export", "from"])]
+        at: Option<String>,
+        /// With --at: print JSON, as `raftty status --json`.
+        #[arg(long, requires = "at")]
+        json: bool,
+        /// Write the recording to one file that another machine can replay.
+        #[arg(long, conflicts_with = "from")]
+        export: Option<PathBuf>,
+    },
     /// Step mode: hold every Raft message until you deliver or drop it, one at a time.
     #[command(subcommand)]
     Step(StepCommand),

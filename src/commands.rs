@@ -47,13 +47,74 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             shape: lab::supervisor::LabShape::default(),
             theme,
             demo: None,
+            replay_from: None,
         };
         return runtime.block_on(crate::tui::run(options));
+    }
+    if let Command::Replay { file, from, at, json, export } = command {
+        return runtime.block_on(replay(&cli.lab, file, from, at, json, export, theme));
     }
     if let Command::Demo { name, yes, verify, all, lessons } = command {
         return runtime.block_on(demo(&cli.lab, name, yes, verify, all, &lessons, theme));
     }
     runtime.block_on(run_lab_command(&cli.lab, command))
+}
+
+/// `raftty replay`: a recording in the app, or the cluster at one moment, or exported.
+async fn replay(
+    lab_name: &str,
+    file: Option<std::path::PathBuf>,
+    from: Option<String>,
+    at: Option<String>,
+    json: bool,
+    export: Option<std::path::PathBuf>,
+    theme: crate::tui::theme::ThemeName,
+) -> Result<ExitCode> {
+    use crate::lab::recording::Recording;
+    use crate::lab::recording::parse_moment;
+    // A moment that cannot be read is an error whatever the recording holds.
+    for moment in [&at, &from].into_iter().flatten() {
+        parse_moment(moment, 0)?;
+    }
+    let recording = match &file {
+        Some(path) => Recording::from_file(path)?,
+        None => Recording::of_lab(&Lab::open(&lab::home()?, lab_name)?.dir)?,
+    };
+    let (Some(start), Some(end)) = (recording.start(), recording.end()) else {
+        anyhow::bail!("the recording of lab {} is empty: nothing happened yet", recording.lab);
+    };
+    if let Some(path) = export {
+        recording.export(&path)?;
+        println!(
+            "wrote {} records of lab {} ({:.1} s) to {}; `raftty replay {}` replays them",
+            recording.records.len(),
+            recording.lab,
+            (end - start) as f64 / 1e6,
+            path.display(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(at) = at {
+        let moment = parse_moment(&at, start)?;
+        let status = recording.status_at(moment);
+        if json {
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        } else {
+            print!("{}", lab::status::render_table(&recording.lab, recording.tempo(), &status));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let from = from.map(|f| parse_moment(&f, start)).transpose()?;
+    let options = crate::tui::AppOptions {
+        target: crate::tui::app::Target::Lab { name: recording.lab.clone(), tempo: recording.tempo() },
+        source: crate::tui::io::Source::Replay(std::sync::Arc::new(recording)),
+        shape: lab::supervisor::LabShape::default(),
+        theme,
+        demo: None,
+        replay_from: Some(from.unwrap_or(start)),
+    };
+    crate::tui::run(options).await
 }
 
 /// `raftty demo`: list the demos, verify them, or make one's lab and present it.
@@ -127,6 +188,7 @@ async fn open_app(
         shape,
         theme,
         demo,
+        replay_from: None,
     };
     crate::tui::run(options).await
 }
@@ -287,7 +349,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                print!("{}", lab::status::render_table(&lab, &status));
+                print!("{}", lab::status::render_table(lab.name(), lab.config.tempo, &status));
             }
         }
         Command::Env { member, user } => {
@@ -319,6 +381,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
             print!("{exports}");
         }
         Command::Demo { .. } => anyhow::bail!("`raftty demo` opens the app: it is not a lab command"),
+        Command::Replay { .. } => anyhow::bail!("`raftty replay` is not a lab command"),
         Command::Lesson { action, lessons } => {
             return crate::course::commands::run(&home, lab_name, action, &lessons).await;
         }

@@ -32,15 +32,18 @@
 //!   - `faults.rs`: the network faults as the member applies them to every message it
 //!     sends; `step.rs`: step mode's queue, where those messages and their answers wait to
 //!     be delivered by hand; `events.rs`: the member's event bus; `admin.rs`: the admin
-//!     surface (state, log, events, faults, held messages) the supervisor uses.
+//!     surface (state, log, events, faults, held messages) the supervisor uses;
+//!     `recorder.rs`: the member's part of the lab's recording, for `raftty replay`.
 //!   - `metrics/`: Prometheus metrics with etcd's names and `/health`, on the member's
 //!     metrics port (HTTPS, mTLS).
 //! - `lab/`: the supervisor. A lab is a folder holding a cluster's config, certificates,
 //!   member data, pids, logs and network faults. `supervisor.rs` brings it up and down (and
 //!   changes its tempo), `process.rs` starts and finds member processes, `control.rs` kills,
 //!   pauses and starts them and puts faults in force, `faults.rs` is the lab's fault table
-//!   by member name, `step.rs` lists and releases what step mode holds, `membership.rs` grows and shrinks the cluster, `status.rs`,
-//!   `timeline.rs` (events, log), `check.rs` (HashKV) and `scrape.rs` (metrics) look inside;
+//!   by member name, `step.rs` lists and releases what step mode holds, `recording.rs` reads
+//!   the lab's recording back (the cluster at any moment), `membership.rs` grows and shrinks
+//!   the cluster, `status.rs`, `timeline.rs` (events, log), `check.rs` (HashKV) and
+//!   `scrape.rs` (metrics) look inside;
 //!   `restore.rs` makes a lab from a backup, `recover.rs` rebuilds one that lost its quorum;
 //!   `certs.rs` issues per-user certificates and explains any certificate.
 //! - `backup/`: snapshots in etcd's own format (bbolt file plus SHA-256), streamed by every

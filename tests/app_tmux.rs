@@ -341,20 +341,20 @@ fn a_lesson_started_from_tab_6_passes_when_the_leader_is_killed() {
     t.wait_for("the question before the lab is made anew", |s| s.contains("start leader-election on a fresh lab?"));
     t.keys(&["y"]);
     let screen = t.wait_for("step 1 and its first judgement", |s| {
-        s.contains("Step 1 of 3: Cause an election") && s.contains("not yet:")
+        s.contains("Step 1 of 5: Cause an election") && s.contains("not yet:")
     });
     assert!(screen.contains("Goal: Get a new leader elected"), "the goal shows:\n{screen}");
 
     t.keys(&["1"]);
     let screen = t.wait_for("the pane beside the Cluster tab", |s| {
-        s.contains("Members") && s.contains("Leader election · step 1 of 3") && header_leader(s).is_some()
+        s.contains("Members") && s.contains("Leader election · step 1 of 5") && header_leader(s).is_some()
     });
     let leader = header_leader(&screen).expect("a leader");
     t.command(&format!("kill {leader}"));
     let screen = t.wait_for("the step passed, with its explanation", |s| {
         s.contains("✓ step 1 passed: Cause an election") && s.contains("The term went from")
     });
-    assert!(screen.contains("Leader election · step 2 of 3"), "the pane moved on to step 2:\n{screen}");
+    assert!(screen.contains("Leader election · step 2 of 5"), "the pane moved on to step 2:\n{screen}");
     assert!(
         screen.contains(&format!("{leader} is down")),
         "step 2 names the member that went down ({leader}):\n{screen}"
@@ -363,7 +363,7 @@ fn a_lesson_started_from_tab_6_passes_when_the_leader_is_killed() {
     // The headless commands see the same progress, from the same file.
     let status = t.raftty(&["lesson", "status"]);
     let status = String::from_utf8_lossy(&status.stdout);
-    assert!(status.contains("step 2 of 3"), "raftty lesson status agrees:\n{status}");
+    assert!(status.contains("step 2 of 5"), "raftty lesson status agrees:\n{status}");
     t.keys(&["q"]);
     t.wait_for("the quit question", |s| s.contains("leave it running"));
     t.keys(&["s"]);

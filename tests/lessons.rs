@@ -110,7 +110,7 @@ fn every_lesson_that_ships_fails_before_its_solution_and_passes_after_it() {
 fn a_learner_takes_leader_election_headless_and_a_wrong_move_does_not_pass() {
     let home = Home::new();
     let started = home.ok(&["--lab", "class", "lesson", "start", "leader-election", "--yes"]);
-    assert!(started.contains("step 1 of 3: Cause an election"), "{started}");
+    assert!(started.contains("step 1 of 5: Cause an election"), "{started}");
     let status: Value = serde_json::from_str(&home.ok(&["--lab", "class", "status", "--json"])).unwrap();
     let leader = status["nodes"]
         .as_array()

@@ -13,6 +13,7 @@ use tonic::transport::Endpoint;
 use crate::lab::Lab;
 use crate::lab::faults::LabFaults;
 use crate::lab::process::ProcessState;
+use crate::lab::recording;
 use crate::proto::rafttyadmin::StateRequest;
 use crate::proto::rafttyadmin::admin_client::AdminClient;
 
@@ -52,6 +53,7 @@ pub fn kill(lab: &Lab, member: &str) -> Result<()> {
     member_must_exist(lab, member)?;
     anyhow::ensure!(lab.signal_member(member, Signal::SIGKILL)?, "{member} is not running");
     lab.mark_killed(member)?;
+    recording::note_process(&lab.dir, member, "killed");
     anyhow::ensure!(lab.wait_exit(member, Duration::from_secs(10)), "{member} did not die after SIGKILL");
     Ok(())
 }
@@ -71,6 +73,7 @@ pub fn pause(lab: &Lab, member: &str) -> Result<()> {
     anyhow::ensure!(state != ProcessState::Exited, "{member} is not running");
     anyhow::ensure!(state != ProcessState::Paused, "{member} is already paused");
     lab.signal_member(member, Signal::SIGSTOP)?;
+    recording::note_process(&lab.dir, member, "paused");
     wait_state(lab, member, ProcessState::Paused)
 }
 
@@ -79,6 +82,7 @@ pub fn resume(lab: &Lab, member: &str) -> Result<()> {
     member_must_exist(lab, member)?;
     anyhow::ensure!(lab.process(member).state == ProcessState::Paused, "{member} is not paused");
     lab.signal_member(member, Signal::SIGCONT)?;
+    recording::note_process(&lab.dir, member, "resumed");
     wait_state(lab, member, ProcessState::Running)
 }
 
@@ -146,6 +150,7 @@ pub async fn change_faults(lab: &Lab, change: impl FnOnce(&mut LabFaults) -> Res
         member_must_exist(lab, m)?;
     }
     faults.save(&lab.dir)?;
+    recording::note(&lab.dir, recording::Record::Faults { t: recording::now_micros(), faults: faults.clone() });
     let table = faults.to_table(&lab.config);
     for m in lab.config.active_members() {
         if lab.process(&m.name).state != ProcessState::Running {

@@ -6,6 +6,8 @@
 //! members/<name>/   each member's data: raft-log.redb, state.redb, snapshots/
 //! run/<name>.pid    pids of running members
 //! logs/<name>.log   what each member printed
+//! faults.json       the network faults and step mode in force (faults.rs)
+//! timeline/         what happened, for `raftty replay` (recording.rs)
 //! ```
 //!
 //! `<home>` is `$RAFTTY_HOME` when set, else the platform's data directory.
@@ -18,6 +20,7 @@ pub mod faults;
 pub mod membership;
 pub mod ports;
 pub mod process;
+pub mod recording;
 pub mod recover;
 pub mod restore;
 pub mod scrape;

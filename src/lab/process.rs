@@ -190,6 +190,7 @@ impl Lab {
             let _ = signal::kill(pid, Signal::SIGCONT);
         }
         let _ = signal::kill(pid, Signal::SIGTERM);
+        crate::lab::recording::note_process(&self.dir, member, "stopped");
         if !self.wait_exit(member, grace) {
             let _ = signal::kill(pid, Signal::SIGKILL);
             self.wait_exit(member, Duration::from_secs(5));

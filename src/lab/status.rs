@@ -7,10 +7,14 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::lab::Lab;
+use crate::lab::LabConfig;
+use crate::lab::MemberConfig;
 use crate::lab::control;
 use crate::lab::faults::LabFaults;
+use crate::lab::process::MemberProcess;
 use crate::lab::process::ProcessState;
 use crate::proto::etcdserverpb::AlarmType;
+use crate::proto::rafttyadmin::MemberState;
 use crate::proto::rafttyadmin::StateRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -176,6 +180,18 @@ impl LabStatus {
     }
 }
 
+/// What one member answered, or why it did not: what a status is made of, asked live or
+/// read from a recording.
+pub struct MemberAnswer {
+    pub member: MemberConfig,
+    pub process: MemberProcess,
+    /// Killed by the lab, rather than exited by itself.
+    pub killed: bool,
+    /// Why it stopped, for a member that refused to start.
+    pub exit_reason: Option<String>,
+    pub state: std::result::Result<MemberState, String>,
+}
+
 /// Asks every member of the lab for its state, all at once, over its admin surface.
 pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
     let members: Vec<_> = lab.config.active_members().cloned().collect();
@@ -193,18 +209,34 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
         }
     });
     let answers = futures::future::join_all(queries).await;
-    let matched: Vec<Option<(u64, std::collections::HashMap<u64, u64>)>> = answers
-        .iter()
-        .map(|(_, state)| {
-            state.as_ref().ok().filter(|s| s.role == "leader").map(|s| (s.last_log_index, s.matched.clone()))
+    let answers = members
+        .into_iter()
+        .zip(answers)
+        .map(|(m, (process, state))| MemberAnswer {
+            killed: process.state == ProcessState::Exited && lab.was_killed(&m.name),
+            exit_reason: (process.state == ProcessState::Exited).then(|| lab.exit_reason(&m.name)).flatten(),
+            member: m,
+            process,
+            state,
         })
         .collect();
-    let name_of = |id: u64| lab.config.members.iter().find(|m| m.id == id).map(|m| m.name.clone());
-    let mut alarms = std::collections::BTreeSet::new();
-    let nodes = members
+    Ok(assemble(lab.name(), &lab.config, answers, LabFaults::load(&lab.dir)?))
+}
+
+/// The status of a lab whose members answered `answers`, under `faults`.
+pub fn assemble(lab_name: &str, config: &LabConfig, answers: Vec<MemberAnswer>, faults: LabFaults) -> LabStatus {
+    let matched: Vec<Option<(u64, std::collections::HashMap<u64, u64>)>> = answers
         .iter()
-        .zip(answers)
-        .map(|(m, (process, state))| {
+        .map(|a| a.state.as_ref().ok().filter(|s| s.role == "leader").map(|s| (s.last_log_index, s.matched.clone())))
+        .collect();
+    let name_of = |id: u64| config.members.iter().find(|m| m.id == id).map(|m| m.name.clone());
+    let mut alarms = std::collections::BTreeSet::new();
+    let names: Vec<String> = answers.iter().map(|a| a.member.name.clone()).collect();
+    let nodes = answers
+        .into_iter()
+        .map(|a| {
+            let m = &a.member;
+            let process = a.process;
             let mut node = NodeStatus {
                 name: m.name.clone(),
                 id: format!("{:x}", m.id),
@@ -216,7 +248,7 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                 committed_index: None,
                 applied_index: None,
                 lag: None,
-                killed: process.state == ProcessState::Exited && lab.was_killed(&m.name),
+                killed: a.killed,
                 leader: None,
                 client_url: m.client_url(),
                 peer_url: m.peer_url(),
@@ -224,7 +256,7 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                 db_size: None,
                 error: None,
             };
-            match state {
+            match a.state {
                 Ok(s) => {
                     node.role = Role::parse(&s.role);
                     node.term = Some(s.term);
@@ -242,7 +274,7 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
                 }
                 Err(e) if process.state == ProcessState::Running => node.error = Some(e),
                 Err(_) if process.state == ProcessState::Exited => {
-                    node.error = lab.exit_reason(&m.name).map(|why| format!("refused to start: {why}"));
+                    node.error = a.exit_reason.map(|why| format!("refused to start: {why}"));
                 }
                 Err(_) => {}
             }
@@ -258,16 +290,14 @@ pub async fn gather(lab: &Lab, timeout: Duration) -> Result<LabStatus> {
             Some(leader_last.saturating_sub(*matched.get(&id)?))
         });
     }
-    let fault_table = LabFaults::load(&lab.dir)?;
-    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
-    Ok(LabStatus {
-        lab: lab.name().to_string(),
+    LabStatus {
+        lab: lab_name.to_string(),
         nodes,
-        faults: fault_table.describe(),
-        faults_in_words: fault_table.in_words(&names),
+        faults: faults.describe(),
+        faults_in_words: faults.in_words(&names),
         alarms: alarms.into_iter().collect(),
-        fault_table,
-    })
+        fault_table: faults,
+    }
 }
 
 /// The leader's last log index and the indexes it knows each member holds, if one answered.
@@ -279,7 +309,7 @@ fn answers_matched(
 }
 
 /// The human view: one line per member.
-pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
+pub fn render_table(lab_name: &str, tempo: crate::lab::Tempo, status: &LabStatus) -> String {
     let dash = || "-".to_string();
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(dash);
     let mut rows = vec![
@@ -302,10 +332,9 @@ pub fn render_table(lab: &Lab, status: &LabStatus) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    let tempo = lab.config.tempo;
     let mut out = format!(
         "lab {} ({} members, heartbeat {} ms, election timeout {} ms)\n",
-        lab.name(),
+        lab_name,
         status.nodes.len(),
         tempo.heartbeat_ms,
         tempo.election_timeout_ms

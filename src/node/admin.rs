@@ -36,6 +36,89 @@ impl AdminService {
     pub fn new(member: Arc<Member>, log: LogReader) -> AdminService {
         AdminService { member, log }
     }
+
+    /// The member's Raft state, as the admin surface answers it (and the recording keeps it).
+    pub fn member_state(&self) -> MemberState {
+        let metrics = self.member.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let learners: Vec<u64> = membership.learner_ids().collect();
+        let live_leader = self.member.live_leader_of(&m);
+        let role = role_of(&m, live_leader);
+        let matched = m
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, log)| (*id, log.map(|l| l.index).unwrap_or(0))).collect())
+            .unwrap_or_default();
+        MemberState {
+            id: self.member.id,
+            name: self.member.name.clone(),
+            role: role.to_string(),
+            term: m.current_term,
+            leader: live_leader.unwrap_or(0),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            committed_index: m.local_committed.map(|l| l.index).unwrap_or(0),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            voters,
+            learners,
+            matched,
+            faults_generation: self.member.peers.faults().generation(),
+            alarms: crate::node::mvcc::alarm::members_of(&self.member.state_machine.mvcc().alarms()),
+            db_size: self.member.state_machine.mvcc().db_size_bytes(),
+        }
+    }
+
+    /// Up to `limit` entries of the log from index `from` (0: the last `limit`).
+    pub async fn read_log_window(&self, from: u64, limit: u32) -> Result<ReadLogResponse, Status> {
+        let (purged, last, committed, applied, snapshot) = {
+            let metrics = self.member.raft.metrics();
+            let m = metrics.borrow_watched();
+            (
+                m.purged.map(|l| l.index),
+                m.last_log_index,
+                m.local_committed.map(|l| l.index).unwrap_or(0),
+                m.last_applied.map(|l| l.index).unwrap_or(0),
+                m.snapshot.map(|l| l.index).unwrap_or(0),
+            )
+        };
+        let limit = limit.clamp(1, MAX_LOG_READ) as u64;
+        let first_present = purged.map(|p| p + 1).unwrap_or(0);
+        let entries = match last {
+            None => vec![],
+            Some(last) => {
+                let from = if from == 0 { last.saturating_sub(limit - 1) } else { from };
+                let from = from.max(first_present);
+                let to = last.min(from.saturating_add(limit - 1));
+                if from > to {
+                    vec![]
+                } else {
+                    let mut reader = self.log.clone();
+                    reader
+                        .try_get_log_entries(from..=to)
+                        .await
+                        .map_err(|e| Status::internal(format!("reading the log: {e}")))?
+                }
+            }
+        };
+        let entries = entries
+            .into_iter()
+            .map(|e| {
+                let (kind, summary) = entry_summary(&e.payload);
+                LogEntryView { index: e.log_id.index, term: e.log_id.leader_id.term, kind: kind.to_string(), summary }
+            })
+            .collect();
+        Ok(ReadLogResponse {
+            entries,
+            purged_index: purged.unwrap_or(0),
+            last_index: last.unwrap_or(0),
+            committed_index: committed,
+            applied_index: applied,
+            snapshot_index: snapshot,
+        })
+    }
 }
 
 fn require_admin<T>(req: &Request<T>) -> Result<(), Status> {
@@ -75,36 +158,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<RaftEvent, Status>> + Send>>
 impl Admin for AdminService {
     async fn state(&self, req: Request<StateRequest>) -> Result<Response<MemberState>, Status> {
         require_admin(&req)?;
-        let metrics = self.member.raft.metrics();
-        let m = metrics.borrow_watched();
-        let membership = m.membership_config.membership();
-        let voters: Vec<u64> = membership.voter_ids().collect();
-        let learners: Vec<u64> = membership.learner_ids().collect();
-        let live_leader = self.member.live_leader_of(&m);
-        let role = role_of(&m, live_leader);
-        let matched = m
-            .replication
-            .as_ref()
-            .map(|r| r.iter().map(|(id, log)| (*id, log.map(|l| l.index).unwrap_or(0))).collect())
-            .unwrap_or_default();
-        Ok(Response::new(MemberState {
-            id: self.member.id,
-            name: self.member.name.clone(),
-            role: role.to_string(),
-            term: m.current_term,
-            leader: live_leader.unwrap_or(0),
-            last_log_index: m.last_log_index.unwrap_or(0),
-            committed_index: m.local_committed.map(|l| l.index).unwrap_or(0),
-            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
-            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
-            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
-            voters,
-            learners,
-            matched,
-            faults_generation: self.member.peers.faults().generation(),
-            alarms: crate::node::mvcc::alarm::members_of(&self.member.state_machine.mvcc().alarms()),
-            db_size: self.member.state_machine.mvcc().db_size_bytes(),
-        }))
+        Ok(Response::new(self.member_state()))
     }
 
     async fn set_faults(&self, req: Request<FaultTable>) -> Result<Response<FaultAck>, Status> {
@@ -157,50 +211,6 @@ impl Admin for AdminService {
     async fn read_log(&self, req: Request<ReadLogRequest>) -> Result<Response<ReadLogResponse>, Status> {
         require_admin(&req)?;
         let req = req.into_inner();
-        let (purged, last, committed, applied, snapshot) = {
-            let metrics = self.member.raft.metrics();
-            let m = metrics.borrow_watched();
-            (
-                m.purged.map(|l| l.index),
-                m.last_log_index,
-                m.local_committed.map(|l| l.index).unwrap_or(0),
-                m.last_applied.map(|l| l.index).unwrap_or(0),
-                m.snapshot.map(|l| l.index).unwrap_or(0),
-            )
-        };
-        let limit = req.limit.clamp(1, MAX_LOG_READ) as u64;
-        let first_present = purged.map(|p| p + 1).unwrap_or(0);
-        let entries = match last {
-            None => vec![],
-            Some(last) => {
-                let from = if req.from == 0 { last.saturating_sub(limit - 1) } else { req.from };
-                let from = from.max(first_present);
-                let to = last.min(from.saturating_add(limit - 1));
-                if from > to {
-                    vec![]
-                } else {
-                    let mut reader = self.log.clone();
-                    reader
-                        .try_get_log_entries(from..=to)
-                        .await
-                        .map_err(|e| Status::internal(format!("reading the log: {e}")))?
-                }
-            }
-        };
-        let entries = entries
-            .into_iter()
-            .map(|e| {
-                let (kind, summary) = entry_summary(&e.payload);
-                LogEntryView { index: e.log_id.index, term: e.log_id.leader_id.term, kind: kind.to_string(), summary }
-            })
-            .collect();
-        Ok(Response::new(ReadLogResponse {
-            entries,
-            purged_index: purged.unwrap_or(0),
-            last_index: last.unwrap_or(0),
-            committed_index: committed,
-            applied_index: applied,
-            snapshot_index: snapshot,
-        }))
+        Ok(Response::new(self.read_log_window(req.from, req.limit).await?))
     }
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod quota;
 pub mod raft;
+pub mod recorder;
 pub mod step;
 pub mod tls;
 pub mod watch;
@@ -210,6 +211,11 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     member_metrics.follow(&raft);
 
     tokio::spawn(observer::narrate(member.clone()));
+    tokio::spawn(recorder::record(
+        lab_dir.to_path_buf(),
+        member.clone(),
+        AdminService::new(member.clone(), log_reader.clone()),
+    ));
     tokio::spawn(keep_state_durable(member.state_machine.mvcc().clone()));
     {
         let member = member.clone();

@@ -31,6 +31,7 @@ use crate::tui::command::CommandLine;
 use crate::tui::presentation::DemoOp;
 use crate::tui::presentation::DemoUpdate;
 use crate::tui::presentation::Presentation;
+use crate::tui::replay::Replay;
 use crate::tui::tabs::backups::BackupOp;
 use crate::tui::tabs::backups::BackupsTab;
 use crate::tui::tabs::backups::KeyOutcome;
@@ -254,6 +255,8 @@ pub enum Effect {
         from: Option<u64>,
     },
     Load(Option<u32>),
+    /// Replay: show the cluster as it was at this moment (microseconds since the epoch).
+    ReplayTo(i64),
     Quit {
         stop_lab: bool,
     },
@@ -408,6 +411,8 @@ pub enum Action {
     Demo(DemoUpdate),
     /// The messages step mode holds, oldest first.
     Held(Vec<HeldMessage>),
+    /// Replay: the events recorded up to the moment shown, replacing those on screen.
+    ReplayEvents(Vec<EventView>),
 }
 
 /// What a command printed, shown over the bottom of the screen until esc.
@@ -444,6 +449,8 @@ pub struct App {
     pub messages: MessagesTab,
     /// Presentation mode, for `raftty demo`.
     pub demo: Option<Presentation>,
+    /// `raftty replay`: a recording shown read-only, at a moment.
+    pub replay: Option<Replay>,
     /// How far the help is scrolled.
     pub help_scroll: u16,
     pub command: CommandLine,
@@ -482,6 +489,7 @@ impl App {
             lessons: LessonsTab::default(),
             messages: MessagesTab::default(),
             demo: None,
+            replay: None,
             help_scroll: 0,
             command: CommandLine::default(),
             output: None,
@@ -669,6 +677,13 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.backups.running = line;
             if listed_anew { vec![Effect::Backup(BackupOp::Refresh)] } else { vec![] }
         }
+        Action::ReplayEvents(events) => {
+            app.events.clear();
+            for e in events {
+                app.events.push(e);
+            }
+            vec![]
+        }
         Action::Held(held) => {
             if app.messages.held == held {
                 app.dirty = false;
@@ -837,6 +852,10 @@ pub fn run_command_line(app: &mut App, line: &str) -> Vec<Effect> {
 
 /// Lab effects need a lab; the destructive ones on the whole lab ask first.
 fn guard(app: &mut App, effect: Effect) -> Vec<Effect> {
+    if app.replay.is_some() && !matches!(effect, Effect::ReplayTo(_) | Effect::LogWindow { .. } | Effect::Quit { .. }) {
+        app.say("this is a replay of what was recorded: it shows the past and changes nothing", false);
+        return vec![];
+    }
     if let Effect::Lab(op) = &effect {
         if !app.target.is_lab() {
             app.say(format!("`{}` needs a raftty lab: this app is attached to another cluster", op.describe()), false);
@@ -956,6 +975,16 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 return vec![];
             }
             _ => {}
+        }
+    }
+    if let Some(replay) = &mut app.replay {
+        if let Some(at) = replay.on_key(key) {
+            return vec![Effect::ReplayTo(at)];
+        }
+        if key.code == KeyCode::Char('q') {
+            // Nothing runs in a replay: leaving needs no question.
+            app.quitting = Some(false);
+            return vec![Effect::Quit { stop_lab: false }];
         }
     }
     match key.code {

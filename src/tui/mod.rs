@@ -17,6 +17,7 @@ pub mod command;
 pub mod io;
 pub mod keyspace;
 pub mod presentation;
+pub mod replay;
 pub mod tabs;
 pub mod theme;
 pub mod view;
@@ -64,6 +65,8 @@ pub struct AppOptions {
     pub theme: ThemeName,
     /// `raftty demo`: present this demo.
     pub demo: Option<crate::course::demo::Demo>,
+    /// `raftty replay`: the moment to open the recording at.
+    pub replay_from: Option<i64>,
 }
 
 /// Raw mode, the alternate screen and the mouse, undone on drop, on panic and on signals.
@@ -109,6 +112,7 @@ fn acting_as(source: &Source) -> Option<String> {
         Source::Attached { cert, .. } => {
             crate::lab::certs::inspect(&cert.as_ref()?.cert, None).ok().map(|i| i.common_name)
         }
+        Source::Replay(_) => None,
     }
 }
 
@@ -131,6 +135,11 @@ pub async fn run(options: AppOptions) -> Result<ExitCode> {
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     io.start(options.shape);
+    if let (Source::Replay(recording), Some(from)) = (&options.source, options.replay_from) {
+        let replay = replay::Replay::new(recording.moments(), from);
+        io.run(Effect::ReplayTo(replay.at));
+        app.replay = Some(replay);
+    }
 
     let mut input = EventStream::new();
     let mut ticks = tokio::time::interval(Duration::from_secs(1));

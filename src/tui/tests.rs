@@ -729,6 +729,30 @@ fn screen_messages_held_in_step_mode() {
 }
 
 #[test]
+fn screen_replay_after_the_leader_was_killed() {
+    let mut app = app();
+    let start = 1_796_211_719_500_000;
+    let replay = crate::tui::replay::Replay::new((0..40).map(|i| start + i * 250_000).collect(), start);
+    app.replay = Some(replay);
+    for _ in 0..30 {
+        let effects = update(&mut app, key(KeyCode::Right));
+        assert!(matches!(effects.as_slice(), [Effect::ReplayTo(_)]), "→ moves the replay: {effects:?}");
+    }
+    let mut view = healthy();
+    view.members[1].process = Proc::Killed;
+    view.members[1].role = None;
+    view.members[0].role = Some(Role::Leader);
+    view.leader = Some("n1".into());
+    view.term = Some(4);
+    view.revision = None;
+    view.quorum = Quorum::Degraded { down: 1, voters: 3 };
+    update(&mut app, Action::Cluster(view));
+    let refused = crate::tui::app::run_command_line(&mut app, "kill n3");
+    assert!(refused.is_empty(), "a replay changes nothing");
+    insta::assert_snapshot!(render(&mut app, 100, 26));
+}
+
+#[test]
 fn screen_key_tree_with_a_json_value() {
     let mut app = app();
     update(&mut app, key(KeyCode::Char('2')));

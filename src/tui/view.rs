@@ -156,7 +156,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     };
     let mut first = vec![Span::styled(" raftty ", t.tab_active), Span::styled(format!(" {name} "), t.title)];
     let mut second = vec![Span::raw(" ")];
-    if let Some(user) = &app.acting_as {
+    if let Some(replay) = &app.replay {
+        second.extend(replay.slider(area.width as usize, t));
+        second.push(Span::styled(" · ", t.dim));
+    } else if let Some(user) = &app.acting_as {
         second.push(Span::styled("as ", t.dim));
         second.push(Span::raw(user.clone()));
         second.push(Span::styled(" · ", t.dim));
@@ -245,6 +248,12 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                     }
                     Tab::Metrics => String::new(),
                 };
+                let keys = if app.replay.is_some() {
+                    // The tab's own keys mostly act on a live cluster; replay's come first.
+                    format!("←/→ moment  shift-←/→ 5 s  home/end  {keys}")
+                } else {
+                    keys
+                };
                 let out = if app.output.is_some() { "esc close output  " } else { "" };
                 // The way to the help always shows, at the right; the tab's keys get the rest.
                 let help = " ? help  : command  q quit ";
@@ -327,6 +336,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Messages: s h", "step mode on/off: hold every Raft message; let heartbeats flow or wait"),
     ("Messages: enter d l a", "deliver the selected message, drop it, deliver its link, deliver all"),
     (":step on [--auto-heartbeats]  :step deliver|drop ID  :step off", "the same from the command line"),
+    ("raftty replay: ← → shift-← shift-→ home end", "a recording: moment by moment, 5 s jumps, start and end"),
 ];
 
 fn draw_help(frame: &mut Frame, area: Rect, app: &App) {

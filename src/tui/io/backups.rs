@@ -49,7 +49,7 @@ async fn refresh(io: &Io) {
             let entries = tokio::task::spawn_blocking(move || catalog::list(&home, &name)).await.unwrap_or_default();
             (entries, Some(folder))
         }
-        Source::Attached { .. } => (vec![], None),
+        Source::Attached { .. } | Source::Replay(_) => (vec![], None),
     };
     io.send(Action::Backups { entries, folder });
 }
@@ -95,7 +95,9 @@ async fn carry_out(io: &Io, op: BackupOp, mut tell: impl FnMut(Progress)) -> Res
             let file = match (&file, &io.source) {
                 (Some(f), _) => PathBuf::from(f),
                 (None, Source::Lab { home, name }) => catalog::new_snapshot_path(home, name),
-                (None, Source::Attached { .. }) => anyhow::bail!("name the file: snapshot save FILE"),
+                (None, Source::Attached { .. } | Source::Replay(_)) => {
+                    anyhow::bail!("name the file: snapshot save FILE")
+                }
             };
             if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
                 crate::pki::create_private_dir(parent)?;

@@ -44,7 +44,7 @@ pub struct Coach {
 fn home_and_lab(io: &Io) -> Option<(PathBuf, String)> {
     match &io.source {
         Source::Lab { home, name } => Some((home.clone(), name.clone())),
-        Source::Attached { .. } => None,
+        Source::Attached { .. } | Source::Replay(_) => None,
     }
 }
 

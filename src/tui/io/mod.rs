@@ -12,6 +12,7 @@ pub mod keys;
 mod lab_ops;
 mod lessons;
 mod load;
+mod replay;
 mod watchers;
 
 use std::collections::HashMap;
@@ -37,8 +38,16 @@ use crate::tui::app::Effect;
 /// What the app looks at.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Lab { home: PathBuf, name: String },
-    Attached { endpoints: Vec<String>, cert: Option<CertFiles> },
+    Lab {
+        home: PathBuf,
+        name: String,
+    },
+    Attached {
+        endpoints: Vec<String>,
+        cert: Option<CertFiles>,
+    },
+    /// A lab's recording, shown read-only.
+    Replay(Arc<crate::lab::recording::Recording>),
 }
 
 /// How long one request to a member may take before the app reports it.
@@ -68,6 +77,7 @@ impl Io {
         let endpoints = match &source {
             Source::Attached { endpoints, .. } => endpoints.clone(),
             Source::Lab { home, name } => Lab::open(home, name).map(|l| l.endpoints()).unwrap_or_default(),
+            Source::Replay(_) => vec![],
         };
         Arc::new(Io {
             source,
@@ -93,7 +103,7 @@ impl Io {
     fn lab(&self) -> Result<Lab> {
         match &self.source {
             Source::Lab { home, name } => Lab::open(home, name),
-            Source::Attached { .. } => anyhow::bail!("this needs a raftty lab"),
+            Source::Attached { .. } | Source::Replay(_) => anyhow::bail!("this needs a raftty lab"),
         }
     }
 
@@ -101,6 +111,7 @@ impl Io {
         match &self.source {
             Source::Lab { .. } => self.lab().ok().map(|l| l.root_cert()),
             Source::Attached { cert, .. } => cert.clone(),
+            Source::Replay(_) => None,
         }
     }
 
@@ -131,6 +142,10 @@ impl Io {
     /// Starts the lab if it is not running, and the pollers that keep the app's picture
     /// of the cluster fresh.
     pub fn start(self: &Arc<Self>, shape: LabShape) {
+        // A replay shows the recording at the moments the app asks for, and nothing else.
+        if matches!(self.source, Source::Replay(_)) {
+            return;
+        }
         if let Source::Lab { home, name } = &self.source {
             let (io, home, name) = (self.clone(), home.clone(), name.clone());
             tokio::spawn(async move { io.bring_up(home, name, shape).await });
@@ -171,7 +186,14 @@ impl Io {
     /// Carries out `effect` in the background.
     pub fn run(self: &Arc<Self>, effect: Effect) {
         let io = self.clone();
+        if let Source::Replay(recording) = &self.source {
+            if let Effect::ReplayTo(at) = effect {
+                replay::show(self, recording, at);
+            }
+            return;
+        }
         match effect {
+            Effect::ReplayTo(_) => {}
             Effect::Lab(op) => {
                 tokio::spawn(async move { lab_ops::run(&io, op).await });
             }
@@ -218,6 +240,6 @@ impl Io {
 pub fn stop_lab(source: &Source) -> Result<Vec<String>> {
     match source {
         Source::Lab { home, name } => crate::lab::supervisor::down(home, name, false),
-        Source::Attached { .. } => Ok(vec![]),
+        Source::Attached { .. } | Source::Replay(_) => Ok(vec![]),
     }
 }

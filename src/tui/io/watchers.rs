@@ -78,6 +78,7 @@ async fn status_loop(io: Arc<Io>) {
         let view = match &io.source {
             Source::Lab { .. } => lab_view(&io, &mut followed).await,
             Source::Attached { .. } => attached_view(&io).await,
+            Source::Replay(_) => return,
         };
         if let Some(view) = view {
             if matches!(io.source, Source::Attached { .. }) {
@@ -147,7 +148,15 @@ async fn lab_view(io: &Arc<Io>, followed: &mut HashSet<String>) -> Option<Cluste
     }
     // The lab's status names the members behind the alarms; the etcd answer is for the revision.
     let (revision, _) = revision_and_alarms(io, false).await;
-    let alarms = status.alarms.clone();
+    Some(cluster_view(&status, revision, lab.config.tempo))
+}
+
+/// The app's picture of a lab, from its status (asked live, or read from a recording).
+pub fn cluster_view(
+    status: &crate::lab::status::LabStatus,
+    revision: Option<i64>,
+    tempo: crate::lab::Tempo,
+) -> ClusterView {
     let members = status
         .nodes
         .iter()
@@ -174,7 +183,7 @@ async fn lab_view(io: &Arc<Io>, followed: &mut HashSet<String>) -> Option<Cluste
     let leader = status.leader().map(str::to_string);
     let term = leader.as_ref().and_then(|l| status.nodes.iter().find(|n| &n.name == l)).and_then(|n| n.term);
     let term = term.or_else(|| status.nodes.iter().filter_map(|n| n.term).max());
-    Some(ClusterView {
+    ClusterView {
         members,
         quorum: status.quorum(),
         faults_in_words: status.faults_in_words.clone(),
@@ -182,9 +191,9 @@ async fn lab_view(io: &Arc<Io>, followed: &mut HashSet<String>) -> Option<Cluste
         leader,
         term,
         revision,
-        alarms,
-        tempo: Some(lab.config.tempo),
-    })
+        alarms: status.alarms.clone(),
+        tempo: Some(tempo),
+    }
 }
 
 fn spawn_follower(io: &Arc<Io>, member: String) {
@@ -411,6 +420,7 @@ async fn metrics_loop(io: Arc<Io>) {
                     (e.trim_start_matches("https://").trim_start_matches("http://").to_string(), format!("{e}/metrics"))
                 })
                 .collect(),
+            Source::Replay(_) => return,
         };
         let cert = io.cert();
         let scrapes = targets.iter().map(|(name, url)| {

@@ -95,6 +95,13 @@ pub struct EventsTab {
 }
 
 impl EventsTab {
+    /// Forgets every event shown (a replay moving to another moment).
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.held.clear();
+        self.scroll = 0;
+    }
+
     pub fn push(&mut self, e: EventView) {
         if self.paused {
             self.held.push(e);
