@@ -22,11 +22,15 @@ struct Tmux {
 
 impl Tmux {
     fn start(lab: &str, env: &[(&str, &str)], args: &[&str]) -> Tmux {
+        Tmux::start_in(tempfile::tempdir().expect("a temporary home"), lab, env, args)
+    }
+
+    /// The app in `home`, where the test may have made the lab already.
+    fn start_in(home: tempfile::TempDir, lab: &str, env: &[(&str, &str)], args: &[&str]) -> Tmux {
         assert!(
             Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()),
             "these tests need tmux (make test installs it; or apt-get install tmux)"
         );
-        let home = tempfile::tempdir().expect("a temporary home");
         let socket = format!("raftty-test-{}-{lab}", std::process::id());
         let mut line = format!("env RAFTTY_HOME={} RAFTTY_LAB={lab}", home.path().display());
         for (k, v) in env {
@@ -421,4 +425,40 @@ fn step_mode_in_the_app_holds_a_put_until_its_messages_are_delivered() {
     t.wait_for("step mode off again", |s| s.contains("step mode is off"));
     let listed = t.raftty(&["step", "list", "--json"]);
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "[]", "nothing is held once step mode is off");
+}
+
+#[test]
+fn replay_steps_through_a_recorded_leader_kill_and_changes_nothing() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let raftty = |args: &[&str]| {
+        let out = Command::new(RAFTTY).args(args).args(["--lab", "rec"]).env("RAFTTY_HOME", home.path()).output();
+        let out = out.expect("running raftty");
+        assert!(out.status.success(), "raftty {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    raftty(&["up"]);
+    let status: serde_json::Value = serde_json::from_str(&raftty(&["status", "--json"])).expect("status JSON");
+    let leader = status["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "leader").map(|n| n["name"].clone());
+    let leader = leader.and_then(|l| l.as_str().map(str::to_string)).expect("a leader");
+    raftty(&["kill", &leader]);
+    // The recording reaches the kill and the election after it before the app opens on it.
+    let deadline = Instant::now() + WAIT;
+    while !raftty(&["replay", "--at", "+60s"]).lines().any(|l| l.contains(" leader ") && !l.starts_with(&leader)) {
+        assert!(Instant::now() < deadline, "the recording never showed a new leader after {leader} was killed");
+        std::thread::sleep(Duration::from_millis(100)); // poll
+    }
+
+    let t = Tmux::start_in(home, "rec", &[], &["replay"]);
+    t.wait_for("the replay at its first moment", |s| s.contains("REPLAY") && s.contains("moment 1/"));
+    t.keys(&["End"]);
+    let screen = t.wait_for("the end of the recording: the old leader killed, another leading", |s| {
+        member_row(s, &leader).is_some_and(|r| r.contains("killed")) && header_leader(s).is_some_and(|l| l != leader)
+    });
+    assert!(screen.contains("degraded: 1 of 3 down"), "one of three is down at the end:\n{screen}");
+    t.keys(&["Home", "Right", "Right"]);
+    t.wait_for("two moments on from the start", |s| s.contains("moment 3/"));
+    t.command(&format!("kill {leader}"));
+    t.wait_for("the refusal to change anything", |s| s.contains("this is a replay"));
+    t.keys(&["q"]);
+    t.wait_for("the app to leave at once", |s| s.contains("APP-EXITED-0"));
 }

@@ -44,7 +44,7 @@ fn a_member_refuses_another_members_data() {
     copy_dir(&member_dir(&lab, "n2"), &n3);
     let before = fs::read(n3.join("raft-log.redb")).unwrap();
 
-    up_fails_saying(&lab, &["n3 failed to start", "belongs to member"]);
+    up_fails_saying(&lab, &["n3 failed to start", "n3 exited with status 1", "belongs to member"]);
     assert!(fs::read(n3.join("raft-log.redb")).unwrap() == before, "the refused data must be left untouched");
     // The other members are fine and serve.
     assert_eq!(lab.etcdctl_on("n1", &["get", "--print-value-only", "k"]).stdout, b"v\n");

@@ -99,8 +99,9 @@ pub async fn wait_answering(lab: &Lab, member: &str, timeout: Duration) -> Resul
     let deadline = Instant::now() + timeout;
     loop {
         if lab.process(member).state == ProcessState::Exited {
+            let how = lab.how_it_ended(member).map(|h| format!(" ({member} {h})")).unwrap_or_default();
             anyhow::bail!(
-                "{member} failed to start; last lines of {}:\n{}",
+                "{member} failed to start{how}; last lines of {}:\n{}",
                 lab.log_file(member).display(),
                 lab.log_tail(member, 15)
             );

@@ -70,6 +70,8 @@ pub struct Lab {
     /// Listeners on the ports of members this process created and has not started yet:
     /// handed to each member when it starts, so no other program can take its ports first.
     reserved: Mutex<HashMap<String, Vec<TcpListener>>>,
+    /// Members this process started, while it runs: how each one ended, should it end.
+    children: Mutex<HashMap<String, std::process::Child>>,
 }
 
 impl Lab {
@@ -97,6 +99,7 @@ impl Lab {
             config: LabConfig::load(dir)?,
             port_registry: dir.parent().unwrap_or(dir).to_path_buf(),
             reserved: Mutex::default(),
+            children: Mutex::default(),
         })
     }
 
@@ -137,6 +140,7 @@ impl Lab {
             },
             port_registry: labs_dir.to_path_buf(),
             reserved: Mutex::default(),
+            children: Mutex::default(),
         };
         for _ in 0..nodes {
             lab.new_member(true)?;

@@ -142,13 +142,37 @@ impl Lab {
                 Ok(())
             });
         }
-        // Dropping the handle neither waits for nor kills the member: it runs on its own.
+        // Keeping the handle neither waits for nor kills the member: it runs on its own. It
+        // tells, should the member die while this process still runs, how it ended.
         let child = cmd.spawn().with_context(|| format!("starting member {member}"))?;
         // The member holds its own copies now.
         drop(listeners);
         let pid = child.id() as i32;
         fs::write(self.pid_file(member), pid.to_string())?;
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(member.to_string(), child);
         Ok(pid)
+    }
+
+    /// How `member` ended, if this process started it and it has: its exit code or the
+    /// signal that killed it. Said once, and written to the end of its log, where a member
+    /// killed by a signal could not write anything itself.
+    pub fn how_it_ended(&self, member: &str) -> Option<String> {
+        use std::os::unix::process::ExitStatusExt;
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        let status = children.get_mut(member)?.try_wait().ok()??;
+        children.remove(member);
+        let how = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => {
+                let name = Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| sig.to_string());
+                format!("was killed by signal {name}{}", if status.core_dumped() { " (core dumped)" } else { "" })
+            }
+            _ => "ended".to_string(),
+        };
+        if let Ok(mut log) = fs::OpenOptions::new().append(true).open(self.log_file(member)) {
+            let _ = writeln!(log, "raftty: {member} {how}");
+        }
+        Some(how)
     }
 
     fn killed_marker(&self, member: &str) -> PathBuf {

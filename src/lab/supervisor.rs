@@ -109,8 +109,9 @@ pub async fn wait_ready(lab: &Lab, started: &[String], timeout: Duration) -> Res
         if !exited.is_empty() {
             let mut msg = format!("lab {}: {} failed to start", lab.name(), exited.join(", "));
             for name in exited {
+                let how = lab.how_it_ended(name).map(|h| format!("{name} {h}; ")).unwrap_or_default();
                 msg.push_str(&format!(
-                    "\n\nlast lines of {}:\n{}",
+                    "\n\n{how}last lines of {}:\n{}",
                     lab.log_file(name).display(),
                     lab.log_tail(name, 15)
                 ));
