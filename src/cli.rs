@@ -286,6 +286,10 @@ pub enum Command {
         /// Run only these measurements: put1, put16, put256, getl, gets, auth (put16 and gets with auth on), fanout, failover, snapshot, app.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Also break a single client's put into stages as the leader sees them (propose,
+        /// log durable, replication, commit, apply, answer), p50 and p99 of each.
+        #[arg(long)]
+        explain: bool,
     },
     /// Print a member's Prometheus metrics (etcd's names), read over mTLS with the lab's
     /// root certificate.

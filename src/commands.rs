@@ -615,9 +615,16 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Bench { duration, no_etcd, keys, value_size, members, only } => {
-            let options =
-                crate::proving::bench::BenchOptions { duration, with_etcd: !no_etcd, keys, value_size, members, only };
+        Command::Bench { duration, no_etcd, keys, value_size, members, only, explain } => {
+            let options = crate::proving::bench::BenchOptions {
+                duration,
+                with_etcd: !no_etcd,
+                keys,
+                value_size,
+                members,
+                only,
+                explain,
+            };
             crate::proving::bench::run(options).await?;
         }
         Command::Metrics { name, grep } => {

@@ -208,6 +208,21 @@ impl Admin for AdminService {
         Ok(Response::new(ReleaseAck { released }))
     }
 
+    async fn write_stages(&self, req: Request<WriteStagesRequest>) -> Result<Response<WriteStages>, Status> {
+        require_admin(&req)?;
+        let (stats, samples) = crate::node::write_stages::medians(req.get_ref().reset);
+        let stages = crate::node::write_stages::STAGES
+            .iter()
+            .zip(stats)
+            .map(|(stage, (p50, p99))| StageTiming {
+                stage: stage.to_string(),
+                p50_micros: p50.as_micros() as u64,
+                p99_micros: p99.as_micros() as u64,
+            })
+            .collect();
+        Ok(Response::new(WriteStages { stages, samples: samples as u64 }))
+    }
+
     async fn read_log(&self, req: Request<ReadLogRequest>) -> Result<Response<ReadLogResponse>, Status> {
         require_admin(&req)?;
         let req = req.into_inner();

@@ -169,11 +169,12 @@ impl Member {
     }
 
     async fn propose_until_done(&self, command: Command) -> Result<CommandResult, EtcdError> {
-        let deadline = Instant::now() + self.request_timeout;
+        let received = Instant::now();
+        let deadline = received + self.request_timeout;
         loop {
             let leader = self.await_leader(deadline).await?;
             let outcome = if leader == self.id {
-                self.propose_locally(command.clone(), deadline).await
+                self.propose_locally(command.clone(), received, deadline).await
             } else {
                 self.propose_via(leader, command.clone(), deadline).await
             };
@@ -194,11 +195,15 @@ impl Member {
         }
     }
 
-    async fn propose_locally(&self, command: Command, deadline: Instant) -> Attempt<CommandResult> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+    async fn propose_locally(&self, command: Command, received: Instant, deadline: Instant) -> Attempt<CommandResult> {
+        let proposed = Instant::now();
+        let remaining = deadline.saturating_duration_since(proposed);
         match tokio::time::timeout(remaining, self.raft.client_write(command)).await {
             Err(_) => Attempt::Done(Err(EtcdError::Timeout)),
-            Ok(Ok(resp)) => Attempt::Done(Ok(resp.data)),
+            Ok(Ok(resp)) => {
+                crate::node::write_stages::answered(resp.log_id.index, received, proposed);
+                Attempt::Done(Ok(resp.data))
+            }
             Ok(Err(RErr::APIError(WriteErr::ForwardToLeader(_)))) => Attempt::NotProposed,
             Ok(Err(RErr::APIError(WriteErr::LogEntryDiscarded(_)))) => {
                 Attempt::Done(Err(EtcdError::TimeoutDueToLeaderFail))

@@ -19,6 +19,7 @@ pub mod recorder;
 pub mod step;
 pub mod tls;
 pub mod watch;
+pub mod write_stages;
 
 use std::collections::BTreeMap;
 use std::path::Path;

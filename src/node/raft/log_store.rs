@@ -82,6 +82,8 @@ use crate::node::raft::types::LogState;
 use crate::node::raft::types::StoreIdentity;
 use crate::node::raft::types::TypeConfig;
 use crate::node::raft::types::Vote;
+use crate::node::write_stages;
+use crate::node::write_stages::Point;
 use crate::proto::rafttypb as pb;
 
 /// The log's file name inside a member's data directory.
@@ -333,7 +335,12 @@ impl WriteOp {
     fn complete(self, result: &Result<(), String>) {
         let outcome = || result.clone().map_err(io::Error::other);
         match self {
-            WriteOp::Append { callback, .. } => callback.io_completed(outcome()),
+            WriteOp::Append { callback, entries, .. } => {
+                if let (Ok(()), Some((first, _)), Some((last, _))) = (result, entries.first(), entries.last()) {
+                    write_stages::stamp(*first, *last, Point::Durable);
+                }
+                callback.io_completed(outcome())
+            }
             WriteOp::TruncateFrom { done, .. } | WriteOp::Purge { done, .. } | WriteOp::SaveVote { done, .. } => {
                 // The caller may have given up waiting; nothing is lost, the write happened.
                 let _ = done.send(outcome());
@@ -905,6 +912,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 view.first_present = first_index;
             }
             view.last_log_id = Some(last.log_id);
+        }
+        if let (Some((first, _)), Some((last, _))) = (encoded.first(), encoded.last()) {
+            write_stages::stamp(*first, *last, Point::Appended);
         }
         let seq = view.take_seq();
         for (entry, (_, record)) in entries.into_iter().zip(&encoded) {

@@ -30,6 +30,8 @@ use crate::node::raft::codec;
 use crate::node::raft::types::*;
 use crate::node::step;
 use crate::node::step::Release;
+use crate::node::write_stages;
+use crate::node::write_stages::Point;
 use crate::pki::CertFiles;
 use crate::proto::rafttypb as pb;
 use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
@@ -389,7 +391,13 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         if let Some((first, last)) = range {
             events::emit_range("append_sent", &self.target_name, first, last);
         }
+        let stamp = |point| {
+            if let Some((first, last)) = range {
+                write_stages::stamp(first, last, point);
+            }
+        };
         let sent = Instant::now();
+        stamp(Point::Sent);
         let call = client.append_entries(request(codec::append_request_to_pb(&rpc), &option));
         let resp = self
             .channels
@@ -410,6 +418,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let resp = codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)?;
         match (&resp, range) {
             (AppendEntriesResponse::Success, Some((first, last))) => {
+                stamp(Point::Acked);
                 events::emit_range("append_acked", &self.target_name, first, last)
             }
             (AppendEntriesResponse::Conflict, _) => events::emit(

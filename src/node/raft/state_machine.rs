@@ -32,6 +32,8 @@ use crate::node::raft::snapshot;
 use crate::node::raft::snapshot::SNAPSHOT_DIR;
 use crate::node::raft::snapshot::SnapshotFile;
 use crate::node::raft::types::*;
+use crate::node::write_stages;
+use crate::node::write_stages::Point;
 use crate::proto::rafttypb::CommandResult;
 use crate::proto::rafttystore::AppliedState;
 use crate::proto::rafttystore::SnapshotHeader;
@@ -233,6 +235,10 @@ impl StateMachineStore {
     async fn apply_chunk(&self, chunk: Vec<EntryResponder>, applied: &mut AppliedState) -> Result<(), io::Error> {
         let mut commands = Vec::new();
         let mut responders = Vec::new();
+        let range = chunk.first().zip(chunk.last()).map(|((f, _), (l, _))| (f.log_id.index, l.log_id.index));
+        if let Some((first, last)) = range {
+            write_stages::stamp(first, last, Point::ApplyStarted);
+        }
         for (entry, responder) in chunk {
             applied.last_applied = Some(log_id_to_pb(&entry.log_id));
             let command_at = match entry.payload {
@@ -256,6 +262,9 @@ impl StateMachineStore {
         // `block_in_place`) costs several times the work itself.
         let results = self.inner.mvcc.apply(commands.iter(), applied).map_err(io::Error::from)?;
         let revision = self.inner.mvcc.current_revision();
+        if let Some((first, last)) = range {
+            write_stages::stamp(first, last, Point::Applied);
+        }
         for (command_at, responder) in responders {
             let result =
                 command_at.and_then(|i| results.get(i).cloned()).unwrap_or(CommandResult { revision, result: None });

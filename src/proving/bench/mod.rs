@@ -5,6 +5,7 @@
 pub mod app;
 pub mod auth;
 pub mod etcd;
+pub mod explain;
 pub mod failover;
 pub mod load;
 pub mod snapshots;
@@ -37,6 +38,8 @@ pub struct BenchOptions {
     /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
     /// `gets`, `auth`, `fanout`, `failover`, `snapshot`, `app`); all of them when empty.
     pub only: Vec<String>,
+    /// Also break a single client's put into stages, as the leader sees them.
+    pub explain: bool,
 }
 
 impl BenchOptions {
@@ -72,6 +75,8 @@ struct Results {
     failover: Vec<Duration>,
     fanout: Option<watch::FanoutReport>,
     snapshot: Option<snapshots::SnapshotTimes>,
+    /// raftty only: a single client's put, stage by stage.
+    explained: Option<explain::Explained>,
 }
 
 /// Watchers on one prefix, and writes to it, for the fan-out measurement.
@@ -124,6 +129,9 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         }
     };
     print!("{}", report(&raftty, etcd.as_ref()));
+    if let Some(e) = &raftty.explained {
+        print!("{}", explain::report(e));
+    }
     if let Some(app) = app {
         print!("{app}");
     }
@@ -137,6 +145,12 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
     let pids: Vec<u32> = status.nodes.iter().filter_map(|n| n.pid).map(|p| p as u32).collect();
     let store = Measured { name: "raftty".into(), endpoint, cold_start: cold, pids };
     let mut results = measure(store, &lab.root_cert(), space, options).await?;
+    if options.explain {
+        eprintln!("raftty: a single client's put, stage by stage");
+        let endpoint = lab.config.member(&leader)?.client_url();
+        results.explained =
+            Some(explain::raftty(lab, &leader, &endpoint, &lab.root_cert(), space, options.duration).await?);
+    }
     if options.wants("failover") {
         eprintln!("raftty: failover");
         results.failover = failover::raftty(lab, FAILOVER_RUNS).await?;
@@ -203,6 +217,7 @@ async fn measure(store: Measured, cert: &CertFiles, space: &Arc<KeySpace>, optio
         failover: Vec::new(),
         fanout: None,
         snapshot: None,
+        explained: None,
     };
     let who = results.name.split(' ').next().unwrap_or_default().to_string();
     let (plain, checked): (Vec<Workload>, Vec<Workload>) = workloads(options).into_iter().partition(|w| !w.auth);
