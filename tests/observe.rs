@@ -19,9 +19,27 @@ fn events_tell_the_story_of_writes_as_json_lines() {
         let events = recorder.events();
         ["n1", "n2", "n3"].iter().all(|m| events.iter().any(|e| e["member"] == *m))
     });
-    for i in 0..20 {
-        lab.etcdctl_ok(&["put", &format!("/registry/pods/p{i}"), "v"]);
-    }
+    // Twenty writes at once, as a busy client makes them: well inside one merge window
+    // however loaded the machine is (one etcdctl after another would not be).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = runtime.enter();
+    let client =
+        raftty::client::EtcdClient::connect_lazy(&lab.client_url(&leader), &root_cert(&lab), Duration::from_secs(10))
+            .expect("a client of the leader");
+    runtime.block_on(async {
+        let puts = (0..20).map(|i| {
+            let mut c = client.clone();
+            async move {
+                let put = raftty::proto::etcdserverpb::PutRequest {
+                    key: format!("/registry/pods/p{i}").into(),
+                    value: "v".into(),
+                    ..Default::default()
+                };
+                c.kv.put(put).await.expect("a put")
+            }
+        });
+        futures::future::join_all(puts).await
+    });
     let sent = recorder.wait_for_event("the leader to report entries sent", |e| {
         e["member"] == leader.as_str() && e["kind"] == "append_sent"
     });
