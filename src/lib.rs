@@ -33,7 +33,8 @@
 //!     sends; `step.rs`: step mode's queue, where those messages and their answers wait to
 //!     be delivered by hand; `events.rs`: the member's event bus; `admin.rs`: the admin
 //!     surface (state, log, events, faults, held messages) the supervisor uses;
-//!     `recorder.rs`: the member's part of the lab's recording, for `raftty replay`.
+//!     `recorder.rs`: the member's part of the lab's recording, for `raftty replay`;
+//!     `write_stages.rs`: where each write's time goes on the leader (`bench --explain`).
 //!   - `metrics/`: Prometheus metrics with etcd's names and `/health`, on the member's
 //!     metrics port (HTTPS, mTLS).
 //! - `lab/`: the supervisor. A lab is a folder holding a cluster's config, certificates,
@@ -51,7 +52,8 @@
 //!   backup and its change log; `catalog.rs`, the lab's backups wherever raftty saved them.
 //! - `tui/`: the terminal app, `raftty` with no arguments (and `raftty attach` for any etcd
 //!   cluster). It runs in the supervisor's process and drives the same `lab/` code: state
-//!   and a pure `update` in `app.rs`, one file per tab in `tabs/`, cluster I/O in `io/`.
+//!   and a pure `update` in `app.rs`, one file per tab in `tabs/` (`messages.rs` is step
+//!   mode's queue), cluster I/O in `io/`; `replay.rs` is the app on a recording.
 //! - `course/`: the guided lessons and workshop demos, run by the supervisor: both are data
 //!   files under `lessons/`; here they are read, their checks judged against the live
 //!   cluster (`check.rs`, `observe.rs`), a lesson taken step by step (`session.rs`) and the

@@ -43,12 +43,14 @@ pub async fn record(lab_dir: PathBuf, member: Arc<Member>, admin: AdminService) 
 
     let mut last_state: Option<RecordedState> = None;
     let mut state_written = Instant::now() - STATE_EVERY;
-    let mut state_dirty = true;
     let mut log_sampled = Instant::now() - LOG_EVERY;
     let mut log_sampled_at_index = None;
     let (mut window_start, mut events_in_window, mut skipped) = (Instant::now(), 0usize, 0u64);
 
     loop {
+        // Whether to look at the state after this wake-up: not after an event, which comes
+        // with every write and tells nothing the metrics do not.
+        let mut look = false;
         tokio::select! {
             event = events.recv() => match event {
                 Ok(e) => {
@@ -78,22 +80,31 @@ pub async fn record(lab_dir: PathBuf, member: Arc<Member>, admin: AdminService) 
                 if changed.is_err() {
                     break;
                 }
-                state_dirty = true;
+                look = true;
             }
             // The role also depends on time alone (a leader whose followers stopped answering
-            // is no longer one, with no change to Raft's metrics): look again every tick.
-            _ = flush.tick() => state_dirty = true,
+            // is no longer one, with no change to Raft's metrics), and throttled index changes
+            // wait for a tick: look again every tick.
+            _ = flush.tick() => look = true,
             _ = &mut stopping => {
-                take_state(&admin, &name, &mut last_state, &mut pending, true);
+                let state = RecordedState::of(&admin.member_state());
+                pending.push(Record::State { t: now_micros(), member: name.clone(), state });
                 let _ = writer.write(&pending);
                 return;
             }
         }
-        if state_dirty && (state_written.elapsed() >= STATE_EVERY || shape_changed(&admin, &last_state)) {
-            if take_state(&admin, &name, &mut last_state, &mut pending, false) {
+        if look {
+            let now = RecordedState::of(&admin.member_state());
+            let record = match &last_state {
+                None => true,
+                Some(last) if last.changed_shape(&now) => true,
+                Some(last) => *last != now && state_written.elapsed() >= STATE_EVERY,
+            };
+            if record {
+                pending.push(Record::State { t: now_micros(), member: name.clone(), state: now.clone() });
+                last_state = Some(now);
                 state_written = Instant::now();
             }
-            state_dirty = false;
         }
         if log_sampled.elapsed() >= LOG_EVERY {
             log_sampled = Instant::now();
@@ -115,32 +126,10 @@ pub async fn record(lab_dir: PathBuf, member: Arc<Member>, admin: AdminService) 
     let _ = writer.write(&pending);
 }
 
-/// Flushes on every timer tick: the batch is whatever came within one [`FLUSH_EVERY`].
+/// Whether the batch is due: its oldest record waited one [`FLUSH_EVERY`], or it is big.
 fn flush_due(pending: &[Record]) -> bool {
     let oldest = pending.first().map(Record::time).unwrap_or_else(now_micros);
     now_micros() - oldest >= FLUSH_EVERY.as_micros() as i64 || pending.len() >= 256
-}
-
-fn shape_changed(admin: &AdminService, last: &Option<RecordedState>) -> bool {
-    let now = RecordedState::of(&admin.member_state());
-    last.as_ref().is_none_or(|l| l.changed_shape(&now))
-}
-
-/// Records the member's state if it differs from the last one recorded; true if it did.
-fn take_state(
-    admin: &AdminService,
-    name: &str,
-    last: &mut Option<RecordedState>,
-    pending: &mut Vec<Record>,
-    force: bool,
-) -> bool {
-    let now = RecordedState::of(&admin.member_state());
-    if !force && last.as_ref() == Some(&now) {
-        return false;
-    }
-    pending.push(Record::State { t: now_micros(), member: name.to_string(), state: now.clone() });
-    *last = Some(now);
-    true
 }
 
 fn skipped_record(name: &str, count: u64) -> Record {

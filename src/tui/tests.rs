@@ -701,27 +701,17 @@ fn screen_messages_held_in_step_mode() {
     view.faults_in_words = view.faults.in_words(&["n1".into(), "n2".into(), "n3".into()]);
     update(&mut app, Action::Cluster(view));
     update(&mut app, key(KeyCode::Char('8')));
-    let held = |id: &str, from: &str, to: &str, kind: &str, range: (u64, u64), summary: &str, age_ms| {
-        crate::lab::step::HeldMessage {
-            id: id.into(),
-            holder: if kind.ends_with("-response") { to.into() } else { from.into() },
-            from: from.into(),
-            to: to.into(),
-            kind: kind.into(),
-            term: 2,
-            entries: if kind == "append" && range.1 > 0 { (range.1 - range.0 + 1) as u32 } else { 0 },
-            summary: summary.into(),
-            age_ms,
-            first_index: range.0,
-            last_index: range.1,
-            heartbeat: false,
-        }
+    let held = |id, from, to, kind, index: u64, summary: &str, age_ms| {
+        let entries = if kind == "append" { 1 } else { 0 };
+        let mut m = crate::tui::tabs::messages::tests::held(id, from, to, kind, entries);
+        (m.first_index, m.last_index, m.summary, m.age_ms, m.heartbeat) = (index, index, summary.into(), age_ms, false);
+        m
     };
     update(
         &mut app,
         Action::Held(vec![
-            held("n1-7", "n1", "n3", "append", (5, 5), "entry 5: put /stepped (3 bytes); commit 4", 4200),
-            held("n1-9", "n2", "n1", "append-response", (5, 5), "success: it holds entries up to 5", 1300),
+            held("n1-7", "n1", "n3", "append", 5, "entry 5: put /stepped (3 bytes); commit 4", 4200),
+            held("n1-9", "n2", "n1", "append-response", 5, "success: it holds entries up to 5", 1300),
         ]),
     );
     update(&mut app, key(KeyCode::Char('j')));

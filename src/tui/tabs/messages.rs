@@ -202,12 +202,13 @@ fn draw_queue(frame: &mut Frame, area: Rect, tab: &MessagesTab, theme: &Theme) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crossterm::event::KeyModifiers;
 
     use super::*;
 
-    pub fn held(id: &str, from: &str, to: &str, kind: &str, entries: u32) -> HeldMessage {
+    /// A held message for tests: term 2, 0.1 s old, no summary.
+    pub(crate) fn held(id: &str, from: &str, to: &str, kind: &str, entries: u32) -> HeldMessage {
         HeldMessage {
             id: id.into(),
             holder: if kind.ends_with("-response") { to.into() } else { from.into() },
