@@ -320,9 +320,25 @@ pub struct PeerIdentity {
 
 impl PeerIdentity {
     /// Reads the identity of the client of a gRPC request, if it presented a certificate.
+    ///
+    /// Parsing a certificate costs more than the rest of a Raft append's checks, and the same
+    /// few certificates (the other members', the app's) come with every request, so the last
+    /// ones seen are remembered, keyed by their bytes.
     pub fn of<T>(request: &tonic::Request<T>) -> Option<PeerIdentity> {
+        static RECENT: std::sync::Mutex<Vec<(Vec<u8>, Option<PeerIdentity>)>> = std::sync::Mutex::new(Vec::new());
+        const REMEMBERED: usize = 16;
         let certs = request.peer_certs()?;
-        PeerIdentity::of_der(certs.first()?.as_ref())
+        let der = certs.first()?.as_ref();
+        let mut recent = RECENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, identity)) = recent.iter().find(|(seen, _)| seen.as_slice() == der) {
+            return identity.clone();
+        }
+        let identity = PeerIdentity::of_der(der);
+        if recent.len() == REMEMBERED {
+            recent.remove(0);
+        }
+        recent.push((der.to_vec(), identity.clone()));
+        identity
     }
 
     /// The identity in a DER certificate; None if it has no CN or does not parse.

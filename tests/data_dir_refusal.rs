@@ -76,3 +76,26 @@ fn a_member_refuses_a_damaged_state_file() {
     up_fails_saying(&lab, &["n1 failed to start", "state.redb"]);
     assert_eq!(fs::read(&state).unwrap(), b"this is not a redb database");
 }
+
+#[test]
+fn a_member_killed_mid_write_replays_its_journal_but_refuses_a_damaged_one() {
+    let lab = TestLab::up(3);
+    lab.etcdctl_ok(&["put", "k", "v"]);
+    // kill -9 leaves the latest writes in the journal only (redb gets them at a checkpoint).
+    lab.raftty_ok(&["kill", "n3"]);
+    let journal = member_dir(&lab, "n3").join("raft-log.journal");
+    let bytes = fs::read(&journal).unwrap();
+    assert!(bytes.len() > 36, "a killed member's journal should hold records, it has {} bytes", bytes.len());
+
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 2;
+    damaged[last] ^= 0x55;
+    fs::write(&journal, &damaged).unwrap();
+    up_fails_saying(&lab, &["n3 failed to start", "raft-log.journal", "does not match its checksum"]);
+    assert!(fs::read(&journal).unwrap() == damaged, "the damaged journal must be left as it was");
+
+    // With the journal as the crash left it, the member replays it and serves the write.
+    fs::write(&journal, &bytes).unwrap();
+    lab.raftty_ok(&["up"]);
+    assert_eq!(lab.etcdctl_on("n3", &["get", "--print-value-only", "k"]).stdout, b"v\n");
+}

@@ -3,7 +3,7 @@
 //! ```text
 //! lab.json          members, ports, tempo (config.rs)
 //! pki/              the lab's CA, member certificates, root and admin client certificates
-//! members/<name>/   each member's data: raft-log.redb, state.redb, snapshots/
+//! members/<name>/   each member's data: raft-log.redb and its raft-log.journal, state.redb, snapshots/
 //! run/<name>.pid    pids of running members
 //! logs/<name>.log   what each member printed
 //! faults.json       the network faults and step mode in force (faults.rs)

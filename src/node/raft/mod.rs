@@ -1,6 +1,7 @@
 //! Consensus: openraft wired to redb storage and a tonic transport.
 
 pub mod codec;
+pub mod journal;
 pub mod log_store;
 pub mod network;
 pub mod observer;
