@@ -14,7 +14,8 @@
 //!   and serves its ports; `member.rs` is what every request needs from consensus (writes
 //!   through the leader, read index, the live leader).
 //!   - `raft/`: consensus. `types.rs` is openraft's type configuration, `codec.rs` converts
-//!     openraft types to protobuf, `log_store.rs` keeps the Raft log in redb (group commit),
+//!     openraft types to protobuf, `log_store.rs` keeps the Raft log in redb behind
+//!     `journal.rs`, the append-only file that makes each batch durable (group commit),
 //!     `state_machine.rs` applies committed entries to the MVCC store, `snapshot.rs` writes
 //!     and reads snapshot files, `network.rs` and `peer_service.rs` are the two ends of the
 //!     peer port, `observer.rs` tells the event stream what Raft's metrics show.
@@ -34,7 +35,8 @@
 //!     be delivered by hand; `events.rs`: the member's event bus; `admin.rs`: the admin
 //!     surface (state, log, events, faults, held messages) the supervisor uses;
 //!     `recorder.rs`: the member's part of the lab's recording, for `raftty replay`;
-//!     `write_stages.rs`: where each write's time goes on the leader (`bench --explain`).
+//!     `write_stages.rs`: where each write's time goes on the leader (`bench --explain`);
+//!     `memory.rs`: how much the caches may hold, and the variables that give them more.
 //!   - `metrics/`: Prometheus metrics with etcd's names and `/health`, on the member's
 //!     metrics port (HTTPS, mTLS).
 //! - `lab/`: the supervisor. A lab is a folder holding a cluster's config, certificates,

@@ -11,6 +11,7 @@ pub mod events;
 pub mod faults;
 pub mod lease;
 pub mod member;
+pub mod memory;
 pub mod metrics;
 pub mod mvcc;
 pub mod quota;
@@ -72,6 +73,7 @@ pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    memory::init_from_env().map_err(|e| anyhow::anyhow!("member {name} cannot start: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(serve(lab_dir, name));
     if let Err(e) = &result {

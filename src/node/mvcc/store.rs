@@ -142,7 +142,11 @@ impl MvccStore {
         }
         // The integrity check reads every page once at start-up: a damaged file is refused
         // here, with a clear error, instead of failing (or worse, being believed) later.
-        let db = Database::builder().set_check_integrity_on_open(true).open(path).map_err(|e| open_error(path, e))?;
+        let db = Database::builder()
+            .set_cache_size(crate::node::memory::budget().state_cache_bytes)
+            .set_check_integrity_on_open(true)
+            .open(path)
+            .map_err(|e| open_error(path, e))?;
         let state = load(&db, path, identity)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         Ok(MvccStore {

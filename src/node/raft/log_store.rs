@@ -130,14 +130,16 @@ pub struct LogStoreConfig {
 }
 
 impl Default for LogStoreConfig {
+    /// Sized by the member's [`crate::node::memory`] budget.
     fn default() -> Self {
+        let cache_bytes = crate::node::memory::budget().log_cache_bytes;
         LogStoreConfig {
-            cache_max_entries: 8192,
-            cache_max_bytes: 16 << 20,
+            cache_max_entries: 4096,
+            cache_max_bytes: cache_bytes,
             max_unflushed_bytes: 64 << 20,
-            redb_cache_bytes: 16 << 20,
-            journal_checkpoint_bytes: 4 << 20,
-            journal_checkpoint_batches: 2000,
+            redb_cache_bytes: cache_bytes,
+            journal_checkpoint_bytes: 512 << 10,
+            journal_checkpoint_batches: 500,
         }
     }
 }

@@ -71,6 +71,8 @@ struct Results {
     name: String,
     cold_start: Duration,
     idle_rss_mb: Vec<f64>,
+    /// The same once every key of the key space was written (and the writes settled).
+    filled_rss_mb: Vec<f64>,
     workloads: Vec<(Workload, Outcome)>,
     failover: Vec<Duration>,
     fanout: Option<watch::FanoutReport>,
@@ -128,7 +130,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
             Some(bench_etcd(&lab, &scratch.path().join("etcd"), &space, &options, &version).await?)
         }
     };
-    print!("{}", report(&raftty, etcd.as_ref()));
+    print!("{}", report(&raftty, etcd.as_ref(), options.keys));
     if let Some(e) = &raftty.explained {
         print!("{}", explain::report(e));
     }
@@ -209,10 +211,12 @@ struct Measured {
 async fn measure(store: Measured, cert: &CertFiles, space: &Arc<KeySpace>, options: &BenchOptions) -> Result<Results> {
     let idle = store.pids.iter().map(|p| rss_mb(*p)).collect();
     load::fill(&store.endpoint, cert, space).await?;
+    let filled = store.pids.iter().map(|p| rss_mb(*p)).collect();
     let mut results = Results {
         name: store.name,
         cold_start: store.cold_start,
         idle_rss_mb: idle,
+        filled_rss_mb: filled,
         workloads: Vec::new(),
         failover: Vec::new(),
         fanout: None,
@@ -254,7 +258,7 @@ fn rss_mb(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn report(raftty: &Results, etcd: Option<&Results>) -> String {
+fn report(raftty: &Results, etcd: Option<&Results>, keys: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
     let header = match etcd {
@@ -314,8 +318,8 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
         }
     }
     let mem = |r: &Results| {
-        let v: Vec<String> = r.idle_rss_mb.iter().map(|m| format!("{m:.0}")).collect();
-        v.join("/")
+        let each = |rss: &[f64]| rss.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join("/");
+        format!("{} idle, {} after {keys} puts", each(&r.idle_rss_mb), each(&r.filled_rss_mb))
     };
     let _ = writeln!(out);
     let failover = |r: &Results| {
@@ -376,11 +380,11 @@ fn report(raftty: &Results, etcd: Option<&Results>) -> String {
                 e.name,
                 e.cold_start.as_secs_f64()
             );
-            let _ = writeln!(out, "idle memory per member (MB): raftty {}, {} {}", mem(raftty), e.name, mem(e));
+            let _ = writeln!(out, "memory per member (MB): raftty {}; {} {}", mem(raftty), e.name, mem(e));
         }
         None => {
             let _ = writeln!(out, "cold start to healthy: raftty {:.2} s", raftty.cold_start.as_secs_f64());
-            let _ = writeln!(out, "idle memory per member (MB): raftty {}", mem(raftty));
+            let _ = writeln!(out, "memory per member (MB): raftty {}", mem(raftty));
         }
     }
     if let Some(r) = &raftty.snapshot {
