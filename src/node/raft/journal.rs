@@ -158,23 +158,38 @@ impl Journal {
     }
 
     /// Opens the journal at `path`, creating it for `identity` if there is none, and returns
-    /// what it holds for replay. The file is not changed, except that a new one is created.
+    /// what it holds for replay.
     pub fn open(path: &Path, identity: StoreIdentity) -> Result<(Journal, Vec<Record>), JournalError> {
-        let contents = match Journal::read(path, identity)? {
+        let contents = Journal::read(path, identity)?;
+        Journal::resume(path, identity, contents)
+    }
+
+    /// [`Journal::open`] with what [`Journal::read`] found there already, so a caller that
+    /// looked first (to refuse before writing anything) does not read the file twice. A
+    /// record cut short at the end is cut off the file, so the next record follows the last
+    /// whole one.
+    pub fn resume(
+        path: &Path,
+        identity: StoreIdentity,
+        contents: Option<Contents>,
+    ) -> Result<(Journal, Vec<Record>), JournalError> {
+        let contents = match contents {
             Some(contents) => contents,
             None => {
                 create(path, identity)?;
                 Contents { records: Vec::new(), torn_tail: None, end: HEADER_LEN }
             }
         };
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
         if let Some(bytes) = contents.torn_tail {
             tracing::warn!(
                 path = %path.display(),
                 bytes,
                 "the journal ends in a record cut short by a crash before it was synced; it was never acknowledged and is dropped"
             );
+            file.set_len(contents.end)?;
+            file.sync_all()?;
         }
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
         let journal = Journal { file, path: path.to_path_buf(), end: contents.end, buffer: Vec::new() };
         Ok((journal, contents.records))
     }
@@ -443,8 +458,9 @@ mod tests {
         let contents = Journal::read(&path, ME).unwrap().unwrap();
         assert_eq!(contents.torn_tail, Some(8));
         assert_eq!(contents.records, sample()[..sample().len() - 1]);
-        // The next record is written where the cut one began.
+        // Opening cuts the torn record off, and the next record is written where it began.
         let (mut journal, _) = Journal::open(&path, ME).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len - 9);
         journal.append([RecordRef::TruncateFrom(5)]).unwrap();
         drop(journal);
         let replay = Journal::open(&path, ME).unwrap().1;

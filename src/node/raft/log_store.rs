@@ -6,10 +6,10 @@
 //!
 //! Write throughput comes from sharing fsyncs. `LogStore::append` puts the new entries in an
 //! in-memory cache, where every log reader sees them at once (openraft requires it), and queues
-//! them for a dedicated writer thread. The writer takes everything that is queued, writes it in
-//! one redb transaction committed without an fsync, appends the same writes to the journal,
-//! syncs the journal once, and only then tells each append of the batch that its entries are
-//! durable. While a sync runs new appends pile up in the queue and share the next one, so N
+//! them for a dedicated writer thread. The writer takes everything that is queued, appends it
+//! to the journal, syncs the journal once, and only then tells each append of the batch that
+//! its entries are durable; redb receives the writes of many batches in one commit at the
+//! next checkpoint. While a sync runs new appends pile up in the queue and share the next one, so N
 //! appends that arrive during a sync cost one sync, not N. [`LogStoreStats`] counts syncs and
 //! entries per sync, so this can be seen in metrics. Why a journal, and how a crash is
 //! recovered from it, is in [`crate::node::raft::journal`].
@@ -186,7 +186,6 @@ pub struct LogStoreStats {
     entries_written: AtomicU64,
     bytes_written: AtomicU64,
     commit_seconds: Histogram,
-    checkpoint_seconds: Histogram,
     entries_per_commit: Histogram,
 }
 
@@ -199,7 +198,6 @@ impl Default for LogStoreStats {
             bytes_written: AtomicU64::new(0),
             // etcd's etcd_disk_wal_fsync_duration_seconds buckets: 1 ms to about 8 s.
             commit_seconds: Histogram::exponential(0.001, 2.0, 14),
-            checkpoint_seconds: Histogram::exponential(0.001, 2.0, 14),
             entries_per_commit: Histogram::exponential(1.0, 2.0, 14),
         }
     }
@@ -230,12 +228,6 @@ impl LogStoreStats {
     /// `etcd_disk_wal_fsync_duration_seconds`.
     pub fn commit_seconds(&self) -> HistogramSnapshot {
         self.commit_seconds.snapshot()
-    }
-
-    /// How long each checkpoint took: the durable redb commit of everything journaled since
-    /// the last one.
-    pub fn checkpoint_seconds(&self) -> HistogramSnapshot {
-        self.checkpoint_seconds.snapshot()
     }
 
     /// How many entries each durable commit carried: high values mean group commit is working.
@@ -408,7 +400,6 @@ impl WriteOp {
 #[derive(Default)]
 struct Unstored {
     records: Vec<Record>,
-    bytes: u64,
     batches: u64,
     last_seq: u64,
 }
@@ -454,7 +445,7 @@ impl LogStore {
             .create(&path)
             .map_err(|e| fail(OpenFailure::Storage(e.into())))?;
         let mut recovered = recover(&db, identity).map_err(fail)?;
-        let (mut journal, replay) = Journal::open(&journal_path, identity).map_err(journal_failed)?;
+        let (mut journal, replay) = Journal::resume(&journal_path, identity, journaled).map_err(journal_failed)?;
         if !replay.is_empty() {
             replay_journal(&db, &replay).map_err(|e| fail(OpenFailure::Storage(e)))?;
             recovered = recover(&db, identity).map_err(fail)?;
@@ -782,7 +773,7 @@ impl Core {
             drop(gate);
             self.finish_batch(batch, result);
             let config = &self.config;
-            if unstored.bytes >= config.journal_checkpoint_bytes
+            if journal.records_len() >= config.journal_checkpoint_bytes
                 || unstored.batches >= config.journal_checkpoint_batches
             {
                 self.checkpoint(&mut journal, &mut unstored);
@@ -798,14 +789,12 @@ impl Core {
         if unstored.records.is_empty() || self.view.lock().unwrap_or_else(PoisonError::into_inner).failure.is_some() {
             return;
         }
-        let started = Instant::now();
         let result = replay_journal(&self.db, &unstored.records)
             .map_err(|e| e.to_string())
             .and_then(|()| journal.checkpoint().map_err(|e| format!("emptying {}: {e}", journal.path().display())));
         let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(()) => {
-                self.stats.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
                 view.stored_seq = unstored.last_seq;
                 view.evict_stored(&self.config);
                 *unstored = Unstored::default();
@@ -860,7 +849,6 @@ impl Core {
             stats.entries_per_commit.observe(report.entries as f64);
         }
         unstored.records.extend(records.map(|record| record.to_owned()));
-        unstored.bytes = journal.records_len();
         unstored.batches += 1;
         unstored.last_seq = batch.last().map_or(unstored.last_seq, WriteOp::seq);
         Ok(report)
