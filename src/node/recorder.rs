@@ -42,6 +42,7 @@ pub async fn record(lab_dir: PathBuf, member: Arc<Member>, admin: AdminService) 
     tokio::pin!(stopping);
 
     let mut last_state: Option<RecordedState> = None;
+    let mut last_shape = None;
     let mut state_written = Instant::now() - STATE_EVERY;
     let mut log_sampled = Instant::now() - LOG_EVERY;
     let mut log_sampled_at_index = None;
@@ -80,7 +81,15 @@ pub async fn record(lab_dir: PathBuf, member: Arc<Member>, admin: AdminService) 
                 if changed.is_err() {
                     break;
                 }
-                look = true;
+                // Every write changes the metrics several times: building the member's whole
+                // state for each would cost more than the write's own apply. Indexes can wait
+                // for the throttle; what a person watches for at once cannot.
+                let shape = {
+                    let m = metrics.borrow_watched();
+                    (m.current_term, m.current_leader, m.state, *m.membership_config.log_id())
+                };
+                look = last_shape != Some(shape) || state_written.elapsed() >= STATE_EVERY;
+                last_shape = Some(shape);
             }
             // The role also depends on time alone (a leader whose followers stopped answering
             // is no longer one, with no change to Raft's metrics), and throttled index changes

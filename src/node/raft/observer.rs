@@ -42,34 +42,25 @@ pub async fn narrate(member: Arc<Member>) {
             // A leader's quorum lease runs out without any metrics change: look again anyway.
             _ = tick.tick() => events::flush_ranges(false),
         }
-        let mut now = {
+        let (mut now, names) = {
             let m = metrics.borrow_and_update();
-            observe(&m, member.live_leader_of(&m))
+            let live_leader = member.live_leader_of(&m);
+            let now = observe(&m, live_leader);
+            // Most changes move only indexes (several per write): the names are built for
+            // the changes that print them.
+            let names = (now.role != seen.role || now.leader != seen.leader || now.membership != seen.membership)
+                .then(|| names_of(&m, live_leader));
+            (now, names)
         };
-        now.0.led_in_term = if now.0.role == "leader" { Some(now.0.term) } else { seen.led_in_term };
-        tell(&seen, &now);
-        seen = now.0;
+        now.led_in_term = if now.role == "leader" { Some(now.term) } else { seen.led_in_term };
+        tell(&seen, &now, names.as_ref());
+        seen = now;
     }
     events::flush_ranges(true);
 }
 
-fn observe(m: &RaftMetrics, live_leader: Option<NodeId>) -> (Seen, Names) {
-    let membership = m.membership_config.membership();
-    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-    let name = |id: NodeId| {
-        membership.get_node(&id).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{id:x}"))
-    };
-    let sorted = |mut names: Vec<String>| {
-        names.sort();
-        names
-    };
-    let names = Names {
-        voters: sorted(voters.iter().map(|id| name(*id)).collect()),
-        learners: sorted(membership.learner_ids().map(name).collect()),
-        leader: live_leader.map(name),
-        quorum_of: voters.len(),
-    };
-    let seen = Seen {
+fn observe(m: &RaftMetrics, live_leader: Option<NodeId>) -> Seen {
+    Seen {
         role: role_of(m, live_leader),
         led_in_term: None,
         term: m.current_term,
@@ -79,8 +70,25 @@ fn observe(m: &RaftMetrics, live_leader: Option<NodeId>) -> (Seen, Names) {
         snapshot: m.snapshot,
         purged: m.purged.map(|l| l.index).unwrap_or(0),
         membership: *m.membership_config.log_id(),
+    }
+}
+
+fn names_of(m: &RaftMetrics, live_leader: Option<NodeId>) -> Names {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let name = |id: NodeId| {
+        membership.get_node(&id).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{id:x}"))
     };
-    (seen, names)
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
+    Names {
+        voters: sorted(voters.iter().map(|id| name(*id)).collect()),
+        learners: sorted(membership.learner_ids().map(name).collect()),
+        leader: live_leader.map(name),
+        quorum_of: voters.len(),
+    }
 }
 
 struct Names {
@@ -90,7 +98,9 @@ struct Names {
     quorum_of: usize,
 }
 
-fn tell(before: &Seen, (now, names): &(Seen, Names)) {
+/// `names` is there whenever the role, the leader or the membership changed.
+fn tell(before: &Seen, now: &Seen, names: Option<&Names>) {
+    let quorum_of = names.map_or(0, |n| n.quorum_of);
     if now.term != before.term {
         events::set_term(now.term);
         events::emit("term_changed", &[("from", before.term.to_string()), ("to", now.term.to_string())]);
@@ -105,12 +115,12 @@ fn tell(before: &Seen, (now, names): &(Seen, Names)) {
         } else if now.role == "leader" {
             events::emit(
                 "leader_elected",
-                &[("votes_needed", (names.quorum_of / 2 + 1).to_string()), ("of", names.quorum_of.to_string())],
+                &[("votes_needed", (quorum_of / 2 + 1).to_string()), ("of", quorum_of.to_string())],
             );
         }
     }
     if now.leader != before.leader {
-        let leader = names.leader.clone().unwrap_or_else(|| "none".to_string());
+        let leader = names.and_then(|n| n.leader.clone()).unwrap_or_else(|| "none".to_string());
         events::emit("leader_changed", &[("leader", leader)]);
     }
     if now.committed > before.committed {
@@ -130,7 +140,10 @@ fn tell(before: &Seen, (now, names): &(Seen, Names)) {
     if now.purged > before.purged {
         events::emit("log_purged", &[("up_to", now.purged.to_string())]);
     }
-    if now.membership != before.membership && before.membership.is_some() {
+    if let Some(names) = names
+        && now.membership != before.membership
+        && before.membership.is_some()
+    {
         let mut fields = vec![("voters", names.voters.join(","))];
         if !names.learners.is_empty() {
             fields.push(("learners", names.learners.join(",")));
