@@ -14,6 +14,16 @@
 //! entries per sync, so this can be seen in metrics. Why a journal, and how a crash is
 //! recovered from it, is in [`crate::node::raft::journal`].
 //!
+//! # Write-through on a follower
+//!
+//! A follower's append is on the write's critical path: the leader waits for its answer. Its
+//! leader sends it one append at a time, so there is nothing for a group commit to share, and
+//! the handoff to the writer thread and back to openraft's core would be two thread wake-ups
+//! on that path. So when this member's vote is for another member and nothing is queued, the
+//! append is journaled and synced right in the call (the callback fires before it returns,
+//! which openraft allows). The leader's own appends still go to the writer thread: the leader
+//! sends them to followers while its own sync runs, and many clients share its syncs.
+//!
 //! Every write (append, vote, truncation, purge, committed log id) goes through the same
 //! queue, so the journal receives them in call order, as openraft requires. Votes,
 //! truncations and purges wait for their sync before they return.
@@ -88,6 +98,7 @@ use crate::node::raft::types::Entry;
 use crate::node::raft::types::IOFlushed;
 use crate::node::raft::types::LogId;
 use crate::node::raft::types::LogState;
+use crate::node::raft::types::NodeId;
 use crate::node::raft::types::StoreIdentity;
 use crate::node::raft::types::TypeConfig;
 use crate::node::raft::types::Vote;
@@ -127,6 +138,9 @@ pub struct LogStoreConfig {
     /// ...or this many batches: redb reuses the pages an fsync-less commit frees only after
     /// the next durable one, so this bounds how far `raft-log.redb` grows between them.
     pub journal_checkpoint_batches: u64,
+    /// Whether a follower's appends are written in the call rather than by the writer thread
+    /// (see the module's docs).
+    pub write_through: bool,
 }
 
 impl Default for LogStoreConfig {
@@ -140,6 +154,7 @@ impl Default for LogStoreConfig {
             redb_cache_bytes: cache_bytes,
             journal_checkpoint_bytes: 512 << 10,
             journal_checkpoint_batches: 500,
+            write_through: true,
         }
     }
 }
@@ -183,6 +198,7 @@ impl From<JournalError> for OpenFailure {
 pub struct LogStoreStats {
     durable_commits: AtomicU64,
     durable_appends: AtomicU64,
+    written_through: AtomicU64,
     entries_written: AtomicU64,
     bytes_written: AtomicU64,
     commit_seconds: Histogram,
@@ -194,6 +210,7 @@ impl Default for LogStoreStats {
         LogStoreStats {
             durable_commits: AtomicU64::new(0),
             durable_appends: AtomicU64::new(0),
+            written_through: AtomicU64::new(0),
             entries_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             // etcd's etcd_disk_wal_fsync_duration_seconds buckets: 1 ms to about 8 s.
@@ -213,6 +230,12 @@ impl LogStoreStats {
     /// the number of appends that shared one fsync.
     pub fn durable_appends(&self) -> u64 {
         self.durable_appends.load(Ordering::Relaxed)
+    }
+
+    /// Appends written in openraft's call rather than by the writer thread (see the module's
+    /// docs): a follower's, when nothing else was queued.
+    pub fn appends_written_through(&self) -> u64 {
+        self.written_through.load(Ordering::Relaxed)
     }
 
     pub fn entries_written(&self) -> u64 {
@@ -263,7 +286,12 @@ struct Handle {
 struct Core {
     path: PathBuf,
     db: Database,
+    /// Whose log this is: appends are written through while the vote is for another member.
+    member_id: NodeId,
     view: Mutex<LogView>,
+    /// The journal and what it holds that redb does not: used by the writer thread, and by
+    /// a write-through append when the writer is idle. Locked after `view`, never before.
+    writer: Mutex<WriterState>,
     /// Signalled after every batch, for appends waiting for the unflushed bytes to shrink.
     batch_done: Notify,
     stats: Arc<LogStoreStats>,
@@ -295,6 +323,9 @@ struct LogView {
     stored_seq: u64,
     /// Set when a commit failed: later writes are refused rather than risk a hole in the file.
     failure: Option<String>,
+    /// Writes queued for the writer thread and not finished: a write-through append must not
+    /// overtake them.
+    queued: usize,
 }
 
 struct CachedEntry {
@@ -332,6 +363,10 @@ enum WriteOp {
         seq: u64,
         record: Option<Vec<u8>>,
     },
+    /// Writes nothing: wakes the writer for a checkpoint that write-through appends made due.
+    Checkpoint {
+        seq: u64,
+    },
 }
 
 /// How much a write asks of a commit. Ordered: a batch needs the most any of its writes needs.
@@ -350,13 +385,15 @@ impl WriteOp {
             | WriteOp::TruncateFrom { seq, .. }
             | WriteOp::Purge { seq, .. }
             | WriteOp::SaveVote { seq, .. }
-            | WriteOp::SaveCommitted { seq, .. } => *seq,
+            | WriteOp::SaveCommitted { seq, .. }
+            | WriteOp::Checkpoint { seq } => *seq,
         }
     }
 
     fn effect(&self) -> Effect {
         match self {
             WriteOp::Append { entries, replace_from: None, .. } if entries.is_empty() => Effect::Nothing,
+            WriteOp::Checkpoint { .. } => Effect::Nothing,
             WriteOp::SaveCommitted { .. } => Effect::Lazy,
             _ => Effect::Durable,
         }
@@ -366,6 +403,7 @@ impl WriteOp {
     fn record(&self) -> Option<RecordRef<'_>> {
         Some(match self {
             WriteOp::Append { replace_from: None, entries, .. } if entries.is_empty() => return None,
+            WriteOp::Checkpoint { .. } => return None,
             WriteOp::Append { replace_from, entries, .. } => {
                 RecordRef::Append { replace_from: *replace_from, entries: entries.as_slice() }
             }
@@ -391,9 +429,14 @@ impl WriteOp {
                 // The caller may have given up waiting; nothing is lost, the write happened.
                 let _ = done.send(outcome());
             }
-            WriteOp::SaveCommitted { .. } => {}
+            WriteOp::SaveCommitted { .. } | WriteOp::Checkpoint { .. } => {}
         }
     }
+}
+
+struct WriterState {
+    journal: Journal,
+    unstored: Unstored,
 }
 
 /// What the writer journaled since the last checkpoint and redb does not hold yet.
@@ -463,6 +506,8 @@ impl LogStore {
         let core = Arc::new(Core {
             path: path.clone(),
             db,
+            member_id: identity.member_id,
+            writer: Mutex::new(WriterState { journal, unstored: Unstored::default() }),
             view: Mutex::new(LogView {
                 vote: recovered.vote,
                 committed: recovered.committed,
@@ -475,6 +520,7 @@ impl LogStore {
                 next_seq: 1,
                 stored_seq: 0,
                 failure: None,
+                queued: 0,
             }),
             batch_done: Notify::new(),
             stats: Arc::new(LogStoreStats::default()),
@@ -486,7 +532,7 @@ impl LogStore {
         let writer_core = core.clone();
         let writer = std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_core.run_writer(queued, journal))
+            .spawn(move || writer_core.run_writer(queued))
             .map_err(|e| fail(OpenFailure::Io(e)))?;
         Ok(LogStore { handle: Arc::new(Handle { core, queue: Some(queue), writer: Some(writer) }) })
     }
@@ -524,10 +570,12 @@ impl LogStore {
 impl Handle {
     /// Queues a write. Called with the view locked, so queue order is the order in which the
     /// view changed.
-    fn enqueue(&self, _view: &mut LogView, op: WriteOp) -> io::Result<()> {
+    fn enqueue(&self, view: &mut LogView, op: WriteOp) -> io::Result<()> {
         let stopped =
             || io::Error::other(format!("the writer of the Raft log {} has stopped", self.core.path.display()));
-        self.queue.as_ref().ok_or_else(stopped)?.send(op).map_err(|_| stopped())
+        self.queue.as_ref().ok_or_else(stopped)?.send(op).map_err(|_| stopped())?;
+        view.queued += 1;
+        Ok(())
     }
 
     /// Queues a write that the caller waits for, and waits for it.
@@ -757,30 +805,59 @@ impl Core {
 
     /// The writer thread: per batch of whatever is queued, one journal append and one sync;
     /// redb gets the writes at the next checkpoint, many batches in one commit.
-    fn run_writer(&self, queued: mpsc::Receiver<WriteOp>, mut journal: Journal) {
-        let mut unstored = Unstored::default();
+    fn run_writer(&self, queued: mpsc::Receiver<WriteOp>) {
         while let Ok(first) = queued.recv() {
             let mut batch = vec![first];
             batch.extend(queued.try_iter());
-            #[cfg(test)]
-            let gate = self.commit_gate.lock().unwrap_or_else(PoisonError::into_inner);
-            let failure = self.view.lock().unwrap_or_else(PoisonError::into_inner).failure.clone();
-            let result = match failure {
-                Some(failure) => Err(failure),
-                None => self.write_batch(&batch, &mut journal, &mut unstored).map_err(|e| e.to_string()),
-            };
-            #[cfg(test)]
-            drop(gate);
-            self.finish_batch(batch, result);
-            let config = &self.config;
-            if journal.records_len() >= config.journal_checkpoint_bytes
-                || unstored.batches >= config.journal_checkpoint_batches
+            let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = batch.len();
+            self.write(batch, &mut writer);
             {
-                self.checkpoint(&mut journal, &mut unstored);
+                let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+                view.queued = view.queued.saturating_sub(count);
+            }
+            if self.checkpoint_due(&writer) {
+                let WriterState { journal, unstored } = &mut *writer;
+                self.checkpoint(journal, unstored);
             }
         }
         // A clean shutdown leaves nothing to replay.
-        self.checkpoint(&mut journal, &mut unstored);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let WriterState { journal, unstored } = &mut *writer;
+        self.checkpoint(journal, unstored);
+    }
+
+    /// Journals one batch, syncs it if it needs to be durable, and tells its callers.
+    fn write(&self, batch: Vec<WriteOp>, writer: &mut WriterState) {
+        #[cfg(test)]
+        let gate = self.commit_gate.lock().unwrap_or_else(PoisonError::into_inner);
+        let failure = self.view.lock().unwrap_or_else(PoisonError::into_inner).failure.clone();
+        let result = match failure {
+            Some(failure) => Err(failure),
+            None => self.write_batch(&batch, &mut writer.journal, &mut writer.unstored).map_err(|e| e.to_string()),
+        };
+        #[cfg(test)]
+        drop(gate);
+        self.finish_batch(batch, result);
+    }
+
+    fn checkpoint_due(&self, writer: &WriterState) -> bool {
+        writer.journal.records_len() >= self.config.journal_checkpoint_bytes
+            || writer.unstored.batches >= self.config.journal_checkpoint_batches
+    }
+
+    /// Whether an append may be written in the caller (see the module's docs): this member
+    /// follows another, and nothing queued may be overtaken.
+    fn writes_through(&self, view: &LogView) -> bool {
+        #[cfg(test)]
+        if self.commit_gate.try_lock().is_err() {
+            // A test is holding writes back to look at them in flight.
+            return false;
+        }
+        self.config.write_through
+            && view.queued == 0
+            && view.failure.is_none()
+            && view.vote.is_some_and(|vote| vote.leader_id.voted_for != self.member_id)
     }
 
     /// Writes everything journaled since the last checkpoint into redb in one durable commit,
@@ -999,7 +1076,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             view.cache.push_back(CachedEntry { entry: detached(entry, record), encoded_len: record.len(), seq });
         }
         view.unflushed_bytes += bytes;
-        self.handle.enqueue(&mut view, WriteOp::Append { seq, replace_from, entries: encoded, bytes, callback })
+        let op = WriteOp::Append { seq, replace_from, entries: encoded, bytes, callback };
+        if core.writes_through(&view)
+            && let Ok(mut writer) = core.writer.try_lock()
+        {
+            drop(view);
+            core.write(vec![op], &mut writer);
+            core.stats.written_through.fetch_add(1, Ordering::Relaxed);
+            let checkpoint_due = core.checkpoint_due(&writer);
+            drop(writer);
+            if checkpoint_due {
+                let mut view = core.lock_view()?;
+                let seq = view.take_seq();
+                self.handle.enqueue(&mut view, WriteOp::Checkpoint { seq })?;
+            }
+            return Ok(());
+        }
+        self.handle.enqueue(&mut view, op)
     }
 
     async fn truncate_after(&mut self, last_kept: Option<LogId>) -> Result<(), io::Error> {
@@ -1472,6 +1565,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_follower_writes_appends_through_and_a_leader_hands_them_to_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path(), me()).unwrap();
+        let stats = store.stats();
+
+        // Following member 7: the append is durable by the time the call returns.
+        store.save_vote(&vote(2)).await.unwrap();
+        let (callback, mut flushed) = flush_signal();
+        store.append(puts(2, 1..=3), callback).await.unwrap();
+        match flushed.try_recv() {
+            Ok(Ok(())) => {}
+            other => panic!("a follower's append returned before its flush callback fired: {other:?}"),
+        }
+        assert_eq!(stats.appends_written_through(), 1);
+        assert_eq!(stats.durable_appends(), 1, "the append written through must be counted as durable");
+        let on_disk = store.handle.core.last_index_on_disk(me()).unwrap();
+        assert_eq!(on_disk, Some(3), "entries 1 to 3 were acknowledged while the files end at {on_disk:?}");
+
+        // Leading: the writer thread takes the append, so followers get it while it syncs.
+        let leading = Vote { leader_id: LeaderId::new(3, me().member_id), committed: true };
+        store.save_vote(&leading).await.unwrap();
+        append_durably(&mut store, puts(3, 4..=5)).await;
+        assert_eq!(stats.appends_written_through(), 1, "a leader's append was written through");
+        assert_eq!(stats.durable_appends(), 2);
+
+        drop(store);
+        let mut reopened = LogStore::open(dir.path(), me()).unwrap();
+        let mut expected = puts(2, 1..=3);
+        expected.extend(puts(3, 4..=5));
+        assert_eq!(read_all(&mut reopened).await, expected, "the reopened log differs from what was appended");
+        assert_eq!(reopened.read_vote().await.unwrap(), Some(leading));
+    }
+
+    #[tokio::test]
+    async fn write_through_appends_make_checkpoints_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogStoreConfig { journal_checkpoint_batches: 4, ..LogStoreConfig::default() };
+        let mut store = LogStore::open_with(dir.path(), me(), config).unwrap();
+        let stats = store.stats();
+        store.save_vote(&vote(2)).await.unwrap();
+        for index in 1..=50 {
+            let (callback, mut flushed) = flush_signal();
+            store.append([put(2, index)], callback).await.unwrap();
+            // While the writer runs a checkpoint the append goes to it instead: either way,
+            // the callback fires once it is durable.
+            if flushed.try_recv().is_err() {
+                wait_durable(flushed, &format!("entry {index}")).await;
+            }
+        }
+        assert!(stats.appends_written_through() > 0, "no append of a follower was written through");
+        assert_eq!(stats.durable_appends(), 50);
+        let journal_len = store.handle.core.writer.lock().unwrap().journal.records_len();
+        let written = stats.bytes_written();
+        assert!(
+            journal_len < written / 2,
+            "checkpoints did not keep up with appends written through: the journal holds {journal_len} of the \
+             {written} bytes written"
+        );
+
+        drop(store);
+        let mut reopened = LogStore::open(dir.path(), me()).unwrap();
+        assert_eq!(read_all(&mut reopened).await, puts(2, 1..=50));
+    }
+
+    #[tokio::test]
     async fn vote_and_committed_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = LogStore::open(dir.path(), me()).unwrap();
@@ -1712,8 +1870,12 @@ mod tests {
                 }
             });
             if index % 50 == 0 {
+                // Leading in odd terms and following in even ones: the writer thread and
+                // write-through both get killed in the middle of their work.
                 let term = index / 50;
-                store.save_vote(&vote(term)).await.expect("child: save_vote");
+                let leader = if term % 2 == 1 { me().member_id } else { 7 };
+                let vote = Vote { leader_id: LeaderId::new(term, leader), committed: false };
+                store.save_vote(&vote).await.expect("child: save_vote");
                 println!("vote {term}");
             }
         }
