@@ -283,7 +283,7 @@ pub enum Command {
         /// Members of each cluster.
         #[arg(long, default_value_t = 3)]
         members: usize,
-        /// Run only these measurements: put1, put16, put256, getl, gets, auth (put16 and gets with auth on), fanout, failover, snapshot, app.
+        /// Run only these measurements: put1, put16, put256, getl, gets, gets1, auth (put16 and gets with auth on), fanout, failover, snapshot, app.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Also break a single client's put into stages as the leader sees them (propose,

@@ -35,7 +35,7 @@ pub struct BenchOptions {
     pub value_size: usize,
     /// Members of each cluster (3 unless told otherwise).
     pub members: usize,
-    /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`,
+    /// Only the workloads whose short names are listed (`put1`, `put16`, `put256`, `getl`, `gets1`,
     /// `gets`, `auth`, `fanout`, `failover`, `snapshot`, `app`); all of them when empty.
     pub only: Vec<String>,
     /// Also break a single client's put into stages, as the leader sees them.
@@ -59,6 +59,9 @@ fn workloads(options: &BenchOptions) -> Vec<Workload> {
         ("put256", w(Op::Put, 256, false)),
         ("getl", w(Op::GetLinearizable, 16, false)),
         ("gets", w(Op::GetSerializable, 16, false)),
+        // One client's serializable get: the round trip through TLS and gRPC without Raft,
+        // what every put pays on top of its replication.
+        ("gets1", w(Op::GetSerializable, 1, false)),
         // The same as put16 and gets, with auth on: what checking every request costs.
         ("auth", w(Op::Put, 16, true)),
         ("auth", w(Op::GetSerializable, 16, true)),
