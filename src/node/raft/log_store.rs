@@ -1709,10 +1709,11 @@ mod tests {
         }
         assert_eq!(read_all(&mut store).await, puts(1, 1..=300));
         let view = store.handle.core.lock_view().unwrap();
-        // The cache holds its budget plus what redb does not have yet: at most 5 batches.
+        // The cache holds its budget plus what redb does not have yet: at most 5 batches, and a
+        // batch may pass the byte budget by the entry that crossed it (four entries).
         assert!(
-            view.cache.len() <= 10 + 5 * 3,
-            "the cache kept {} entries, over its budget of 10 + 15",
+            view.cache.len() <= 10 + 5 * 4,
+            "the cache kept {} entries, over its budget of 10 + 20",
             view.cache.len()
         );
     }
