@@ -188,6 +188,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             client: self.channels.client(target, &node.peer_url),
             channels: self.channels.clone(),
             round_trip: self.channels.round_trips.to_peer(target),
+            appends: None,
         }
     }
 }
@@ -202,6 +203,52 @@ pub struct PeerConnection {
     /// pre-votes), so they measure the network and the peer's responsiveness, as etcd's
     /// prober does, not the peer's fsync.
     round_trip: Arc<Histogram>,
+    /// The AppendEntries stream to the peer, opened on first use and after any failure.
+    appends: Option<AppendStream>,
+}
+
+/// A long-lived AppendEntries stream to one peer. openraft sends one request at a time on
+/// a connection and waits for its answer, and the peer answers in order, so the next
+/// message on the stream is always the answer to the request just sent. After a failure or
+/// a timeout a late answer could still arrive, so the stream is dropped, never reused.
+struct AppendStream {
+    requests: tokio::sync::mpsc::Sender<pb::AppendEntriesRequest>,
+    answers: tonic::Streaming<pb::AppendEntriesResponse>,
+}
+
+impl AppendStream {
+    async fn open(client: &mut RaftPeerClient<Channel>) -> Result<AppendStream, tonic::Status> {
+        let (requests, outgoing) = tokio::sync::mpsc::channel(1);
+        let answers = client.append_entries(tokio_stream::wrappers::ReceiverStream::new(outgoing)).await?.into_inner();
+        Ok(AppendStream { requests, answers })
+    }
+
+    async fn call(&mut self, req: pb::AppendEntriesRequest) -> Result<pb::AppendEntriesResponse, tonic::Status> {
+        let closed = || tonic::Status::unavailable("the peer closed the AppendEntries stream");
+        self.requests.send(req).await.map_err(|_| closed())?;
+        self.answers.message().await?.ok_or_else(closed)
+    }
+}
+
+/// Sends `req` on `stream`, opening one first if there is none, within `ttl`. Gives the
+/// stream back only if the call succeeded.
+async fn append_call(
+    mut client: RaftPeerClient<Channel>,
+    stream: Option<AppendStream>,
+    req: pb::AppendEntriesRequest,
+    ttl: Duration,
+) -> Result<(pb::AppendEntriesResponse, AppendStream), tonic::Status> {
+    let call = async {
+        let mut stream = match stream {
+            Some(stream) => stream,
+            None => AppendStream::open(&mut client).await?,
+        };
+        let resp = stream.call(req).await?;
+        Ok((resp, stream))
+    };
+    tokio::time::timeout(ttl, call)
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer before the timeout")))
 }
 
 impl PeerConnection {
@@ -386,7 +433,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError> {
-        let mut client = self.client()?;
+        let client = self.client()?;
         let range = rpc.entries.first().zip(rpc.entries.last()).map(|(f, l)| (f.log_id.index, l.log_id.index));
         if let Some((first, last)) = range {
             events::emit_range("append_sent", &self.target_name, first, last);
@@ -398,24 +445,25 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         };
         let sent = Instant::now();
         stamp(Point::Sent);
-        let call = client.append_entries(request(codec::append_request_to_pb(&rpc), &option));
-        let resp = self
+        let call = append_call(client, self.appends.take(), codec::append_request_to_pb(&rpc), option.soft_ttl());
+        let (resp, stream) = self
             .channels
             .deliver_raft(
                 self.target,
                 option.soft_ttl(),
                 || self.append_message(&rpc),
                 call,
-                |resp| self.append_answer_message(&rpc, resp.get_ref()),
+                |(resp, _)| self.append_answer_message(&rpc, resp),
             )
             .await
             .map_err(|s| rpc_error(self.target, s))?;
+        self.appends = Some(stream);
         if range.is_none() {
             // Heartbeats are answered without touching the disk: their round trip is the
             // network's (including any delay the lab injects).
             self.round_trip.observe(sent.elapsed().as_secs_f64());
         }
-        let resp = codec::append_response_from_pb(resp.get_ref()).map_err(decode_error)?;
+        let resp = codec::append_response_from_pb(&resp).map_err(decode_error)?;
         match (&resp, range) {
             (AppendEntriesResponse::Success, Some((first, last))) => {
                 stamp(Point::Acked);
