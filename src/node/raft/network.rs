@@ -445,7 +445,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         };
         let sent = Instant::now();
         stamp(Point::Sent);
-        let call = append_call(client, self.appends.take(), codec::append_request_to_pb(&rpc), option.soft_ttl());
+        let stream = self.appends.take();
+        // A call that first opens the stream pays one more round trip: not the link's.
+        let timed = range.is_none() && stream.is_some();
+        let call = append_call(client, stream, codec::append_request_to_pb(&rpc), option.soft_ttl());
         let (resp, stream) = self
             .channels
             .deliver_raft(
@@ -458,7 +461,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             .await
             .map_err(|s| rpc_error(self.target, s))?;
         self.appends = Some(stream);
-        if range.is_none() {
+        if timed {
             // Heartbeats are answered without touching the disk: their round trip is the
             // network's (including any delay the lab injects).
             self.round_trip.observe(sent.elapsed().as_secs_f64());
