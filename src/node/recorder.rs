@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use openraft::async_runtime::WatchReceiver;
-
 use crate::lab::recording::Record;
 use crate::lab::recording::RecordedLog;
 use crate::lab::recording::RecordedState;
@@ -22,6 +20,7 @@ use crate::lab::recording::now_micros;
 use crate::node::admin::AdminService;
 use crate::node::events;
 use crate::node::member::Member;
+use crate::node::raft::metrics_watch::MetricsWatch;
 
 const STATE_EVERY: Duration = Duration::from_millis(100);
 const LOG_EVERY: Duration = Duration::from_secs(1);
@@ -36,7 +35,7 @@ pub async fn record(lab_dir: PathBuf, member: Arc<Member>, admin: AdminService) 
     let mut writer = Writer::open(&lab_dir, &name);
     let mut pending = vec![Record::Started { t: now_micros(), member: name.clone() }];
     let Some((_, mut events)) = events::subscribe() else { return };
-    let mut metrics = member.raft.metrics();
+    let mut metrics = MetricsWatch::new(&member.raft);
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let stopping = member.until_stopping();
     tokio::pin!(stopping);
@@ -77,15 +76,15 @@ pub async fn record(lab_dir: PathBuf, member: Arc<Member>, admin: AdminService) 
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => skipped += n,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
-            changed = metrics.changed() => {
-                if changed.is_err() {
+            open = metrics.changed() => {
+                if !open {
                     break;
                 }
                 // Every write changes the metrics several times: building the member's whole
                 // state for each would cost more than the write's own apply. Indexes can wait
                 // for the throttle; what a person watches for at once cannot.
                 let shape = {
-                    let m = metrics.borrow_watched();
+                    let m = metrics.look();
                     (m.current_term, m.current_leader, m.state, *m.membership_config.log_id())
                 };
                 look = last_shape != Some(shape) || state_written.elapsed() >= STATE_EVERY;

@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use openraft::Instant as _;
 use openraft::ServerState;
-use openraft::async_runtime::WatchReceiver;
 
 use crate::node::metrics::MemberMetrics;
+use crate::node::raft::metrics_watch::MetricsWatch;
 use crate::node::raft::types::NodeId;
 use crate::node::raft::types::Raft;
 use crate::node::raft::types::RaftMetrics;
@@ -136,7 +136,7 @@ impl MemberMetrics {
     /// a change openraft reports.
     pub fn follow(self: &Arc<Self>, raft: &Raft) {
         let metrics = self.clone();
-        let mut changes = raft.metrics();
+        let mut changes = MetricsWatch::new(raft);
         let config = raft.config();
         let window = Duration::from_millis(config.election_timeout_max);
         let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_interval));
@@ -144,10 +144,10 @@ impl MemberMetrics {
         tokio::spawn(async move {
             let mut leaders = LeaderChanges::default();
             loop {
-                let view = RaftView::of(&changes.borrow_watched());
+                let view = RaftView::of(&changes.look());
                 metrics.record_raft(&view, &mut leaders, window);
                 tokio::select! {
-                    changed = changes.changed() => if changed.is_err() {
+                    open = changes.changed() => if !open {
                         return;
                     },
                     _ = tick.tick() => {}

@@ -3,6 +3,7 @@
 pub mod codec;
 pub mod journal;
 pub mod log_store;
+pub mod metrics_watch;
 pub mod network;
 pub mod observer;
 pub mod peer_service;

@@ -4,11 +4,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use openraft::async_runtime::WatchReceiver;
-
 use crate::node::admin::role_of;
 use crate::node::events;
 use crate::node::member::Member;
+use crate::node::raft::metrics_watch::MetricsWatch;
 use crate::node::raft::types::*;
 
 /// What the narrator remembers of the last metrics it saw.
@@ -29,13 +28,13 @@ struct Seen {
 
 /// Runs for the life of the member.
 pub async fn narrate(member: Arc<Member>) {
-    let mut metrics = member.raft.metrics();
+    let mut metrics = MetricsWatch::new(&member.raft);
     let mut seen = Seen::default();
     let mut tick = tokio::time::interval(events::MERGE_WINDOW / 2);
     loop {
         tokio::select! {
-            changed = metrics.changed() => {
-                if changed.is_err() {
+            open = metrics.changed() => {
+                if !open {
                     break;
                 }
             }
@@ -43,7 +42,7 @@ pub async fn narrate(member: Arc<Member>) {
             _ = tick.tick() => events::flush_ranges(false),
         }
         let (mut now, names) = {
-            let m = metrics.borrow_and_update();
+            let m = metrics.look();
             let live_leader = member.live_leader_of(&m);
             let now = observe(&m, live_leader);
             // Most changes move only indexes (several per write): the names are built for
