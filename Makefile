@@ -20,7 +20,7 @@ test: test-deps
 ## Release-mode benchmark: raftty side by side with etcd when `etcd` is on PATH.
 bench:
 	$(CARGO) build --release
-	./target/release/raftty bench --explain
+	./target/release/raftty bench --explain --rounds 5
 
 ## Long torture runs: many seeds, minutes each, every fault. Stops at the first failure,
 ## leaving its history and account in ./raftty-torture-<seed>/.

@@ -290,6 +290,11 @@ pub enum Command {
         /// log durable, replication, commit, apply, answer), p50 and p99 of each.
         #[arg(long)]
         explain: bool,
+        /// Then a single client's put this many more times on each system, alternating
+        /// raftty and etcd, with each round's ratio and their median: on a machine whose
+        /// disk and CPU drift, one run of each measures the drift as much as the systems.
+        #[arg(long, default_value_t = 0)]
+        rounds: usize,
     },
     /// Print a member's Prometheus metrics (etcd's names), read over mTLS with the lab's
     /// root certificate.

@@ -615,7 +615,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Bench { duration, no_etcd, keys, value_size, members, only, explain } => {
+        Command::Bench { duration, no_etcd, keys, value_size, members, only, explain, rounds } => {
             let options = crate::proving::bench::BenchOptions {
                 duration,
                 with_etcd: !no_etcd,
@@ -624,6 +624,7 @@ async fn run_lab_command(lab_name: &str, command: Command) -> Result<ExitCode> {
                 members,
                 only,
                 explain,
+                rounds,
             };
             crate::proving::bench::run(options).await?;
         }

@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod explain;
 pub mod failover;
 pub mod load;
+pub mod rounds;
 pub mod snapshots;
 pub mod watch;
 
@@ -40,6 +41,8 @@ pub struct BenchOptions {
     pub only: Vec<String>,
     /// Also break a single client's put into stages, as the leader sees them.
     pub explain: bool,
+    /// Rounds of a single client's put, alternating raftty and etcd (none when 0).
+    pub rounds: usize,
 }
 
 impl BenchOptions {
@@ -119,10 +122,15 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     } else {
         None
     };
-    let _ = lab::supervisor::down(&home, LAB, false);
+    let etcd_version = etcd::etcd_version().filter(|_| options.with_etcd);
+    // Alternating rounds need both systems up at once; otherwise etcd runs alone.
+    let alternate = options.rounds > 0 && etcd_version.is_some() && result.is_ok();
+    if !alternate {
+        let _ = lab::supervisor::down(&home, LAB, false);
+    }
     let raftty = result?;
 
-    let etcd = match (options.with_etcd, etcd::etcd_version()) {
+    let etcd = match (options.with_etcd, etcd_version) {
         (false, _) => None,
         (true, None) => {
             println!("(no `etcd` on PATH: install the Debian package etcd-server to compare side by side)");
@@ -130,10 +138,23 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         }
         (true, Some(version)) => {
             println!("comparing with etcd {version}");
-            Some(bench_etcd(&lab, &scratch.path().join("etcd"), &space, &options, &version).await?)
+            Some(bench_etcd(&lab, &scratch.path().join("etcd"), &space, &options, &version).await)
         }
     };
+    let rounds = match &etcd {
+        Some(Ok((results, cluster))) if alternate => {
+            alternate_put1(&lab, cluster, &space, &options).await.map(|r| rounds::report(&r, &results.name))
+        }
+        _ => Ok(String::new()),
+    };
+    if alternate {
+        let _ = lab::supervisor::down(&home, LAB, false);
+    }
+    let etcd = etcd.transpose()?;
+    let rounds = rounds?;
+    let etcd = etcd.map(|(results, _)| results);
     print!("{}", report(&raftty, etcd.as_ref(), options.keys));
+    print!("{rounds}");
     if let Some(e) = &raftty.explained {
         print!("{}", explain::report(e));
     }
@@ -172,13 +193,37 @@ async fn bench_raftty(lab: &Lab, space: &Arc<KeySpace>, options: &BenchOptions, 
     Ok(results)
 }
 
+/// A single client's put, `options.rounds` times on each system, alternating.
+async fn alternate_put1(
+    lab: &Lab,
+    cluster: &etcd::EtcdCluster,
+    space: &Arc<KeySpace>,
+    options: &BenchOptions,
+) -> Result<Vec<rounds::Round>> {
+    let status = lab::status::gather(lab, Duration::from_secs(2)).await?;
+    let leader = status.leader().context("the bench lab has no leader")?.to_string();
+    let raftty = lab.config.member(&leader)?.client_url();
+    let cert = lab.root_cert();
+    let etcd = cluster.wait_ready(&cert, Duration::from_secs(30)).await?;
+    let put1 = Workload { op: Op::Put, clients: 1, duration: options.duration, auth: false };
+    let mut rounds = Vec::new();
+    for round in 1..=options.rounds {
+        eprintln!("put, 1 client: round {round} of {}", options.rounds);
+        let raftty = load::run(&raftty, &cert, space, put1, None).await?;
+        let etcd = load::run(&etcd, &cert, space, put1, None).await?;
+        rounds.push(rounds::Round { raftty, etcd });
+    }
+    Ok(rounds)
+}
+
+/// Measures etcd, and hands back the cluster still running (it stops when dropped).
 async fn bench_etcd(
     lab: &Lab,
     dir: &std::path::Path,
     space: &Arc<KeySpace>,
     options: &BenchOptions,
     version: &str,
-) -> Result<Results> {
+) -> Result<(Results, etcd::EtcdCluster)> {
     let cert = lab.root_cert();
     let started = Instant::now();
     let mut cluster = etcd::EtcdCluster::start(dir, &lab.pki()?, options.members)?;
@@ -198,7 +243,7 @@ async fn bench_etcd(
         let restore = Some(snapshots::etcd_restore(&file, dir).await?);
         results.snapshot = Some(snapshots::SnapshotTimes { bytes, save, restore });
     }
-    Ok(results)
+    Ok((results, cluster))
 }
 
 /// A running cluster about to be measured.
