@@ -3,21 +3,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 #[test]
 fn explain_names_every_stage_of_a_put_with_samples_from_the_leader() {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(RAFTTY)
-        .args(["bench", "--explain", "--no-etcd", "--only", "put1", "--duration", "1s", "--keys", "100"])
-        .env("RAFTTY_HOME", home.path())
-        .env("TMPDIR", home.path())
-        .output()
-        .expect("running raftty bench");
-    assert!(out.status.success(), "raftty bench --explain failed:\n{}", describe(&out));
-    let text = stdout(&out);
+    let text = bench(home.path(), &["--explain", "--no-etcd", "--only", "put1", "--duration", "1s", "--keys", "100"]);
     for stage in raftty::node::write_stages::STAGES {
         assert!(text.contains(stage), "the stage {stage:?} is missing:\n{text}");
     }

@@ -14,14 +14,7 @@ fn rounds_alternate_raftty_and_etcd_and_print_the_median_ratio() {
     let found = Command::new("etcd").arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(found, "this test needs the real etcd: `make test` installs it (Debian package etcd-server)");
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(RAFTTY)
-        .args(["bench", "--only", "put1", "--duration", "1s", "--keys", "100", "--rounds", "2"])
-        .env("RAFTTY_HOME", home.path())
-        .env("TMPDIR", home.path())
-        .output()
-        .expect("running raftty bench");
-    assert!(out.status.success(), "raftty bench --rounds failed:\n{}", describe(&out));
-    let text = stdout(&out);
+    let text = bench(home.path(), &["--only", "put1", "--duration", "1s", "--keys", "100", "--rounds", "2"]);
     assert!(text.contains("put, 1 client, in 2 alternating rounds (raftty, then etcd"), "{text}");
     for round in ["round 1:", "round 2:"] {
         let line = text.lines().find(|l| l.contains(round)).unwrap_or_else(|| panic!("no {round}\n{text}"));

@@ -268,6 +268,20 @@ fn etcdctl_path() -> &'static str {
     "etcdctl"
 }
 
+/// Runs `raftty bench` with `args` in its own home (its lab and etcd's data stay in there)
+/// and returns its stdout, having asserted it succeeded.
+pub fn bench(home: &Path, args: &[&str]) -> String {
+    let out = Command::new(RAFTTY)
+        .arg("bench")
+        .args(args)
+        .env("RAFTTY_HOME", home)
+        .env("TMPDIR", home)
+        .output()
+        .expect("running raftty bench");
+    assert!(out.status.success(), "raftty bench {args:?} failed:\n{}", describe(&out));
+    stdout(&out)
+}
+
 pub fn describe(out: &Output) -> String {
     format!(
         "exit: {}\nstdout:\n{}\nstderr:\n{}",
