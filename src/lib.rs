@@ -16,9 +16,8 @@
 //!   - `raft/`: consensus. `types.rs` is openraft's type configuration, `codec.rs` converts
 //!     openraft types to protobuf, `log_store.rs` keeps the Raft log in redb behind
 //!     `journal.rs`, the preallocated file whose one sync makes each batch durable (group
-//!     commit),
-//!     `state_machine.rs` applies committed entries to the MVCC store, `snapshot.rs` writes
-//!     and reads snapshot files, `network.rs` and `peer_service.rs` are the two ends of the
+//!     commit), `state_machine.rs` applies committed entries to the MVCC store,
+//!     `snapshot.rs` writes and reads snapshot files, `network.rs` and `peer_service.rs` are the two ends of the
 //!     peer port, `observer.rs` tells the event stream what Raft's metrics show, and
 //!     `metrics_watch.rs` keeps the watchers of those metrics from waking on every write.
 //!   - `mvcc/`: etcd's data model: revisions, versions, tombstones, compaction, ranges and
