@@ -45,8 +45,9 @@ pub enum Command {
         /// (ten times slower), or HEARTBEAT_MS/ELECTION_MS.
         #[arg(long, value_parser = crate::lab::Tempo::parse)]
         tempo: Option<crate::lab::Tempo>,
-        /// Members of a new lab snapshot their state every this many log entries (default
-        /// 10000); the log before a snapshot is purged.
+        /// Members of a new lab snapshot their state every this many log entries; the log
+        /// before a snapshot is purged. Without it: every 10000 entries, or less often once
+        /// the history holds more revisions than that.
         #[arg(long)]
         snapshot_every: Option<u64>,
         /// etcd's backend quota per member, in bytes (suffixes KiB, MiB, GiB accepted):

@@ -17,9 +17,10 @@
 //!     openraft types to protobuf, `log_store.rs` keeps the Raft log in redb behind
 //!     `journal.rs`, the preallocated file whose one sync makes each batch durable (group
 //!     commit), `state_machine.rs` applies committed entries to the MVCC store,
-//!     `snapshot.rs` writes and reads snapshot files, `network.rs` and `peer_service.rs`
-//!     are the two ends of the peer port, `observer.rs` tells the event stream what Raft's metrics show, and
-//!     `metrics_watch.rs` keeps the watchers of those metrics from waking on every write.
+//!     `snapshot.rs` writes and reads snapshot files, `snapshot_policy.rs` decides when,
+//!     `network.rs` and `peer_service.rs` are the two ends of the peer port, `observer.rs`
+//!     tells the event stream what Raft's metrics show, and `metrics_watch.rs` keeps the
+//!     watchers of those metrics from waking on every write.
 //!   - `mvcc/`: etcd's data model: revisions, versions, tombstones, compaction, ranges and
 //!     transactions, leases' keys, alarms, stored in redb (and defragmented on request).
 //!   - `quota.rs`: etcd's backend quota, checked before a write is proposed.

@@ -4,6 +4,9 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -11,6 +14,9 @@ use raftty::client::EtcdClient;
 use raftty::proto::etcdserverpb::HashKvRequest;
 use raftty::proto::etcdserverpb::PutRequest;
 use raftty::proto::etcdserverpb::RangeRequest;
+use raftty::proto::etcdserverpb::RequestOp;
+use raftty::proto::etcdserverpb::TxnRequest;
+use raftty::proto::etcdserverpb::request_op::Request;
 
 /// The log index of the newest snapshot file in a member's data dir.
 fn newest_snapshot_index(lab: &TestLab, member: &str) -> Option<u64> {
@@ -86,4 +92,62 @@ fn a_lagging_member_catches_up_from_a_snapshot() {
         })
         .collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "members disagree after the snapshot: {hashes:?}");
+}
+
+/// A lab made without `--snapshot-every` snapshots every 10,000 entries while its state is
+/// small, but no more often than the state it rewrites holds records: here a member that
+/// restarts holding 15,000 of them waits for 15,000 entries.
+#[test]
+fn a_long_history_spreads_snapshots_out() {
+    const RECORDS: usize = 15_000;
+    let lab = TestLab::up(1);
+    let cert = root_cert(&lab);
+    let url = lab.client_url("n1");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = EtcdClient::connect(&url, &cert, Duration::from_secs(5)).await.unwrap();
+        for batch in (0..RECORDS).collect::<Vec<_>>().chunks(128) {
+            let success = batch
+                .iter()
+                .map(|i| RequestOp {
+                    request: Some(Request::RequestPut(PutRequest {
+                        key: format!("history/{i:05}").into(),
+                        value: "v".into(),
+                        ..Default::default()
+                    })),
+                })
+                .collect();
+            client.kv.txn(TxnRequest { success, ..Default::default() }).await.expect("a txn of 128 puts");
+        }
+    });
+    lab.raftty_ok(&["stop", "n1"]);
+    lab.raftty_ok(&["start", "n1"]);
+    lab.leader();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let (url, cert, done) = (url.clone(), cert.clone(), done.clone());
+            runtime.spawn(async move {
+                let mut client = EtcdClient::connect(&url, &cert, Duration::from_secs(5)).await.unwrap();
+                let mut i = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    let put = PutRequest {
+                        key: format!("load/{w}").into(),
+                        value: i.to_string().into(),
+                        ..Default::default()
+                    };
+                    client.kv.put(put).await.expect("a put on a healthy member");
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    wait_for(Duration::from_secs(240), "n1 to snapshot", || newest_snapshot_index(&lab, "n1").is_some());
+    done.store(true, Ordering::Relaxed);
+    for w in writers {
+        runtime.block_on(w).expect("a writer ends cleanly");
+    }
+    let first = newest_snapshot_index(&lab, "n1").expect("the snapshot just seen");
+    assert!(first >= RECORDS as u64, "with {RECORDS} records in the state, n1 snapshotted after only {first} entries");
 }

@@ -41,18 +41,24 @@ pub struct SnapshotSettings {
     /// Entries kept after a snapshot, so a briefly lagging follower catches up from the log
     /// rather than by a whole snapshot.
     pub keep_log: u64,
+    /// Waits longer than `every` when the state holds more revision records than that, so
+    /// that a long history does not make every write pay for rewriting it (see
+    /// [`crate::node::raft::snapshot_policy`]). Labs made with `--snapshot-every` snapshot at
+    /// exactly their interval, as do labs made before this existed.
+    #[serde(default)]
+    pub grows_with_state: bool,
 }
 
 impl Default for SnapshotSettings {
     fn default() -> Self {
-        SnapshotSettings { every: 10_000, keep_log: 5_000 }
+        SnapshotSettings { every: 10_000, keep_log: 5_000, grows_with_state: true }
     }
 }
 
 impl SnapshotSettings {
     /// Snapshot every `every` entries, keeping half as many entries of log after it.
     pub fn every(every: u64) -> SnapshotSettings {
-        SnapshotSettings { every: every.max(1), keep_log: (every / 2).min(5_000) }
+        SnapshotSettings { every: every.max(1), keep_log: (every / 2).min(5_000), grows_with_state: false }
     }
 }
 

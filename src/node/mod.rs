@@ -97,7 +97,12 @@ pub fn raft_config(lab_name: &str, tempo: Tempo, snapshots: SnapshotSettings) ->
         heartbeat_interval: tempo.heartbeat_ms,
         election_timeout_min: tempo.election_timeout_ms * 2 / 5,
         election_timeout_max: tempo.election_timeout_ms * 3 / 5,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshots.every),
+        // A state that grows its own interval is snapshotted by `snapshot_when_due`.
+        snapshot_policy: if snapshots.grows_with_state {
+            SnapshotPolicy::Never
+        } else {
+            SnapshotPolicy::LogsSinceLast(snapshots.every)
+        },
         max_in_snapshot_log_to_keep: snapshots.keep_log,
         install_snapshot_timeout: 10_000,
         // A member that comes back from a partition first checks that it could win
@@ -220,6 +225,13 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         AdminService::new(member.clone(), log_reader.clone()),
     ));
     tokio::spawn(keep_state_durable(member.state_machine.mvcc().clone()));
+    if lab.config.snapshots.grows_with_state {
+        tokio::spawn(crate::node::raft::snapshot_policy::snapshot_when_due(
+            raft.clone(),
+            member.state_machine.mvcc().clone(),
+            lab.config.snapshots.every,
+        ));
+    }
     {
         let member = member.clone();
         let me = MemberNode { name: name.to_string(), peer_url: me.peer_url(), client_url: me.client_url() };

@@ -62,18 +62,23 @@ pub fn compaction_cut(history: &[IndexEntry], at: i64) -> usize {
 #[derive(Debug, Default, Clone)]
 pub struct KeyIndex {
     keys: BTreeMap<Bytes, Vec<IndexEntry>>,
+    /// Entries in all histories: the revision records the store holds.
+    records: usize,
 }
 
 impl KeyIndex {
     /// Appends a change; changes arrive in revision order.
     pub fn push(&mut self, key: Bytes, entry: IndexEntry) {
         self.keys.entry(key).or_default().push(entry);
+        self.records += 1;
     }
 
     /// Undoes the last `push` for `key` (a command that failed half-way).
     pub fn pop(&mut self, key: &[u8]) {
         if let Some(history) = self.keys.get_mut(key) {
-            history.pop();
+            if history.pop().is_some() {
+                self.records -= 1;
+            }
             if history.is_empty() {
                 self.keys.remove(key);
             }
@@ -107,6 +112,7 @@ impl KeyIndex {
             dropped.extend(history.drain(..cut).map(|e| e.rev));
             !history.is_empty()
         });
+        self.records -= dropped.len();
         dropped.sort_unstable();
         dropped
     }
@@ -119,6 +125,11 @@ impl KeyIndex {
 
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The revision records the histories hold, as many as a snapshot writes out.
+    pub fn record_count(&self) -> usize {
+        self.records
     }
 
     /// Every key with its history, in key order.
@@ -169,5 +180,20 @@ mod tests {
         assert_eq!(dropped, vec![Revision::new(2, 0), Revision::new(3, 0)]);
         assert_eq!(index.key_count(), 1);
         assert_eq!(index.history(b"kept"), &[put(4)]);
+    }
+
+    #[test]
+    fn records_are_counted_through_pushes_undos_and_compactions() {
+        let mut index = KeyIndex::default();
+        for main in 2..=5 {
+            index.push(Bytes::from_static(b"a"), put(main));
+        }
+        index.push(Bytes::from_static(b"b"), put(6));
+        assert_eq!(index.record_count(), 5);
+        index.pop(b"b");
+        index.pop(b"b");
+        assert_eq!(index.record_count(), 4, "an undo of a key with no history changes nothing");
+        index.compact(4);
+        assert_eq!(index.record_count(), 2, "the puts at 4 and 5 stay");
     }
 }

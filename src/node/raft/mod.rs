@@ -8,5 +8,6 @@ pub mod network;
 pub mod observer;
 pub mod peer_service;
 pub mod snapshot;
+pub mod snapshot_policy;
 pub mod state_machine;
 pub mod types;
