@@ -80,3 +80,26 @@ fn an_existing_lab_cannot_silently_change_size() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already has 1 members"), "{}", describe(&out));
 }
+
+/// A pid file outlives a member killed with SIGKILL, and pids are handed out again: the
+/// lab must never signal whatever process holds that pid now.
+#[test]
+fn a_stale_pid_file_never_gets_another_process_signalled() {
+    let lab = TestLab::up(1);
+    kill9(&lab, "n1");
+    let mut bystander = std::process::Command::new("sleep").arg("600").spawn().expect("starting sleep");
+    std::fs::write(lab.dir().join("run").join("n1.pid"), bystander.id().to_string()).unwrap();
+
+    assert_eq!(lab.node("n1")["state"], "exited", "a pid that is not n1's is not n1");
+    for command in [&["kill", "n1"][..], &["pause", "n1"], &["stop", "n1"]] {
+        let out = lab.raftty(command);
+        assert!(!out.status.success(), "raftty {command:?} on a dead member must fail");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not running"), "{}", describe(&out));
+    }
+    lab.raftty_ok(&["down"]);
+    lab.raftty_ok(&["up"]);
+    assert_eq!(lab.etcdctl_ok(&["put", "after", "restart"]).trim(), "OK");
+    assert!(bystander.try_wait().unwrap().is_none(), "the process that got n1's old pid was signalled");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}

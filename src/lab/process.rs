@@ -193,12 +193,10 @@ impl Lab {
 
     /// Sends `signal` to `member`; false when it is not running.
     pub fn signal_member(&self, member: &str, sig: Signal) -> Result<bool> {
-        let proc = self.process(member);
-        let Some(pid) = proc.pid else {
+        let Some(pid) = self.process(member).pid else {
             return Ok(false);
         };
-        signal::kill(Pid::from_raw(pid), sig).with_context(|| format!("sending {sig} to {member} (pid {pid})"))?;
-        Ok(true)
+        self.signal_if_member(pid, member, sig).with_context(|| format!("sending {sig} to {member} (pid {pid})"))
     }
 
     /// Stops `member` gracefully (SIGTERM, and SIGKILL if it has not exited within `grace`).
@@ -208,18 +206,66 @@ impl Lab {
         let Some(pid) = proc.pid else {
             return Ok(false);
         };
-        let pid = Pid::from_raw(pid);
         if proc.state == ProcessState::Paused {
             // A stopped process cannot act on SIGTERM until it runs again.
-            let _ = signal::kill(pid, Signal::SIGCONT);
+            let _ = self.signal_if_member(pid, member, Signal::SIGCONT);
         }
-        let _ = signal::kill(pid, Signal::SIGTERM);
+        let _ = self.signal_if_member(pid, member, Signal::SIGTERM);
         crate::lab::recording::note_process(&self.dir, member, "stopped");
         if !self.wait_exit(member, grace) {
-            let _ = signal::kill(pid, Signal::SIGKILL);
+            let _ = self.signal_if_member(pid, member, Signal::SIGKILL);
             self.wait_exit(member, Duration::from_secs(5));
         }
         let _ = fs::remove_file(self.pid_file(member));
+        Ok(true)
+    }
+
+    /// Signals `pid` only if it is `member`'s process; false if it is not (any more).
+    ///
+    /// A pid file outlives a member that was killed, and this machine hands out pids again
+    /// within one test run (pid_max is 32768): the pid may by now belong to any process,
+    /// including a member of another lab that is just starting, which a stray SIGTERM kills
+    /// without a word. A member on its way out (see [`Lab::process`]) can no longer be told
+    /// apart either, and needs no signal to finish. The pidfd pins the process that was
+    /// checked: should it exit and its pid be reused before the signal, the signal fails
+    /// instead of reaching the newcomer.
+    fn signal_if_member(&self, pid: i32, member: &str, sig: Signal) -> std::io::Result<bool> {
+        use nix::libc;
+        use std::os::fd::FromRawFd;
+        use std::os::fd::OwnedFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if raw < 0 {
+            let err = std::io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::ESRCH) => Ok(false),
+                // A kernel older than 5.3: check, then signal by pid.
+                Some(libc::ENOSYS) if self.is_member_process(pid, member) => {
+                    signal::kill(Pid::from_raw(pid), sig).map(|()| true).map_err(std::io::Error::from)
+                }
+                Some(libc::ENOSYS) => Ok(false),
+                _ => Err(err),
+            };
+        }
+        // SAFETY: the descriptor was just opened and nothing else owns it.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        if !self.is_member_process(pid, member) {
+            return Ok(false);
+        }
+        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                sig as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if sent < 0 {
+            let err = std::io::Error::last_os_error();
+            return if err.raw_os_error() == Some(libc::ESRCH) { Ok(false) } else { Err(err) };
+        }
         Ok(true)
     }
 

@@ -152,6 +152,10 @@ async fn snapshot_the_seed(raft: crate::node::raft::types::Raft) {
 }
 
 async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
+    // Taken over before anything else: by default SIGTERM ends a process without a word, so
+    // a member asked to stop while it starts would vanish with nothing in its log. Caught,
+    // the request waits until the member serves, and it then stops cleanly.
+    let stop_signal = StopSignal::install()?;
     pki::install_crypto_provider();
     let lab = Lab::open_dir(lab_dir)?;
     let me = lab.config.member(name)?.clone();
@@ -339,7 +343,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     }
     tracing::info!("member {name} serving clients on {} and peers on {}", me.client_url(), me.peer_url());
 
-    wait_for_stop_signal().await?;
+    stop_signal.received().await;
     tracing::info!("member {name} stopping");
     let _ = stop_tx.send(true);
     raft.shutdown().await.map_err(|e| anyhow::anyhow!("stopping Raft: {e}"))?;
@@ -427,14 +431,23 @@ async fn keep_state_durable(mvcc: Arc<crate::node::mvcc::MvccStore>) {
     }
 }
 
-async fn wait_for_stop_signal() -> Result<()> {
-    use tokio::signal::unix::SignalKind;
-    use tokio::signal::unix::signal;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM or SIGINT, caught from the moment it is installed.
+struct StopSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::SignalKind;
+        use tokio::signal::unix::signal;
+        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
-    Ok(())
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
