@@ -37,10 +37,11 @@ pub enum Point {
 }
 
 /// The stages a sample is made of, as `raftty bench --explain` names them.
-pub const STAGES: [&str; 7] = [
+pub const STAGES: [&str; 8] = [
     "propose: request to the leader's log",
     "the leader's own log write durable",
-    "append sent, follower durable, answer back",
+    "append leaves for a follower",
+    "follower durable, answer back",
     "commit known (after both)",
     "applied",
     "answer sent to the client",
@@ -61,7 +62,7 @@ struct Stamps {
 struct Trace {
     pending: BTreeMap<u64, Stamps>,
     /// One duration per stage of [`STAGES`], in microseconds, per write answered.
-    samples: VecDeque<[u32; 7]>,
+    samples: VecDeque<[u32; 8]>,
 }
 
 static TRACE: LazyLock<Mutex<Trace>> = LazyLock::new(Default::default);
@@ -105,11 +106,12 @@ pub fn answered(index: u64, received: Instant, proposed: Instant) {
     let micros =
         |from: Instant, to: Instant| to.saturating_duration_since(from).as_micros().min(u32::MAX as u128) as u32;
     // A cluster of one replicates to nobody: its stage is empty.
-    let (sent, acked) = (s.sent.unwrap_or(durable), s.acked.unwrap_or(durable));
+    let (sent, acked) = (s.sent.unwrap_or(appended), s.acked.unwrap_or(appended));
     let committed_after = durable.max(acked);
     let sample = [
         micros(proposed, appended),
         micros(appended, durable),
+        micros(appended, sent),
         micros(sent, acked),
         micros(committed_after, apply_started),
         micros(apply_started, applied),
@@ -160,8 +162,8 @@ mod tests {
         let (stats, n) = medians(true);
         assert_eq!(n, 1);
         assert_eq!(stats.len(), STAGES.len());
-        let total = stats[6].0;
-        assert!(stats[..6].iter().all(|(p50, _)| *p50 <= total), "no stage is longer than the whole: {stats:?}");
+        let total = stats[7].0;
+        assert!(stats[..7].iter().all(|(p50, _)| *p50 <= total), "no stage is longer than the whole: {stats:?}");
         assert_eq!(medians(false).1, 0, "reset forgot the samples");
         answered(index, received, received);
         assert_eq!(medians(false).1, 0, "an index is answered for once");
