@@ -3,6 +3,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use common::*;
 
@@ -102,4 +103,47 @@ fn a_stale_pid_file_never_gets_another_process_signalled() {
     assert!(bystander.try_wait().unwrap().is_none(), "the process that got n1's old pid was signalled");
     bystander.kill().unwrap();
     bystander.wait().unwrap();
+}
+
+/// A stop that reaches a member the moment it is started, before it could have set up
+/// anything, still ends it cleanly and in its log: never a silent death mid-start.
+#[test]
+fn a_member_asked_to_stop_as_it_starts_stops_cleanly_and_says_so() {
+    use nix::sys::signal::Signal;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let lab = TestLab::up(1);
+    lab.raftty_ok(&["stop", "n1"]);
+    let pid_file = lab.dir().join("run").join("n1.pid");
+    let mut start = std::process::Command::new(RAFTTY)
+        .args(["--lab", &lab.name, "start", "n1"])
+        .env("RAFTTY_HOME", lab.home.path())
+        .env_remove("RAFTTY_LAB")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running raftty start");
+    // Signal as soon as the pid is known, as the lab itself could: no time for a handler.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for n1's pid file");
+        std::thread::yield_now();
+    };
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
+    start.wait().expect("waiting for raftty start");
+
+    let log_path = lab.dir().join("logs").join("n1.log");
+    let this_run = || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        log.rsplit("--- raftty starting").next().unwrap_or_default().to_string()
+    };
+    wait_for(Duration::from_secs(20), "n1 to exit", || lab.node("n1")["state"] == "exited");
+    let log = this_run();
+    assert!(log.contains("member n1 stopping"), "n1 did not take up the stop:\n{log}");
+    assert!(!log.contains("killed by signal"), "n1 died of the signal:\n{log}");
+    lab.raftty_ok(&["start", "n1"]);
+    assert_eq!(lab.etcdctl_ok(&["put", "after", "restart"]).trim(), "OK");
 }

@@ -127,9 +127,15 @@ impl Lab {
             .stderr(log);
         // A new session: Ctrl-C in the terminal that ran `raftty up`, or closing it, must not
         // take the cluster down with it.
+        let held = stop_signals();
         unsafe {
             cmd.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                // A stop may come before the member has its handler for it (as soon as the pid
+                // file names it): blocked signals stay pending across exec, and the member
+                // unblocks them once it catches them, so a stop is never a silent death.
+                nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&held), None)
+                    .map_err(std::io::Error::from)?;
                 // The member serves on the listeners the supervisor reserved, under the same
                 // numbers. Clearing close-on-exec in place, rather than dup2 onto chosen
                 // numbers, cannot clobber a descriptor the child still needs (such as the pipe
@@ -332,4 +338,12 @@ fn stat_state(stat_file: &Path) -> Option<char> {
     // The command name is in parentheses and may contain spaces; the state follows it.
     let after = &stat[stat.rfind(')')? + 1..];
     after.trim_start().chars().next()
+}
+
+/// The signals that ask a member to stop (see `node::StopSignal`).
+pub fn stop_signals() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set
 }

@@ -155,6 +155,7 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     // Taken over before anything else: by default SIGTERM ends a process without a word, so
     // a member asked to stop while it starts would vanish with nothing in its log. Caught,
     // the request waits until the member serves, and it then stops cleanly.
+    // Must run on the thread that runs `block_on` (see `StopSignal::install`).
     let stop_signal = StopSignal::install()?;
     pki::install_crypto_provider();
     let lab = Lab::open_dir(lab_dir)?;
@@ -441,7 +442,16 @@ impl StopSignal {
     fn install() -> Result<Self> {
         use tokio::signal::unix::SignalKind;
         use tokio::signal::unix::signal;
-        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        let caught = Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? };
+        // The lab starts members with these signals blocked (`Lab::spawn_member`); one sent
+        // since then is delivered now, to the handler. This thread runs the runtime's
+        // `block_on`, so it lives as long as the member does.
+        nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+            Some(&crate::lab::process::stop_signals()),
+            None,
+        )?;
+        Ok(caught)
     }
 
     async fn received(mut self) {
