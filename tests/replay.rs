@@ -41,8 +41,16 @@ fn status_and_moment(lab: &TestLab) -> (Value, String) {
 #[test]
 fn a_replayed_moment_shows_the_roles_and_terms_status_showed_then() {
     let lab = TestLab::up(3);
+    lab.leader();
+    // A member records a change of role as its recorder task gets to it, a moment after
+    // status could already see it (longer on a busy machine), and writes it in batches: take
+    // the moment before the kill once the recording shows what status shows.
+    let (mut before, mut t1) = status_and_moment(&lab);
+    wait_for(Duration::from_secs(10), "the recording to show the roles status shows", || {
+        (before, t1) = status_and_moment(&lab);
+        roles(&replayed(&lab, &["replay", "--at", &t1, "--json"])) == roles(&before)
+    });
     let old = lab.leader();
-    let (before, t1) = status_and_moment(&lab);
 
     lab.raftty_ok(&["kill", &old]);
     let new = lab.wait_new_leader(&old);
