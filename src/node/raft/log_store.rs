@@ -1572,6 +1572,15 @@ mod tests {
 
         // Following member 7: the append is durable by the time the call returns.
         store.save_vote(&vote(2)).await.unwrap();
+        // The writer thread tells save_vote before it lets go of the writer; until then an
+        // append waits in the queue, behind it, so that its callers hear in order.
+        let core = &store.handle.core;
+        let idle = || core.writer.try_lock().is_ok() && core.lock_view().is_ok_and(|view| view.queued == 0);
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while !idle() {
+            assert!(std::time::Instant::now() < deadline, "the writer thread never went idle after saving the vote");
+            tokio::task::yield_now().await;
+        }
         let (callback, mut flushed) = flush_signal();
         store.append(puts(2, 1..=3), callback).await.unwrap();
         match flushed.try_recv() {
