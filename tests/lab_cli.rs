@@ -147,3 +147,24 @@ fn a_member_asked_to_stop_as_it_starts_stops_cleanly_and_says_so() {
     lab.raftty_ok(&["start", "n1"]);
     assert_eq!(lab.etcdctl_ok(&["put", "after", "restart"]).trim(), "OK");
 }
+
+/// The new leader streams appends into every follower; stopping the lab must not wait on
+/// those streams (it once took the lab's whole grace, 5 s, per follower, and ended in SIGKILL).
+#[test]
+fn down_after_a_failover_stops_every_member_cleanly() {
+    let lab = TestLab::up(3);
+    let old = lab.leader();
+    lab.raftty_ok(&["kill", &old]);
+    let new = lab.wait_new_leader(&old);
+    assert_eq!(lab.etcdctl_ok(&["put", "after", "failover"]).trim(), "OK");
+    lab.raftty_ok(&["down"]);
+    for member in ["n1", "n2", "n3"].into_iter().filter(|m| *m != old) {
+        let log = std::fs::read_to_string(lab.dir().join("logs").join(format!("{member}.log"))).unwrap();
+        let this_run = log.rsplit("--- raftty starting").next().unwrap_or_default();
+        let clean = format!("member {member} stopped");
+        assert!(
+            this_run.lines().any(|l| l.trim_end().ends_with(&clean)),
+            "{member} (the new leader is {new}) did not stop cleanly:\n{this_run}"
+        );
+    }
+}

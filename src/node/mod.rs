@@ -351,12 +351,16 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
     // Applies are made durable lazily; a clean stop makes them durable now, so the next
     // start does not have to replay them.
     member.state_machine.mvcc().flush().context("flushing the state to disk")?;
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+    let servers_done = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = peer_task.await;
         let _ = client_task.await;
         let _ = metrics_task.await;
     })
     .await;
+    match servers_done {
+        Ok(()) => tracing::info!("member {name} stopped"),
+        Err(_) => tracing::warn!("member {name} stopped; its servers had not finished within 5 s"),
+    }
     Ok(())
 }
 

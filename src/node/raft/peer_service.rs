@@ -60,10 +60,16 @@ impl RaftPeer for PeerService {
     ) -> Result<Response<AppendAnswers>, Status> {
         require_member(&req)?;
         let member = self.member.clone();
-        let answers = req.into_inner().then(move |req| {
-            let member = member.clone();
-            async move { append(&member, req?).await }
-        });
+        // A member that stops ends the stream: the leader keeps it open for as long as it
+        // leads, and the server's graceful stop would wait for it.
+        let stopping = member.until_stopping();
+        let answers = req
+            .into_inner()
+            .then(move |req| {
+                let member = member.clone();
+                async move { append(&member, req?).await }
+            })
+            .take_until(stopping);
         Ok(Response::new(Box::pin(answers)))
     }
 
