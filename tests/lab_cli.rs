@@ -135,13 +135,8 @@ fn a_member_asked_to_stop_as_it_starts_stops_cleanly_and_says_so() {
     kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
     start.wait().expect("waiting for raftty start");
 
-    let log_path = lab.dir().join("logs").join("n1.log");
-    let this_run = || {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        log.rsplit("--- raftty starting").next().unwrap_or_default().to_string()
-    };
     wait_for(Duration::from_secs(20), "n1 to exit", || lab.node("n1")["state"] == "exited");
-    let log = this_run();
+    let log = log_since_start(&lab, "n1");
     assert!(log.contains("member n1 stopping"), "n1 did not take up the stop:\n{log}");
     assert!(!log.contains("killed by signal"), "n1 died of the signal:\n{log}");
     lab.raftty_ok(&["start", "n1"]);
@@ -159,8 +154,7 @@ fn down_after_a_failover_stops_every_member_cleanly() {
     assert_eq!(lab.etcdctl_ok(&["put", "after", "failover"]).trim(), "OK");
     lab.raftty_ok(&["down"]);
     for member in ["n1", "n2", "n3"].into_iter().filter(|m| *m != old) {
-        let log = std::fs::read_to_string(lab.dir().join("logs").join(format!("{member}.log"))).unwrap();
-        let this_run = log.rsplit("--- raftty starting").next().unwrap_or_default();
+        let this_run = log_since_start(&lab, member);
         let clean = format!("member {member} stopped");
         assert!(
             this_run.lines().any(|l| l.trim_end().ends_with(&clean)),

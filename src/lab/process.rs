@@ -236,43 +236,31 @@ impl Lab {
     /// checked: should it exit and its pid be reused before the signal, the signal fails
     /// instead of reaching the newcomer.
     fn signal_if_member(&self, pid: i32, member: &str, sig: Signal) -> std::io::Result<bool> {
-        use nix::libc;
-        use std::os::fd::FromRawFd;
-        use std::os::fd::OwnedFd;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if raw < 0 {
-            let err = std::io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(libc::ESRCH) => Ok(false),
-                // A kernel older than 5.3: check, then signal by pid.
-                Some(libc::ENOSYS) if self.is_member_process(pid, member) => {
-                    signal::kill(Pid::from_raw(pid), sig).map(|()| true).map_err(std::io::Error::from)
-                }
-                Some(libc::ENOSYS) => Ok(false),
-                _ => Err(err),
-            };
-        }
-        // SAFETY: the descriptor was just opened and nothing else owns it.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        use rustix::io::Errno;
+        use rustix::process::PidfdFlags;
+        let (Some(raw_pid), Some(raw_sig)) =
+            (rustix::process::Pid::from_raw(pid), rustix::process::Signal::from_named_raw(sig as i32))
+        else {
+            return Ok(false);
+        };
+        let pidfd = match rustix::process::pidfd_open(raw_pid, PidfdFlags::empty()) {
+            Ok(pidfd) => pidfd,
+            Err(Errno::SRCH) => return Ok(false),
+            // A kernel older than 5.3: check, then signal by pid.
+            Err(Errno::NOSYS) if self.is_member_process(pid, member) => {
+                return signal::kill(Pid::from_raw(pid), sig).map(|()| true).map_err(std::io::Error::from);
+            }
+            Err(Errno::NOSYS) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
         if !self.is_member_process(pid, member) {
             return Ok(false);
         }
-        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
-        let sent = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_raw_fd(),
-                sig as libc::c_int,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if sent < 0 {
-            let err = std::io::Error::last_os_error();
-            return if err.raw_os_error() == Some(libc::ESRCH) { Ok(false) } else { Err(err) };
+        match rustix::process::pidfd_send_signal(&pidfd, raw_sig) {
+            Ok(()) => Ok(true),
+            Err(Errno::SRCH) => Ok(false),
+            Err(e) => Err(e.into()),
         }
-        Ok(true)
     }
 
     /// Waits until `member` is no longer running; false on timeout.

@@ -237,6 +237,12 @@ pub fn root_cert(lab: &TestLab) -> raftty::pki::CertFiles {
     raftty::pki::Pki::at(&lab.pki()).files(raftty::pki::ROOT_NAME)
 }
 
+/// What `member` logged since it was last started (the lab marks each start in its log).
+pub fn log_since_start(lab: &TestLab, member: &str) -> String {
+    let log = std::fs::read_to_string(lab.dir().join("logs").join(format!("{member}.log"))).unwrap_or_default();
+    log.rsplit("--- raftty starting").next().unwrap_or_default().to_string()
+}
+
 /// Kills `member` with SIGKILL, as a power cut would, and waits until it is gone.
 pub fn kill9(lab: &TestLab, member: &str) {
     use nix::sys::signal::Signal;
