@@ -84,7 +84,15 @@ impl Tmux {
             if condition(&screen) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "waited {WAIT:?} for {what}; the screen shows:\n{screen}");
+            if Instant::now() >= deadline {
+                // What the lab says of itself, beside what the app showed of it.
+                let status = self.raftty(&["status"]);
+                panic!(
+                    "waited {WAIT:?} for {what}; the screen shows:\n{screen}\nand raftty status says:\n{}{}",
+                    String::from_utf8_lossy(&status.stdout),
+                    String::from_utf8_lossy(&status.stderr)
+                );
+            }
             std::thread::sleep(Duration::from_millis(100)); // poll
         }
     }

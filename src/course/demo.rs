@@ -148,6 +148,8 @@ pub struct Played {
     pub output: Vec<String>,
     /// The narration, filled in with the cluster as the outcome showed it.
     pub said: String,
+    /// The lab was made anew for it (going back to the start).
+    pub fresh_lab: bool,
 }
 
 /// What a step is doing, for the presenter's screen.
@@ -191,7 +193,7 @@ impl Player {
         let step = self.step(i)?;
         let output = self.run_lines(step.run.iter().map(|l| fill(l, &start, &start)).collect(), &mut tell).await?;
         let now = self.await_outcome(&step, &start, &mut tell).await?;
-        Ok(Played { output, said: fill(&step.say, &start, &now) })
+        Ok(Played { output, said: fill(&step.say, &start, &now), fresh_lab: false })
     }
 
     /// Brings the cluster back to checkpoint `i`: the first step's is a fresh lab, as the
@@ -203,7 +205,8 @@ impl Player {
             tell(Doing::Running(format!("a fresh lab of {} members, as the demo began", self.demo.lab.members)));
             session::make_lab(&self.home, &self.demo.lab, &self.lab_name).await?;
             self.remembered.clear();
-            return self.play(0, tell).await;
+            let played = self.play(0, tell).await?;
+            return Ok(Played { fresh_lab: true, ..played });
         }
         let start = observe::moment(&self.lab()?).await?;
         let lines: Vec<String> = if step.back.is_empty() {
@@ -224,7 +227,7 @@ impl Player {
         // not "the leader changed since".
         let start = observe::moment(&self.lab()?).await?;
         let now = self.await_outcome(&step, &start, &mut tell).await?;
-        Ok(Played { output, said: fill(&step.say, &start, &now) })
+        Ok(Played { output, said: fill(&step.say, &start, &now), fresh_lab: false })
     }
 
     async fn run_lines(&self, lines: Vec<String>, tell: &mut impl FnMut(Doing)) -> Result<Vec<String>> {

@@ -341,6 +341,8 @@ pub enum Action {
     Starting(String),
     StartFailed(String),
     Cluster(ClusterView),
+    /// The lab was made anew (why, in words): the old one's members, roles and logs are gone.
+    LabMadeAnew(String),
     Event(EventView),
     Log {
         member: String,
@@ -585,6 +587,13 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             app.cluster_tab.clamp(view.members.len());
             app.cluster = Some(view);
+            vec![]
+        }
+        Action::LabMadeAnew(why) => {
+            app.cluster = None;
+            app.starting = Some(format!("{why}: waiting for its members…"));
+            app.log = RaftLogTab { page: app.log.page, ..RaftLogTab::default() };
+            app.events.push(EventView::lab_at(app.wall_micros, "lab", format!("did=\"{why}\"")));
             vec![]
         }
         Action::Event(e) => {

@@ -803,6 +803,43 @@ fn screen_raft_log_with_an_uncommitted_tail_and_a_gap() {
     insta::assert_snapshot!(render(&mut app, 100, 24));
 }
 
+/// A lesson's fresh lab has members of the same names: what the app showed of the old ones
+/// must not pass for theirs (an old leader in the header, old entries "overwritten").
+#[test]
+fn a_lab_made_anew_forgets_the_old_members_roles_and_logs() {
+    let mut app = app();
+    let entry = |index: u64| LogEntryView { index, term: 3, kind: "normal".into(), summary: format!("put /k{index}") };
+    let old_log = ReadLogResponse {
+        entries: (1..=8).map(entry).collect(),
+        last_index: 8,
+        committed_index: 8,
+        applied_index: 8,
+        ..Default::default()
+    };
+    update(&mut app, Action::Log { member: "n1".into(), log: old_log });
+    assert!(render(&mut app, 120, 30).lines().next().is_some_and(|l| l.contains("leader n2")));
+
+    update(&mut app, Action::LabMadeAnew("made a fresh lab for leader-election".into()));
+    let header = render(&mut app, 120, 30).lines().next().unwrap_or_default().to_string();
+    assert!(!header.contains("leader n2"), "the old leader is not shown as the new lab's: {header}");
+    assert!(header.contains("made a fresh lab for leader-election"), "the header says what happens: {header}");
+    assert!(app.events.latest().any(|e| e.details.contains("made a fresh lab")), "the timeline says so too");
+
+    let new_log = ReadLogResponse {
+        entries: (1..=2).map(entry).collect(),
+        last_index: 2,
+        committed_index: 2,
+        applied_index: 2,
+        ..Default::default()
+    };
+    update(&mut app, Action::Log { member: "n1".into(), log: new_log });
+    assert!(app.log.overwritten.is_empty(), "the old lab's entries were not overwritten by the new lab's log");
+    let mut fresh = healthy();
+    fresh.leader = Some("n1".into());
+    update(&mut app, Action::Cluster(fresh));
+    assert!(render(&mut app, 120, 30).lines().next().is_some_and(|l| l.contains("leader n1")), "the new lab's leader");
+}
+
 #[test]
 fn screen_tiny_terminal() {
     let mut app = app();

@@ -54,7 +54,11 @@ pub fn run(io: &Arc<Io>, op: DemoOp) {
             })
         });
         // A restore or a fresh lab listens on new ports.
-        io.lab_replaced();
+        if result.as_ref().is_ok_and(|played| played.fresh_lab) {
+            io.lab_made_anew("made a fresh lab, as the demo began".into());
+        } else {
+            io.lab_moved();
+        }
         let update = match result {
             Ok(played) => DemoUpdate::Done { step, said: played.said, output: played.output },
             Err(e) => DemoUpdate::Failed { step, why: format!("{e:#}") },

@@ -290,6 +290,6 @@ async fn make_lab(io: &Arc<Io>, home: &Path, lab: &str, lesson: &Lesson) -> Resu
     tokio::task::spawn_blocking(move || handle.block_on(session::start(&home_owned, &lesson_owned, &lab_owned)))
         .await
         .context("making the lesson's lab stopped")??;
-    io.lab_replaced();
+    io.lab_made_anew(format!("made a fresh lab for {}", lesson.id));
     Ok(())
 }

@@ -70,6 +70,13 @@ pub struct Io {
     coach: lessons::Coach,
     /// The demo being presented, played one step at a time.
     demo: tokio::sync::Mutex<Option<crate::course::demo::Player>>,
+    /// Counts the times the lab moved or was made anew under the app. A picture of the
+    /// cluster gathered across such a change shows members that are gone: it is dropped.
+    /// The lock is held while a picture is checked and sent, so none can slip in after the
+    /// change is announced.
+    lab_generation: Mutex<u64>,
+    /// Wakes the status poller at once, after the lab changed.
+    status_poke: tokio::sync::Notify,
 }
 
 impl Io {
@@ -92,6 +99,8 @@ impl Io {
             backup: Mutex::default(),
             coach: lessons::Coach::default(),
             demo: tokio::sync::Mutex::new(None),
+            lab_generation: Mutex::new(0),
+            status_poke: tokio::sync::Notify::new(),
         })
     }
 
@@ -155,14 +164,46 @@ impl Io {
         lessons::start(self);
     }
 
-    /// The lab was made anew under the app (a lesson's fresh lab): its members listen on
-    /// new ports, and the keys are others.
-    fn lab_replaced(self: &Arc<Self>) {
+    /// The lab changed under the app (a demo step restored it, say): its members may listen
+    /// on new ports, and the keys may be others.
+    fn lab_moved(self: &Arc<Self>) {
+        self.lab_changed(None);
+    }
+
+    /// The lab was made anew under the app (a lesson's fresh lab, a demo gone back to its
+    /// start): what the app showed of the old one is forgotten, not shown as the new one's.
+    fn lab_made_anew(self: &Arc<Self>, why: String) {
+        self.lab_changed(Some(why));
+    }
+
+    fn lab_changed(self: &Arc<Self>, made_anew: Option<String>) {
+        {
+            let mut generation = self.lab_generation.lock().unwrap_or_else(|e| e.into_inner());
+            *generation += 1;
+            if let Some(why) = made_anew {
+                self.send(Action::LabMadeAnew(why));
+            }
+        }
         if let Ok(lab) = self.lab() {
             self.forget_clients();
             self.set_endpoints(lab.endpoints());
         }
         self.restart_keys(None);
+        self.status_poke.notify_one();
+    }
+
+    fn lab_generation(&self) -> u64 {
+        *self.lab_generation.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the cluster's picture and its client URLs (leader first) as the app's, unless
+    /// the lab changed since `generation`, when its gathering began.
+    fn send_cluster(&self, view: crate::tui::app::ClusterView, endpoints: Vec<String>, generation: u64) {
+        let now = self.lab_generation.lock().unwrap_or_else(|e| e.into_inner());
+        if *now == generation {
+            self.set_endpoints(endpoints);
+            self.send(Action::Cluster(view));
+        }
     }
 
     async fn bring_up(self: Arc<Self>, home: PathBuf, name: String, shape: LabShape) {

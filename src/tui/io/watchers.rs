@@ -75,6 +75,7 @@ async fn status_loop(io: Arc<Io>) {
     let mut followed: HashSet<String> = HashSet::new();
     let mut previous: Option<ClusterView> = None;
     loop {
+        let generation = io.lab_generation();
         let view = match &io.source {
             Source::Lab { .. } => lab_view(&io, &mut followed).await,
             Source::Attached { .. } => attached_view(&io).await,
@@ -91,14 +92,13 @@ async fn status_loop(io: Arc<Io>) {
                 order.retain(|e| e != &leader.endpoint);
                 order.insert(0, leader.endpoint.clone());
             }
-            io.set_endpoints(order);
             previous = Some(view.clone());
-            io.send(Action::Cluster(view));
+            io.send_cluster(view, order, generation);
         }
         if io.tx.is_closed() {
             return;
         }
-        tokio::time::sleep(STATUS_EVERY).await;
+        let _ = tokio::time::timeout(STATUS_EVERY, io.status_poke.notified()).await;
     }
 }
 
