@@ -808,15 +808,17 @@ fn screen_raft_log_with_an_uncommitted_tail_and_a_gap() {
 #[test]
 fn a_lab_made_anew_forgets_the_old_members_roles_and_logs() {
     let mut app = app();
-    let entry = |index: u64| LogEntryView { index, term: 3, kind: "normal".into(), summary: format!("put /k{index}") };
-    let old_log = ReadLogResponse {
-        entries: (1..=8).map(entry).collect(),
-        last_index: 8,
-        committed_index: 8,
-        applied_index: 8,
+    // A log of `last` committed entries.
+    let log_to = |last: u64| ReadLogResponse {
+        entries: (1..=last)
+            .map(|index| LogEntryView { index, term: 3, kind: "normal".into(), summary: format!("put /k{index}") })
+            .collect(),
+        last_index: last,
+        committed_index: last,
+        applied_index: last,
         ..Default::default()
     };
-    update(&mut app, Action::Log { member: "n1".into(), log: old_log });
+    update(&mut app, Action::Log { member: "n1".into(), log: log_to(8) });
     assert!(render(&mut app, 120, 30).lines().next().is_some_and(|l| l.contains("leader n2")));
 
     update(&mut app, Action::LabMadeAnew("made a fresh lab for leader-election".into()));
@@ -825,14 +827,7 @@ fn a_lab_made_anew_forgets_the_old_members_roles_and_logs() {
     assert!(header.contains("made a fresh lab for leader-election"), "the header says what happens: {header}");
     assert!(app.events.latest().any(|e| e.details.contains("made a fresh lab")), "the timeline says so too");
 
-    let new_log = ReadLogResponse {
-        entries: (1..=2).map(entry).collect(),
-        last_index: 2,
-        committed_index: 2,
-        applied_index: 2,
-        ..Default::default()
-    };
-    update(&mut app, Action::Log { member: "n1".into(), log: new_log });
+    update(&mut app, Action::Log { member: "n1".into(), log: log_to(2) });
     assert!(app.log.overwritten.is_empty(), "the old lab's entries were not overwritten by the new lab's log");
     let mut fresh = healthy();
     fresh.leader = Some("n1".into());
