@@ -18,7 +18,8 @@
 //!     `journal.rs`, the preallocated file whose one sync makes each batch durable (group
 //!     commit), `state_machine.rs` applies committed entries to the MVCC store,
 //!     `snapshot.rs` writes and reads snapshot files, `snapshot_policy.rs` decides when,
-//!     `network.rs` and `peer_service.rs` are the two ends of the peer port, `observer.rs`
+//!     `network.rs` and `peer_service.rs` are the two ends of the peer port, whose
+//!     `append_link.rs` carries AppendEntries on a TLS stream of its own, `observer.rs`
 //!     tells the event stream what Raft's metrics show, and `metrics_watch.rs` keeps the
 //!     watchers of those metrics from waking on every write.
 //!   - `mvcc/`: etcd's data model: revisions, versions, tombstones, compaction, ranges and

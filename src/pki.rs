@@ -366,7 +366,12 @@ pub fn common_name(der: &[u8]) -> Option<String> {
 
 /// Refuses a request on a peer port unless it comes from a cluster member's certificate.
 pub fn require_member<T>(req: &tonic::Request<T>) -> Result<(), tonic::Status> {
-    match PeerIdentity::of(req) {
+    require_member_identity(PeerIdentity::of(req))
+}
+
+/// Refuses a peer-port client unless `identity`, its certificate's, is a member's.
+pub fn require_member_identity(identity: Option<PeerIdentity>) -> Result<(), tonic::Status> {
+    match identity {
         Some(id) if id.is_member() => Ok(()),
         Some(id) => Err(tonic::Status::permission_denied(format!(
             "the peer port is for cluster members; certificate {:?} is not a member's",

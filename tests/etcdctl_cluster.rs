@@ -1,5 +1,6 @@
 //! The real etcdctl against a real lab: member list, endpoint status and health across the
-//! cluster, and the refusal of clients without a certificate of the lab's CA.
+//! cluster, the refusal of clients without a certificate of the lab's CA, and of non-members on
+//! the peer port's append link.
 
 mod common;
 
@@ -109,5 +110,35 @@ fn clients_without_a_lab_certificate_are_refused() {
     assert!(!plaintext.status.success(), "plaintext was served:\n{}", describe(&plaintext));
 
     // And the lab's own root certificate works.
+    assert_eq!(lab.etcdctl_ok(&["put", "x", "1"]).trim(), "OK");
+}
+
+#[test]
+fn the_peer_ports_append_link_serves_members_only() {
+    use raftty::node::raft::append_link::AppendLink;
+    use raftty::node::raft::append_link::client_config;
+    use raftty::proto::rafttypb::AppendEntriesRequest;
+    use raftty::proto::rafttypb::append_entries_response::Outcome;
+
+    let lab = TestLab::up(1);
+    let peer_url = lab.node("n1")["peer_url"].as_str().expect("n1's peer URL").to_string();
+    let pki = raftty::pki::Pki::open(&lab.pki()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let call = |cert: raftty::pki::CertFiles| {
+        runtime.block_on(async {
+            let mut link = AppendLink::connect(&peer_url, client_config(&cert).unwrap()).await?;
+            // A leader of term 0: a member answers that it knows a higher vote.
+            let stale = AppendEntriesRequest { vote: Some(Default::default()), ..Default::default() };
+            link.call(&stale).await
+        })
+    };
+
+    let refused = call(root_cert(&lab)).expect_err("a client certificate was let onto the append link");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("not a member's"), "{refused:?}");
+
+    let answer = call(pki.files("n1")).expect("a member certificate may use the append link");
+    assert_eq!(answer.outcome(), Outcome::HigherVote, "{answer:?}");
+    // The refused and the stale caller disturbed nothing.
     assert_eq!(lab.etcdctl_ok(&["put", "x", "1"]).trim(), "OK");
 }

@@ -45,7 +45,9 @@ use crate::lab::faults::LabFaults;
 use crate::node::admin::AdminService;
 use crate::node::faults::FaultState;
 use crate::node::member::Member;
+use crate::node::raft::append_link;
 use crate::node::raft::log_store::LogStore;
+use crate::node::raft::network::MAX_PEER_MESSAGE;
 use crate::node::raft::network::PeerChannels;
 use crate::node::raft::network::PeerNetwork;
 use crate::node::raft::observer;
@@ -61,8 +63,6 @@ use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::rafttyadmin::admin_server::AdminServer;
 use crate::proto::rafttypb::lease_peer_server::LeasePeerServer;
 use crate::proto::rafttypb::raft_peer_server::RaftPeerServer;
-
-const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 
 pub fn run(lab_dir: &Path, name: &str) -> Result<()> {
     tracing_subscriber::fmt()
@@ -263,7 +263,12 @@ async fn serve(lab_dir: &Path, name: &str) -> Result<()> {
         .add_service(AdminServer::new(AdminService::new(member.clone(), log_reader)))
         .add_service(LeasePeerServer::new(crate::node::lease::peer::LeasePeerService::new(lessor.clone())))
         .serve_with_incoming_shutdown(
-            tls::incoming(peer_listener, tls::server_config(&cert, &[tls::ALPN_H2])?, "peer"),
+            tls::incoming_diverting(
+                peer_listener,
+                tls::server_config(&cert, &[tls::ALPN_H2, append_link::ALPN])?,
+                "peer",
+                Some(append_link::divert(member.clone())),
+            ),
             stopped(stop_rx.clone()),
         );
     let gateway = api::gateway::GatewayLayer {

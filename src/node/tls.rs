@@ -70,6 +70,24 @@ pub fn incoming(
     config: Arc<ServerConfig>,
     port: &'static str,
 ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    incoming_diverting(listener, config, port, None)
+}
+
+/// A protocol served beside tonic's on one port: connections whose handshake agreed on
+/// `alpn` go to `to` instead.
+pub struct Divert {
+    pub alpn: &'static [u8],
+    pub to: Box<dyn Fn(TlsStream<TcpStream>) + Send + Sync>,
+}
+
+/// [`incoming`], less the connections `divert` takes.
+pub fn incoming_diverting(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    port: &'static str,
+    divert: Option<Divert>,
+) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    let divert = divert.map(Arc::new);
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
@@ -89,9 +107,14 @@ pub fn incoming(
             };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let divert = divert.clone();
             tokio::spawn(async move {
-                if let Some(tls) = handshake(&acceptor, tcp, addr, port).await {
-                    let _ = tx.send(Ok(tls)).await;
+                let Some(tls) = handshake(&acceptor, tcp, addr, port).await else { return };
+                match divert {
+                    Some(divert) if tls.get_ref().1.alpn_protocol() == Some(divert.alpn) => (divert.to)(tls),
+                    _ => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
                 }
             });
         }

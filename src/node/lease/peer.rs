@@ -17,6 +17,7 @@ use crate::node::lease::LeaseRefusal;
 use crate::node::lease::Lessor;
 use crate::node::member::Member;
 use crate::node::member::NOT_LEADER;
+use crate::node::raft::network::MAX_PEER_MESSAGE;
 use crate::node::raft::types::NodeId;
 use crate::pki::require_member;
 use crate::proto::etcdserverpb::LeaseKeepAliveRequest;
@@ -25,9 +26,6 @@ use crate::proto::etcdserverpb::LeaseTimeToLiveRequest;
 use crate::proto::etcdserverpb::LeaseTimeToLiveResponse;
 use crate::proto::rafttypb::lease_peer_client::LeasePeerClient;
 use crate::proto::rafttypb::lease_peer_server::LeasePeer;
-
-/// A lease's keys can be many; allow large answers between members.
-const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 
 pub struct LeasePeerService {
     lessor: Arc<Lessor>,

@@ -1,5 +1,6 @@
-//! Consensus: openraft wired to redb storage and a tonic transport.
+//! Consensus: openraft wired to redb storage and to the peer port (gRPC, and the append link).
 
+pub mod append_link;
 pub mod codec;
 pub mod journal;
 pub mod log_store;

@@ -1,5 +1,6 @@
 //! The sending end of the peer port: how a member's Raft reaches the others, over gRPC
-//! with mutual TLS (each member dials with its own member certificate).
+//! with mutual TLS (each member dials with its own member certificate), and AppendEntries
+//! over the port's append link (`append_link.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +27,8 @@ use crate::node::faults::FaultState;
 use crate::node::faults::Verdict;
 use crate::node::metrics::histogram::Histogram;
 use crate::node::metrics::peers::PeerRoundTrips;
+use crate::node::raft::append_link;
+use crate::node::raft::append_link::AppendLink;
 use crate::node::raft::codec;
 use crate::node::raft::types::*;
 use crate::node::step;
@@ -38,8 +41,9 @@ use crate::proto::rafttypb::raft_peer_client::RaftPeerClient;
 
 /// Snapshots travel in chunks of this size.
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
-/// Raft messages can carry many entries of up to 1.5 MiB each.
-const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+/// Raft messages can carry many entries of up to 1.5 MiB each: the largest message members
+/// send each other.
+pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Channels to the other members, shared by Raft's replication tasks and by the client path
 /// (forwarding writes and read-index requests to the leader). One HTTP/2 connection per
@@ -50,13 +54,25 @@ pub struct PeerChannels {
     self_name: String,
     cert: CertFiles,
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    /// TLS settings of the append links, made once. If the certificate cannot be read, each
+    /// append fails as to an unreachable peer, as a channel's calls do.
+    link_tls: Result<Arc<rustls::ClientConfig>, String>,
     faults: Arc<FaultState>,
     round_trips: Arc<PeerRoundTrips>,
 }
 
 impl PeerChannels {
     pub fn new(self_id: NodeId, self_name: String, cert: CertFiles, faults: Arc<FaultState>) -> PeerChannels {
-        PeerChannels { self_id, self_name, cert, channels: Arc::default(), faults, round_trips: Arc::default() }
+        let link_tls = append_link::client_config(&cert).map_err(|e| format!("{e:#}"));
+        PeerChannels {
+            self_id,
+            self_name,
+            cert,
+            channels: Arc::default(),
+            link_tls,
+            faults,
+            round_trips: Arc::default(),
+        }
     }
 
     /// Round-trip times to each peer, for `etcd_network_peer_round_trip_time_seconds`.
@@ -186,6 +202,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             target_name: if node.name.is_empty() { format!("{target:x}") } else { node.name.clone() },
             client: self.channels.client(target, &node.peer_url),
+            peer_url: node.peer_url.clone(),
             channels: self.channels.clone(),
             round_trip: self.channels.round_trips.to_peer(target),
             appends: None,
@@ -203,48 +220,28 @@ pub struct PeerConnection {
     /// pre-votes), so they measure the network and the peer's responsiveness, as etcd's
     /// prober does, not the peer's fsync.
     round_trip: Arc<Histogram>,
-    /// The AppendEntries stream to the peer, opened on first use and after any failure.
-    appends: Option<AppendStream>,
+    peer_url: String,
+    /// The append link to the peer, dialed on first use and after any failure.
+    appends: Option<AppendLink>,
 }
 
-/// A long-lived AppendEntries stream to one peer. openraft sends one request at a time on
-/// a connection and waits for its answer, and the peer answers in order, so the next
-/// message on the stream is always the answer to the request just sent. After a failure or
-/// a timeout a late answer could still arrive, so the stream is dropped, never reused.
-struct AppendStream {
-    requests: tokio::sync::mpsc::Sender<pb::AppendEntriesRequest>,
-    answers: tonic::Streaming<pb::AppendEntriesResponse>,
-}
-
-impl AppendStream {
-    async fn open(client: &mut RaftPeerClient<Channel>) -> Result<AppendStream, tonic::Status> {
-        let (requests, outgoing) = tokio::sync::mpsc::channel(1);
-        let answers = client.append_entries(tokio_stream::wrappers::ReceiverStream::new(outgoing)).await?.into_inner();
-        Ok(AppendStream { requests, answers })
-    }
-
-    async fn call(&mut self, req: pb::AppendEntriesRequest) -> Result<pb::AppendEntriesResponse, tonic::Status> {
-        let closed = || tonic::Status::unavailable("the peer closed the AppendEntries stream");
-        self.requests.send(req).await.map_err(|_| closed())?;
-        self.answers.message().await?.ok_or_else(closed)
-    }
-}
-
-/// Sends `req` on `stream`, opening one first if there is none, within `ttl`. Gives the
-/// stream back only if the call succeeded.
+/// Sends `req` on `link`, dialing one first if there is none, within `ttl`. Gives the link
+/// back only if the call succeeded: after a failure or a timeout a late answer could still
+/// arrive on it.
 async fn append_call(
-    mut client: RaftPeerClient<Channel>,
-    stream: Option<AppendStream>,
+    peer_url: String,
+    tls: Result<Arc<rustls::ClientConfig>, String>,
+    link: Option<AppendLink>,
     req: pb::AppendEntriesRequest,
     ttl: Duration,
-) -> Result<(pb::AppendEntriesResponse, AppendStream), tonic::Status> {
+) -> Result<(pb::AppendEntriesResponse, AppendLink), tonic::Status> {
     let call = async {
-        let mut stream = match stream {
-            Some(stream) => stream,
-            None => AppendStream::open(&mut client).await?,
+        let mut link = match link {
+            Some(link) => link,
+            None => AppendLink::connect(&peer_url, tls.map_err(tonic::Status::unavailable)?).await?,
         };
-        let resp = stream.call(req).await?;
-        Ok((resp, stream))
+        let resp = link.call(&req).await?;
+        Ok((resp, link))
     };
     tokio::time::timeout(ttl, call)
         .await
@@ -433,7 +430,6 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError> {
-        let client = self.client()?;
         let range = rpc.entries.first().zip(rpc.entries.last()).map(|(f, l)| (f.log_id.index, l.log_id.index));
         if let Some((first, last)) = range {
             events::emit_range("append_sent", &self.target_name, first, last);
@@ -445,11 +441,17 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         };
         let sent = Instant::now();
         stamp(Point::Sent);
-        let stream = self.appends.take();
-        // A call that first opens the stream pays one more round trip: not the link's.
-        let timed = range.is_none() && stream.is_some();
-        let call = append_call(client, stream, codec::append_request_to_pb(&rpc), option.soft_ttl());
-        let (resp, stream) = self
+        let link = self.appends.take();
+        // A call that first dials the link pays the handshake: not the link's round trip.
+        let timed = range.is_none() && link.is_some();
+        let call = append_call(
+            self.peer_url.clone(),
+            self.channels.link_tls.clone(),
+            link,
+            codec::append_request_to_pb(&rpc),
+            option.soft_ttl(),
+        );
+        let (resp, link) = self
             .channels
             .deliver_raft(
                 self.target,
@@ -460,7 +462,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             )
             .await
             .map_err(|s| rpc_error(self.target, s))?;
-        self.appends = Some(stream);
+        self.appends = Some(link);
         if timed {
             // Heartbeats are answered without touching the disk: their round trip is the
             // network's (including any delay the lab injects).

@@ -1,11 +1,10 @@
-//! The receiving end of the peer port: Raft messages from other members, plus the two
-//! client-path requests a follower sends its leader (forwarded writes and read indexes).
+//! The receiving end of the peer port's gRPC: Raft messages from other members (but
+//! AppendEntries, which comes on the append link), plus the two client-path requests a
+//! follower sends its leader (forwarded writes and read indexes).
 //! Only holders of a member certificate of this lab may call it.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tonic::Request;
@@ -35,44 +34,8 @@ fn raft_failure(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft: {e}"))
 }
 
-/// One AppendEntries from the stream, handed to Raft.
-async fn append(member: &Member, req: pb::AppendEntriesRequest) -> Result<pb::AppendEntriesResponse, Status> {
-    let rpc = codec::append_request_from_pb(req)?;
-    let resp = member.raft.append_entries(rpc).await.map_err(raft_failure)?;
-    if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
-        member.metrics.heard_from_leader();
-    }
-    Ok(codec::append_response_to_pb(&resp))
-}
-
-type AppendAnswers = Pin<Box<dyn Stream<Item = Result<pb::AppendEntriesResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
-    type AppendEntriesStream = AppendAnswers;
-
-    /// Answers the requests one at a time, in the order they came: the leader matches each
-    /// answer to its request by position. A failure ends the stream, and the leader opens
-    /// a new one.
-    async fn append_entries(
-        &self,
-        req: Request<Streaming<pb::AppendEntriesRequest>>,
-    ) -> Result<Response<AppendAnswers>, Status> {
-        require_member(&req)?;
-        let member = self.member.clone();
-        // A member that stops ends the stream: the leader keeps it open for as long as it
-        // leads, and the server's graceful stop would wait for it.
-        let stopping = member.until_stopping();
-        let answers = req
-            .into_inner()
-            .then(move |req| {
-                let member = member.clone();
-                async move { append(&member, req?).await }
-            })
-            .take_until(stopping);
-        Ok(Response::new(Box::pin(answers)))
-    }
-
     async fn vote(&self, req: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
         require_member(&req)?;
         let rpc = codec::vote_request_from_pb(req.get_ref())?;
