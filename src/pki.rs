@@ -68,6 +68,19 @@ impl CertFiles {
         Ok(ClientTlsConfig::new().ca_certificate(self.ca_certificate()?).identity(self.identity()?))
     }
 
+    /// rustls settings for a client presenting this certificate, trusting only servers with
+    /// one from its CA, and offering only `alpn`: the metrics scraper's and the append
+    /// link's (tonic's clients use [`Self::client_tls`]).
+    pub fn rustls_client(&self, alpn: &[u8]) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+        install_crypto_provider();
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(self.rustls_roots()?)
+            .with_client_auth_cert(self.rustls_chain()?, self.rustls_key()?)
+            .with_context(|| format!("client certificate {}", self.cert.display()))?;
+        config.alpn_protocols = vec![alpn.to_vec()];
+        Ok(std::sync::Arc::new(config))
+    }
+
     /// The lab's CA as rustls' only trust root.
     pub fn rustls_roots(&self) -> Result<rustls::RootCertStore> {
         use rustls::pki_types::pem::PemObject;

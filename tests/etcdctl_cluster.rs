@@ -116,7 +116,6 @@ fn clients_without_a_lab_certificate_are_refused() {
 #[test]
 fn the_peer_ports_append_link_serves_members_only() {
     use raftty::node::raft::append_link::AppendLink;
-    use raftty::node::raft::append_link::client_config;
     use raftty::proto::rafttypb::AppendEntriesRequest;
     use raftty::proto::rafttypb::append_entries_response::Outcome;
 
@@ -126,7 +125,9 @@ fn the_peer_ports_append_link_serves_members_only() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let call = |cert: raftty::pki::CertFiles| {
         runtime.block_on(async {
-            let mut link = AppendLink::connect(&peer_url, client_config(&cert).unwrap()).await?;
+            let mut link =
+                AppendLink::connect(&peer_url, cert.rustls_client(raftty::node::raft::append_link::ALPN).unwrap())
+                    .await?;
             // A leader of term 0: a member answers that it knows a higher vote.
             let stale = AppendEntriesRequest { vote: Some(Default::default()), ..Default::default() };
             link.call(&stale).await

@@ -72,7 +72,7 @@ async fn get_uri(uri: &Uri, cert: Option<&CertFiles>) -> Result<Answer> {
         });
         return send(sender, &host, port, path).await;
     };
-    let tls = TlsConnector::from(crate::node::metrics::tls::client_config(cert)?)
+    let tls = TlsConnector::from(cert.rustls_client(crate::node::tls::ALPN_HTTP1)?)
         .connect(server_name, tcp)
         .await
         .context("TLS handshake")?;
@@ -152,7 +152,7 @@ async fn post(
     let server_name = ServerName::try_from(host.clone()).with_context(|| format!("bad host name {host}"))?;
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     // HTTP/1.1, as `curl --http1.1` speaks it (the client port offers h2 and HTTP/1.1).
-    let tls = TlsConnector::from(crate::node::metrics::tls::client_config(cert)?)
+    let tls = TlsConnector::from(cert.rustls_client(crate::node::tls::ALPN_HTTP1)?)
         .connect(server_name, tcp)
         .await
         .context("TLS handshake")?;

@@ -7,7 +7,6 @@
 //!   peer round trips) turned into Prometheus metric families.
 //! - `raft.rs`: follows openraft's metrics channel for leadership, commit and apply.
 //! - `http.rs`: the HTTPS endpoint (`/metrics`, `/health`), mutual TLS only.
-//! - `tls.rs`: the rustls settings of its scraper (lab CA only); the port's own are `node::tls`.
 //! - `scrape.rs`: the client behind `raftty metrics`.
 //!
 //! [`MemberMetrics`] owns one member's registry. Values come from real events: leadership,
@@ -20,7 +19,6 @@ pub mod histogram;
 pub mod http;
 pub mod peers;
 pub mod raft;
-pub mod tls;
 
 use std::sync::Arc;
 

@@ -34,7 +34,6 @@ use crate::node::member::Member;
 use crate::node::raft::codec;
 use crate::node::raft::network::MAX_PEER_MESSAGE;
 use crate::node::tls::Divert;
-use crate::pki::CertFiles;
 use crate::pki::PeerIdentity;
 use crate::pki::require_member_identity;
 use crate::proto::rafttypb as pb;
@@ -46,19 +45,6 @@ pub const ALPN: &[u8] = b"raftty-append/1";
 /// How long the leader waits for the TCP connection (the TLS handshake counts against the
 /// request's own deadline).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// TLS settings of the leader's end: it presents its member certificate, trusts only the
-/// lab's CA, and offers only the link's protocol.
-pub fn client_config(cert: &CertFiles) -> anyhow::Result<Arc<ClientConfig>> {
-    use anyhow::Context;
-    crate::pki::install_crypto_provider();
-    let mut config = ClientConfig::builder()
-        .with_root_certificates(cert.rustls_roots()?)
-        .with_client_auth_cert(cert.rustls_chain()?, cert.rustls_key()?)
-        .context("the member's certificate, for the append link")?;
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(Arc::new(config))
-}
 
 /// The leader's end of a link to one follower.
 pub struct AppendLink {

@@ -63,7 +63,7 @@ pub struct PeerChannels {
 
 impl PeerChannels {
     pub fn new(self_id: NodeId, self_name: String, cert: CertFiles, faults: Arc<FaultState>) -> PeerChannels {
-        let link_tls = append_link::client_config(&cert).map_err(|e| format!("{e:#}"));
+        let link_tls = cert.rustls_client(append_link::ALPN).map_err(|e| format!("{e:#}"));
         PeerChannels {
             self_id,
             self_name,
