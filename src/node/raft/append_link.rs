@@ -33,6 +33,7 @@ use tonic::Status;
 use crate::node::member::Member;
 use crate::node::raft::codec;
 use crate::node::raft::network::MAX_PEER_MESSAGE;
+use crate::node::raft::peer_service::raft_failure;
 use crate::node::tls::Divert;
 use crate::pki::PeerIdentity;
 use crate::pki::require_member_identity;
@@ -149,7 +150,7 @@ where
 /// One AppendEntries, handed to Raft.
 async fn append(member: &Member, req: pb::AppendEntriesRequest) -> Result<pb::AppendEntriesResponse, Status> {
     let rpc = codec::append_request_from_pb(req)?;
-    let resp = member.raft.append_entries(rpc).await.map_err(|e| Status::unavailable(format!("raft: {e}")))?;
+    let resp = member.raft.append_entries(rpc).await.map_err(raft_failure)?;
     if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
         member.metrics.heard_from_leader();
     }

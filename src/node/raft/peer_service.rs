@@ -30,7 +30,8 @@ impl PeerService {
     }
 }
 
-fn raft_failure(e: impl std::fmt::Display) -> Status {
+/// A call Raft could not serve, as the peer port (gRPC or append link) reports it.
+pub(crate) fn raft_failure(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft: {e}"))
 }
 
